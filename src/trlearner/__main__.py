@@ -1,0 +1,5 @@
+import sys
+
+from trlearner.cli import main
+
+sys.exit(main())

@@ -1,0 +1,270 @@
+"""Backbones as pure functions of an explicit parameter dict.
+
+A :class:`Backbone` is two functions, ``features(params, x)`` (the feature extractor g of
+the paper) and ``head(params, h)`` (the last linear layer), plus ``init(generator)`` that
+builds the parameter dict. Everything is plain tensor ops, so every backbone is exact under
+``torch.func.vmap`` and ``torch.func.grad`` -- including batch normalisation, which is
+written by hand (``torch.nn.BatchNorm`` under ``vmap`` gives wrong second-order gradients,
+functorch issue 534).
+
+Batch normalisation is *transductive* (MAML's convention): statistics are those of the batch
+being processed (the support set while adapting, the query set while predicting), at
+meta-training and at meta-test alike. There are no running statistics.
+
+T-NET support: if the parameter dict holds ``"<layer>.T"`` (a square matrix over the
+layer's output units or channels), the layer's output is multiplied by it. Backbones never
+create these keys themselves; :mod:`trlearner.algorithms.tnet` adds them.
+
+Example::
+
+    >>> import torch
+    >>> bb = mlp([1, 40, 40], n_out=1)
+    >>> params = bb.init(torch.Generator().manual_seed(0))
+    >>> bb(params, torch.zeros(5, 1)).shape
+    torch.Size([5, 1])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+Params = dict[str, torch.Tensor]
+
+BN_EPS = 1e-5
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A model ``x -> head(features(x))`` over an explicit parameter dict.
+
+    Attributes:
+        name: identifier used in configs and results.
+        init: ``generator -> params``; deterministic given the generator.
+        features: ``(params, x [B, *input_shape]) -> h [B, feature_dim]``.
+        head: ``(params, h [B, feature_dim]) -> out [B, n_out]``.
+        head_keys: the keys of ``params`` used by ``head`` only.
+        feature_dim: size of ``h``.
+        layers: the layer names in order, for per-layer transforms (T-NET).
+        layer_width: output units/channels of each layer in ``layers``.
+    """
+
+    name: str
+    init: Callable[[torch.Generator], Params]
+    features: Callable[[Params, torch.Tensor], torch.Tensor]
+    head: Callable[[Params, torch.Tensor], torch.Tensor]
+    head_keys: tuple[str, ...]
+    feature_dim: int
+    layers: tuple[str, ...]
+    layer_width: tuple[int, ...]
+
+    def __call__(self, params: Params, x: torch.Tensor) -> torch.Tensor:
+        return self.head(params, self.features(params, x))
+
+
+def _transform(params: Params, layer: str, h: torch.Tensor) -> torch.Tensor:
+    """Apply the optional T-NET transform of ``layer`` to ``h`` [B, C, ...] over dim 1."""
+    t = params.get(f"{layer}.T")
+    if t is None:
+        return h
+    if h.dim() == 2:
+        return h @ t.T
+    return torch.einsum("dc,bc...->bd...", t, h)
+
+
+def _linear(params: Params, layer: str, h: torch.Tensor) -> torch.Tensor:
+    return _transform(params, layer, F.linear(h, params[f"{layer}.w"], params[f"{layer}.b"]))
+
+
+def _uniform(gen: torch.Generator, shape: tuple[int, ...], bound: float) -> torch.Tensor:
+    return (torch.rand(shape, generator=gen) * 2 - 1) * bound
+
+
+def _init_linear(gen: torch.Generator, params: Params, layer: str, fan_in: int, fan_out: int):
+    # PyTorch's nn.Linear default (Kaiming-uniform with a=sqrt(5)) written out.
+    bound = 1 / math.sqrt(fan_in)
+    params[f"{layer}.w"] = _uniform(gen, (fan_out, fan_in), bound)
+    params[f"{layer}.b"] = _uniform(gen, (fan_out,), bound)
+
+
+def batch_norm(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Transductive batch norm over all dims but 1: ``h`` [B, C, ...] -> same shape."""
+    dims = [0] + list(range(2, h.dim()))
+    mean = h.mean(dim=dims, keepdim=True)
+    var = h.var(dim=dims, unbiased=False, keepdim=True)
+    shape = [1, -1] + [1] * (h.dim() - 2)
+    return (h - mean) / torch.sqrt(var + BN_EPS) * weight.view(shape) + bias.view(shape)
+
+
+# ---------------------------------------------------------------------------------- MLP
+
+
+def mlp(sizes: list[int], n_out: int) -> Backbone:
+    """ReLU MLP; ``sizes = [in, hidden1, ..., hiddenL]``, then a linear head to ``n_out``.
+
+    The regression backbone of the paper is ``mlp([1, 40, 40], 1)`` (1-40-40-1, ReLU).
+    Input ``x`` [B, in] -> features [B, hiddenL] -> output [B, n_out].
+    """
+    hidden = [f"fc{i}" for i in range(1, len(sizes))]
+
+    def init(gen: torch.Generator) -> Params:
+        params: Params = {}
+        for i, name in enumerate(hidden):
+            _init_linear(gen, params, name, sizes[i], sizes[i + 1])
+        _init_linear(gen, params, "head", sizes[-1], n_out)
+        return params
+
+    def features(params: Params, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for name in hidden:
+            h = F.relu(_linear(params, name, h))
+        return h
+
+    def head(params: Params, h: torch.Tensor) -> torch.Tensor:
+        return _linear(params, "head", h)
+
+    return Backbone(
+        name="mlp",
+        init=init,
+        features=features,
+        head=head,
+        head_keys=("head.w", "head.b"),
+        feature_dim=sizes[-1],
+        layers=tuple(hidden) + ("head",),
+        layer_width=tuple(sizes[1:]) + (n_out,),
+    )
+
+
+# -------------------------------------------------------------------------------- Conv4
+
+
+def _init_conv(gen: torch.Generator, params: Params, layer: str, c_in: int, c_out: int, k: int):
+    bound = 1 / math.sqrt(c_in * k * k)
+    params[f"{layer}.w"] = _uniform(gen, (c_out, c_in, k, k), bound)
+    params[f"{layer}.b"] = torch.zeros(c_out)
+
+
+def _init_bn(params: Params, layer: str, c: int):
+    params[f"{layer}.bn_w"] = torch.ones(c)
+    params[f"{layer}.bn_b"] = torch.zeros(c)
+
+
+def conv4(in_shape: tuple[int, int, int], n_out: int, filters: int = 32) -> Backbone:
+    """Conv4 of MAML/ProtoNet: 4 x [conv3x3(filters) -> BN -> ReLU -> max-pool 2].
+
+    ``x`` [B, C, H, W] -> features [B, filters * H' * W'] (flattened) -> logits [B, n_out].
+    With 28x28 inputs H' = W' = 1; with 84x84, H' = W' = 5.
+    """
+    c, h, w = in_shape
+    blocks = [f"conv{i}" for i in range(1, 5)]
+    for _ in blocks:
+        h, w = h // 2, w // 2
+    feature_dim = filters * h * w
+
+    def init(gen: torch.Generator) -> Params:
+        params: Params = {}
+        c_in = c
+        for name in blocks:
+            _init_conv(gen, params, name, c_in, filters, 3)
+            _init_bn(params, name, filters)
+            c_in = filters
+        _init_linear(gen, params, "head", feature_dim, n_out)
+        return params
+
+    def features(params: Params, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        for name in blocks:
+            out = F.conv2d(out, params[f"{name}.w"], params[f"{name}.b"], padding=1)
+            out = _transform(params, name, out)
+            out = batch_norm(out, params[f"{name}.bn_w"], params[f"{name}.bn_b"])
+            out = F.max_pool2d(F.relu(out), 2)
+        return out.flatten(1)
+
+    def head(params: Params, feats: torch.Tensor) -> torch.Tensor:
+        return _linear(params, "head", feats)
+
+    return Backbone(
+        name="conv4",
+        init=init,
+        features=features,
+        head=head,
+        head_keys=("head.w", "head.b"),
+        feature_dim=feature_dim,
+        layers=tuple(blocks) + ("head",),
+        layer_width=(filters,) * 4 + (n_out,),
+    )
+
+
+# ---------------------------------------------------------------------------- ResNet-12
+
+
+def resnet12(in_shape: tuple[int, int, int], n_out: int, widths=(64, 160, 320, 640)) -> Backbone:
+    """ResNet-12 (MetaOptNet/TADAM style): 4 residual blocks of 3 conv3x3+BN, leaky ReLU 0.1,
+    a 1x1 conv+BN shortcut, and 2x2 max-pool; then global average pooling.
+
+    ``x`` [B, C, H, W] -> features [B, widths[-1]] -> logits [B, n_out].
+    """
+    c = in_shape[0]
+    blocks = [f"res{i}" for i in range(1, len(widths) + 1)]
+
+    def init(gen: torch.Generator) -> Params:
+        params: Params = {}
+        c_in = c
+        for name, width in zip(blocks, widths):
+            for j, cin in enumerate((c_in, width, width)):
+                _init_conv(gen, params, f"{name}.c{j}", cin, width, 3)
+                _init_bn(params, f"{name}.c{j}", width)
+            _init_conv(gen, params, f"{name}.sc", c_in, width, 1)
+            _init_bn(params, f"{name}.sc", width)
+            c_in = width
+        _init_linear(gen, params, "head", widths[-1], n_out)
+        return params
+
+    def block(params: Params, name: str, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        for j in range(3):
+            layer = f"{name}.c{j}"
+            out = F.conv2d(out, params[f"{layer}.w"], params[f"{layer}.b"], padding=1)
+            out = batch_norm(out, params[f"{layer}.bn_w"], params[f"{layer}.bn_b"])
+            if j < 2:
+                out = F.leaky_relu(out, 0.1)
+        sc = F.conv2d(x, params[f"{name}.sc.w"], params[f"{name}.sc.b"])
+        sc = batch_norm(sc, params[f"{name}.sc.bn_w"], params[f"{name}.sc.bn_b"])
+        out = _transform(params, name, out + sc)
+        return F.max_pool2d(F.leaky_relu(out, 0.1), 2)
+
+    def features(params: Params, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        for name in blocks:
+            out = block(params, name, out)
+        return out.mean(dim=(2, 3))
+
+    def head(params: Params, feats: torch.Tensor) -> torch.Tensor:
+        return _linear(params, "head", feats)
+
+    return Backbone(
+        name="resnet12",
+        init=init,
+        features=features,
+        head=head,
+        head_keys=("head.w", "head.b"),
+        feature_dim=widths[-1],
+        layers=tuple(blocks) + ("head",),
+        layer_width=tuple(widths) + (n_out,),
+    )
+
+
+def make_backbone(name: str, input_shape: tuple[int, ...], n_out: int, **kwargs) -> Backbone:
+    """Build a backbone by name: ``mlp`` (regression), ``conv4``, ``resnet12``."""
+    if name == "mlp":
+        hidden = kwargs.get("hidden", [40, 40])
+        return mlp([input_shape[0], *hidden], n_out)
+    if name == "conv4":
+        return conv4(tuple(input_shape), n_out, filters=kwargs.get("filters", 32))
+    if name == "resnet12":
+        return resnet12(tuple(input_shape), n_out)
+    raise ValueError(f"unknown backbone {name!r}; choose one of: mlp, conv4, resnet12")

@@ -1,0 +1,259 @@
+"""TRLearner (Task Relation Learner): task relations and relation-aware consistency.
+
+A plug-in regulariser for any :class:`~trlearner.algorithms.base.Algorithm`; it uses only
+the algorithm's ``adapt`` and ``predict`` (through :mod:`trlearner.engine`) and the
+backbone's feature extractor ``g``. Decisions where the paper is silent (all configurable in
+:class:`TRConfig`, documented in ``docs/TRLEARNER.md``):
+
+1. **Sampler.** Each task's meta-data D^_i is ``meta_data`` support points (per class for
+   classification) chosen by greedy farthest-point selection in the space of
+   ``[g(x), y]`` (``"diverse"``: the 2-approximation of the k-centre problem, a
+   diversity-maximising rule; the first point is the one nearest the centroid), or uniformly
+   at random (``"random"``). Selection is not differentiated through.
+2. **Task representation.** Regression: ``r_i = [mean_j g(x_j) y_j, mean_j g(x_j)]`` over
+   the meta-data -- the least-squares statistics ``(G^T y, G^T 1)/m`` of a linear head on
+   ``g``, so it depends on the labels (every sinusoid task has the same x distribution).
+   Classification: the per-class means of ``g`` concatenated in episode class order
+   (``class_repr="concat"``) or averaged (``"mean"``, order-invariant). ``g`` uses the
+   meta-parameters (before adaptation), so relation gradients reach the backbone.
+3. **Relation matrix.** ``m_ij = (1/K) sum_k cos(w_k * r_i, w_k * r_j)`` with K learnable
+   weight vectors ``w_k`` (meta-parameter ``"trl.omega"`` [K, D], initialised to
+   ``1 + 0.1 N(0, 1)`` so that heads differ), trained by the outer loop with everything else.
+4. **Consistency loss.** ``L_TR(i) = loss( sum_{p!=i} w_ip f^p(xq_i) / sum_{p!=i} w_ip, yq_i)``
+   with ``w_ip = relu(m_ip) + eps`` (``weights="relu"``: dissimilar tasks get no weight and
+   the denominator cannot vanish) or ``w_ip = m_ip`` exactly as written (``weights="raw"``,
+   denominator kept away from 0 with its sign). Model outputs are averaged as they are
+   (regression values; classification logits).
+5. **Label alignment (classification).** Episode class indices are arbitrary, so f^p's class
+   c is not task i's class c. ``align="match"`` (default) permutes f^p's outputs so that each
+   of task i's classes reads the output of p's class whose mean feature is most similar
+   (Hungarian matching of class means); ``align="index"`` uses the indices as they are.
+
+The meta-objective is ``mean_i [ L(D^q_i, f^i) + lam * L_TR(D^q_i, f^i) ]``.
+
+Example::
+
+    >>> import torch
+    >>> from trlearner.algorithms import make_algorithm
+    >>> from trlearner.backbones import mlp
+    >>> from trlearner.data.tasks import make_source
+    >>> algo = make_algorithm("maml", mlp([1, 40, 40], 1), "regression")
+    >>> trl = TRLearner(algo, TRConfig(lam=0.1, heads=2, meta_data=3), shots=5)
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> meta = {**algo.init_params(gen, 0.01), **trl.init_params(gen)}
+    >>> batch = make_source("sinusoid", "train", shots=5).batch(range(4))
+    >>> out = trl.meta_loss(meta, batch, steps=1, lr=0.01)
+    >>> out.relation.shape
+    torch.Size([4, 4])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import vmap
+
+from trlearner.algorithms.base import Algorithm
+from trlearner.backbones import Params
+from trlearner.engine import adapt_batch, cross_predict
+
+SAMPLERS = ("diverse", "random")
+WEIGHTS = ("relu", "raw")
+ALIGNS = ("match", "index")
+CLASS_REPRS = ("concat", "mean")
+EPS = 1e-6
+
+
+@dataclass
+class TRConfig:
+    """TRLearner settings. ``meta_data``: points per task (regression) or per class
+    (classification); ``None`` means ``ceil(shots / 2)``."""
+
+    lam: float = 0.1
+    heads: int = 4
+    meta_data: int | None = None
+    sampler: str = "diverse"
+    weights: str = "relu"
+    align: str = "match"
+    class_repr: str = "concat"
+
+    def __post_init__(self):
+        for name, allowed in (("sampler", SAMPLERS), ("weights", WEIGHTS), ("align", ALIGNS),
+                              ("class_repr", CLASS_REPRS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"TRLearner {name}={getattr(self, name)!r} is not one of {allowed}")
+        if self.heads < 1:
+            raise ValueError(f"TRLearner heads must be >= 1 (got {self.heads})")
+        if self.lam < 0:
+            raise ValueError(f"TRLearner lam must be >= 0 (got {self.lam})")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------ sampler
+
+
+def farthest_point_mask(z: torch.Tensor, m: int) -> torch.Tensor:
+    """Greedy farthest-point selection of ``m`` of ``n`` points in each of B groups.
+
+    ``z`` [B, n, d] -> 0/1 mask [B, n] with exactly ``min(m, n)`` ones per group. The first
+    point is the one nearest the group's centroid; each next one maximises the distance to
+    the points already chosen.
+    """
+    b, n, _ = z.shape
+    m = min(m, n)
+    dist = torch.cdist(z, z)  # [B, n, n]
+    first = (z - z.mean(1, keepdim=True)).norm(dim=-1).argmin(1)  # [B]
+    rows = torch.arange(b)
+    mask = torch.zeros(b, n, dtype=z.dtype)
+    mask[rows, first] = 1
+    mind = dist[rows, first]  # [B, n]
+    for _ in range(m - 1):
+        nxt = mind.masked_fill(mask.bool(), -1.0).argmax(1)
+        mask[rows, nxt] = 1
+        mind = torch.minimum(mind, dist[rows, nxt])
+    return mask
+
+
+def random_mask(b: int, n: int, m: int, gen: torch.Generator) -> torch.Tensor:
+    """A uniformly random subset of ``min(m, n)`` of ``n`` points per group -> mask [B, n]."""
+    order = torch.rand(b, n, generator=gen).argsort(1)
+    mask = torch.zeros(b, n)
+    mask.scatter_(1, order[:, : min(m, n)], 1.0)
+    return mask
+
+
+# ----------------------------------------------------------------- relations and L_TR
+
+
+def relation_matrix(omega: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Multi-head cosine relations: ``omega`` [K, D], ``r`` [T, D] -> ``M`` [T, T],
+    ``M[i, j] = mean_k cos(omega_k * r_i, omega_k * r_j)``."""
+    z = F.normalize(omega.unsqueeze(0) * r.unsqueeze(1), dim=-1, eps=EPS)  # [T, K, D]
+    return torch.einsum("ikd,jkd->ij", z, z) / omega.shape[0]
+
+
+def relation_weights(m: torch.Tensor, mode: str = "relu") -> torch.Tensor:
+    """Row-normalised weights over the OTHER tasks: ``m`` [T, T] -> ``W`` [T, T],
+    ``W[i, i] = 0`` and ``sum_p W[i, p] = 1``."""
+    off = 1.0 - torch.eye(m.shape[0], dtype=m.dtype)
+    if mode == "relu":
+        w = (F.relu(m) + EPS) * off
+        return w / w.sum(1, keepdim=True)
+    if mode == "raw":
+        w = m * off
+        den = w.sum(1, keepdim=True)
+        den = torch.where(den >= 0, den.clamp_min(EPS), den.clamp_max(-EPS))
+        return w / den
+    raise ValueError(f"unknown relation weight mode {mode!r}; choose one of {WEIGHTS}")
+
+
+def consistency_loss(weights: torch.Tensor, cross_out: torch.Tensor, yq: torch.Tensor, loss_fn):
+    """Per-task L_TR: ``weights`` [T, T] (``W[i, p]``), ``cross_out`` [T(p), T(i), Q, out]
+    with ``cross_out[p, i] = f^p(xq_i)``, ``yq`` [T, Q(, 1)] -> [T]."""
+    mixed = torch.einsum("ip,piqo->iqo", weights, cross_out)  # [T, Q, out]
+    return vmap(loss_fn)(mixed, yq)
+
+
+def align_classes(cross_out: torch.Tensor, class_feats: torch.Tensor) -> torch.Tensor:
+    """Permute each model's class outputs to the classes of the task it is applied to.
+
+    ``class_feats`` [T, N, d] (class-mean features); for every pair (p, i) the Hungarian
+    matching of task i's classes to task p's classes by cosine similarity of class means
+    gives ``pi``; returns ``out[p, i, :, c] = cross_out[p, i, :, pi(c)]``.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    t, n = class_feats.shape[:2]
+    f = F.normalize(class_feats.detach(), dim=-1)
+    sim = torch.einsum("icd,pkd->pick", f, f).cpu().numpy()  # [p, i, c, k]
+    perm = np.empty((t, t, n), dtype=np.int64)
+    for p in range(t):
+        for i in range(t):
+            rows, cols = linear_sum_assignment(-sim[p, i])
+            perm[p, i, rows] = cols
+    index = torch.from_numpy(perm).to(cross_out.device)[:, :, None, :].expand_as(cross_out)
+    return torch.gather(cross_out, 3, index)
+
+
+class TROutput(NamedTuple):
+    loss: torch.Tensor  # scalar: mean_i [L_i + lam * L_TR_i]
+    task_loss: torch.Tensor  # scalar: mean_i L_i (the baseline's objective)
+    tr_loss: torch.Tensor  # scalar: mean_i L_TR_i
+    relation: torch.Tensor  # [T, T], detached
+
+
+class TRLearner:
+    """TRLearner around any algorithm: ``meta_loss`` replaces the baseline's objective."""
+
+    def __init__(self, algo: Algorithm, config: TRConfig, shots: int, ways: int | None = None):
+        self.algo = algo
+        self.cfg = config
+        self.kind = algo.kind
+        self.ways = ways
+        m = config.meta_data if config.meta_data is not None else math.ceil(shots / 2)
+        self.meta_data = max(1, min(m, shots))
+        d = algo.backbone.feature_dim
+        if self.kind == "regression":
+            self.repr_dim = 2 * d
+        else:
+            if ways is None:
+                raise ValueError("TRLearner on classification needs the number of ways")
+            self.repr_dim = ways * d if config.class_repr == "concat" else d
+
+    def init_params(self, gen: torch.Generator) -> Params:
+        """The relation layer's meta-parameters: ``{"trl.omega": [K, D]}``."""
+        omega = 1.0 + 0.1 * torch.randn(self.cfg.heads, self.repr_dim, generator=gen)
+        return {"trl.omega": omega}
+
+    def representations(self, meta: Params, xs, ys, gen: torch.Generator | None = None):
+        """Task representations from the sampled meta-data.
+
+        ``xs`` [T, S, *input], ``ys`` [T, S(, 1)] -> (``r`` [T, D], class means [T, N, d] or
+        None, selection mask [T, S]).
+        """
+        h = vmap(self.algo.backbone.features, in_dims=(None, 0))(meta, xs)  # [T, S, d]
+        t, s, d = h.shape
+        if self.kind == "regression":
+            groups, n = 1, s
+            points = torch.cat([h, ys], -1).detach().reshape(t, 1, s, d + 1)
+        else:
+            groups, n = self.ways, s // self.ways
+            points = h.detach().reshape(t, groups, n, d)
+        flat = points.reshape(t * groups, n, -1)
+        if self.cfg.sampler == "diverse":
+            mask = farthest_point_mask(flat, self.meta_data)
+        else:
+            if gen is None:
+                raise ValueError("the random sampler needs a torch.Generator")
+            mask = random_mask(t * groups, n, self.meta_data, gen)
+        mask = mask.reshape(t, s).to(h.dtype)
+        if self.kind == "regression":
+            w = (mask / mask.sum(1, keepdim=True)).unsqueeze(-1)  # [T, S, 1]
+            r = torch.cat([(w * h * ys).sum(1), (w * h).sum(1)], -1)
+            return r, None, mask
+        mh = (mask.unsqueeze(-1) * h).reshape(t, groups, n, d)
+        class_means = mh.sum(2) / mask.reshape(t, groups, n).sum(2, keepdim=True)  # [T, N, d]
+        r = class_means.flatten(1) if self.cfg.class_repr == "concat" else class_means.mean(1)
+        return r, class_means, mask
+
+    def meta_loss(self, meta: Params, batch, steps: int, lr: float, backend: str = "vmap",
+                  first_order: bool = False, gen: torch.Generator | None = None) -> TROutput:
+        """``mean_i [L(D^q_i, f^i) + lam L_TR(D^q_i, f^i)]`` over the meta-batch."""
+        xs, ys, xq, yq = batch.xs, batch.ys, batch.xq, batch.yq
+        out = adapt_batch(self.algo, meta, xs, ys, xq, yq, steps, lr, backend, first_order)
+        r, class_means, _ = self.representations(meta, xs, ys, gen)
+        m = relation_matrix(meta["trl.omega"], r)
+        cross = cross_predict(self.algo, meta, out.states, xq, backend)  # [T, T, Q, out]
+        if self.kind == "classification" and self.cfg.align == "match":
+            cross = align_classes(cross, class_means)
+        tr = consistency_loss(relation_weights(m, self.cfg.weights), cross, yq, self.algo.loss_fn)
+        task_loss = out.losses.mean()
+        tr_loss = tr.mean()
+        return TROutput(task_loss + self.cfg.lam * tr_loss, task_loss, tr_loss, m.detach())

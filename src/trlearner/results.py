@@ -1,0 +1,111 @@
+"""Run records: atomic writes, metrics summaries and provenance.
+
+Example::
+
+    >>> summarise([1.0, 2.0, 3.0])["mean"]
+    2.0
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+METRICS_FIELDS = (
+    "dataset", "algorithm", "variant", "shots", "ways", "seed", "metric", "unit",
+    "higher_is_better", "mean", "ci95", "n_tasks", "per_task", "curve", "protocol",
+    "trlearner", "episodes_hash", "status", "wall_time_s",
+)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a
+    half-written one (temporary file in the same folder, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def atomic_torch_save(path: Path, obj) -> None:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def summarise(values) -> dict:
+    """Mean and 95% CI half-width ``1.96 * sd / sqrt(n)`` (sample sd) of per-task values."""
+    t = torch.as_tensor(values, dtype=torch.float64)
+    n = t.numel()
+    sd = float(t.std(unbiased=True)) if n > 1 else float("nan")
+    return {"mean": float(t.mean()), "ci95": 1.96 * sd / math.sqrt(n), "n": n}
+
+
+def tensor_hash(*tensors: torch.Tensor) -> str:
+    """sha256 (first 16 hex digits) of the bytes of ``tensors``, for episode sets."""
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def provenance(config: dict, device: str, dataset_hash: str | None = None) -> dict:
+    """Where a number came from: code version, config, data, packages, device."""
+    import numpy
+
+    import trlearner
+
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+        "config_hash": config_hash(config),
+        "dataset_hash": dataset_hash,
+        "packages": {"trlearner": trlearner.__version__, "torch": torch.__version__,
+                     "numpy": numpy.__version__, "python": platform.python_version()},
+        "device": device_name(device),
+        "threads": torch.get_num_threads(),
+        "command": sys.argv,
+    }
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"

@@ -1,0 +1,375 @@
+"""Meta-training and evaluation of one run, with checkpoints and automatic resume.
+
+A run is (dataset, algorithm, variant, shots/ways, seed) plus its protocol. ``train``
+writes into ``out``: ``metrics.json``, ``provenance.json``, ``checkpoint.pt`` (every
+``checkpoint_every`` iterations, atomically; the previous one is kept as
+``checkpoint.prev.pt``), ``log.txt`` and, for TRLearner, ``relation.pt``.
+
+Every random choice is a pure function of (seed, iteration): the meta-batch of iteration
+``it`` is episodes ``it*B .. it*B+B-1`` of the training split, and the TRLearner random
+sampler draws from a generator seeded by (seed, it). So a run killed at any point and
+resumed from its checkpoint ends with the same numbers as an uninterrupted one (on CPU).
+
+Example::
+
+    >>> cfg = resolve_config(dataset="sinusoid", algorithm="maml", shots=5, iterations=20,
+    ...                      test_tasks=10)
+    >>> import tempfile; m = train(cfg, tempfile.mkdtemp(), progress=False)
+    >>> m["metric"], m["n_tasks"]
+    ('mse', 10)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from trlearner.algorithms import ALGORITHMS, make_algorithm
+from trlearner.backbones import make_backbone
+from trlearner.data.regression import stable_key
+from trlearner.data.tasks import make_source
+from trlearner.engine import BACKENDS, adapt_batch, evaluate_curve
+from trlearner.protocols import REDUCIBLE, paper_protocol
+from trlearner.relation import TRConfig, TRLearner
+from trlearner.results import (atomic_torch_save, atomic_write_json, config_hash, provenance,
+                               summarise, tensor_hash)
+
+DIVERGED_EXIT = 3
+
+
+class DivergedError(RuntimeError):
+    """The meta-training loss became NaN or infinite."""
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run. ``None`` fields are filled from the protocol."""
+
+    dataset: str
+    algorithm: str
+    shots: int
+    ways: int | None = None
+    seed: int = 0
+    iterations: int | None = None
+    meta_batch: int | None = None
+    inner_steps: int | None = None
+    inner_lr: float | None = None
+    test_steps: int | None = None
+    test_lr: float | None = None
+    curve_steps: int | None = None
+    outer_lr: float | None = None
+    first_order: bool = False
+    backbone: str | None = None
+    filters: int | None = None
+    train_queries: int | None = None
+    test_tasks: int | None = None
+    test_queries: int | None = None
+    backend: str = "vmap"
+    device: str = "auto"
+    checkpoint_every: int = 1000
+    eval_every: int = 0
+    eval_tasks: int = 100
+    preset: str = "cli"
+    data_root: str = "data"
+    trlearner: TRConfig | None = None
+    protocol_reference: dict = field(default_factory=dict)
+
+    @property
+    def variant(self) -> str:
+        return "baseline" if self.trlearner is None else "trlearner"
+
+    def identity(self) -> dict:
+        """The settings that determine the numbers (not where or how fast they are made)."""
+        d = asdict(self)
+        for k in ("device", "checkpoint_every", "preset", "data_root", "protocol_reference"):
+            d.pop(k)
+        return d
+
+
+def resolve_config(**kwargs) -> RunConfig:
+    """A :class:`RunConfig` with every ``None`` setting taken from the dataset's protocol."""
+    known = {f.name for f in fields(RunConfig)}
+    unknown = set(kwargs) - known
+    if unknown:
+        raise ValueError(f"unknown run setting(s): {', '.join(sorted(unknown))}")
+    cfg = RunConfig(**kwargs)
+    if cfg.algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {cfg.algorithm!r}; choose one of: {', '.join(ALGORITHMS)}")
+    if cfg.backend not in BACKENDS:
+        raise ValueError(f"unknown backend {cfg.backend!r}; choose one of: {', '.join(BACKENDS)}")
+    if cfg.shots < 1:
+        raise ValueError(f"shots must be >= 1 (got {cfg.shots})")
+    proto = paper_protocol(cfg.dataset, cfg.algorithm, cfg.ways)
+    for key, value in proto.items():
+        if getattr(cfg, key, None) is None:
+            setattr(cfg, key, value)
+    cfg.protocol_reference = proto
+    if cfg.algorithm == "protonet":
+        cfg.inner_steps = cfg.test_steps = cfg.curve_steps = 0
+    cfg.curve_steps = max(cfg.curve_steps, cfg.test_steps)
+    for name in ("iterations", "meta_batch", "test_tasks", "test_queries"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be >= 1 (got {getattr(cfg, name)})")
+    return cfg
+
+
+def pick_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device} asked for, but PyTorch sees no CUDA device")
+    return device
+
+
+def is_reduced(cfg: RunConfig) -> bool:
+    """True when the run is weaker than the protocol of its dataset."""
+    return any(getattr(cfg, k) < cfg.protocol_reference[k] for k in REDUCIBLE)
+
+
+class _Log:
+    def __init__(self, path: Path):
+        self.f = open(path, "a", buffering=1)
+
+    def __call__(self, msg: str):
+        self.f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
+
+
+def _load_checkpoint(out: Path, ident_hash: str, log) -> dict | None:
+    """The newest readable checkpoint of this run, or None (a corrupt one is reported)."""
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        path = out / name
+        if not path.exists():
+            continue
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            if not isinstance(ckpt, dict) or "meta" not in ckpt:
+                raise ValueError("not a trlearner checkpoint")
+        except Exception as exc:  # corrupt or truncated file
+            msg = f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); ignoring it"
+            log(msg)
+            print(f"warning: {msg}")
+            continue
+        if ckpt.get("config_hash") != ident_hash:
+            raise ValueError(
+                f"{path} belongs to a run with other settings (config hash "
+                f"{ckpt.get('config_hash')} != {ident_hash}); use another --out or delete it")
+        return ckpt
+    return None
+
+
+def _save_checkpoint(out: Path, ckpt: dict) -> None:
+    cur = out / "checkpoint.pt"
+    if cur.exists():
+        cur.replace(out / "checkpoint.prev.pt")
+    atomic_torch_save(cur, ckpt)
+
+
+def build(cfg: RunConfig, source):
+    """The algorithm (and TRLearner wrapper, or None) for a run on ``source``."""
+    backbone = make_backbone(cfg.backbone, source.input_shape, source.n_out,
+                             **({"filters": cfg.filters} if cfg.filters else {}))
+    algo = make_algorithm(cfg.algorithm, backbone, source.kind)
+    trl = None
+    if cfg.trlearner is not None:
+        trl = TRLearner(algo, cfg.trlearner, shots=cfg.shots, ways=cfg.ways)
+    return algo, trl
+
+
+def init_meta(cfg: RunConfig, algo, trl) -> dict:
+    gen = torch.Generator().manual_seed(stable_key("init", cfg.seed) % 2**63)
+    meta = algo.init_params(gen, cfg.inner_lr)
+    if trl is not None:
+        meta.update(trl.init_params(gen))
+    return meta
+
+
+def meta_objective(cfg: RunConfig, algo, trl, meta, batch, it: int):
+    """(loss to minimise, dict of logged scalars, relation matrix or None)."""
+    if trl is None:
+        out = adapt_batch(algo, meta, batch.xs, batch.ys, batch.xq, batch.yq,
+                          cfg.inner_steps, cfg.inner_lr, cfg.backend, cfg.first_order)
+        loss = out.losses.mean()
+        return loss, {"loss": loss.item()}, None
+    gen = torch.Generator().manual_seed(stable_key("sampler", cfg.seed, it) % 2**63)
+    o = trl.meta_loss(meta, batch, cfg.inner_steps, cfg.inner_lr, cfg.backend, cfg.first_order, gen)
+    return o.loss, {"loss": o.task_loss.item(), "tr": o.tr_loss.item()}, o.relation
+
+
+def evaluate(cfg: RunConfig, algo, meta, split: str, n_tasks: int, device: str):
+    """Per-task metric curve [n_tasks, curve_steps + 1] on the fixed episodes of ``split``
+    (seed 0: the same tasks for every algorithm, run and machine) and their hash."""
+    src = make_source(cfg.dataset, split, cfg.shots, cfg.ways, cfg.test_queries, seed=0,
+                      root=cfg.data_root)
+    b = src.batch(range(n_tasks)).to(device)
+    curve = evaluate_curve(algo, meta, b.xs, b.ys, b.xq, b.yq, cfg.curve_steps, cfg.test_lr)
+    if algo.metric_name == "accuracy":
+        curve = curve * 100.0
+    return curve.cpu(), tensor_hash(b.xs, b.ys, b.xq, b.yq), b
+
+
+def train(cfg: RunConfig, out, progress: bool = True) -> dict:
+    """Meta-train (resuming from ``out`` when a checkpoint is there), evaluate, write
+    ``metrics.json`` and ``provenance.json``; return the metrics dict.
+
+    Raises :class:`DivergedError` (after writing ``metrics.json`` with
+    ``status="diverged"``) when the loss becomes NaN or infinite.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = _Log(out / "log.txt")
+    device = pick_device(cfg.device)
+    ident = cfg.identity()
+    ident_hash = config_hash(ident)
+
+    train_src = make_source(cfg.dataset, "train", cfg.shots, cfg.ways, cfg.train_queries,
+                            seed=cfg.seed, root=cfg.data_root)
+    algo, trl = build(cfg, train_src)
+    meta = {k: v.to(device).requires_grad_() for k, v in init_meta(cfg, algo, trl).items()}
+    opt = torch.optim.Adam(meta.values(), lr=cfg.outer_lr)
+    start, elapsed, history, rel_mean = 0, 0.0, [], None
+
+    ckpt = _load_checkpoint(out, ident_hash, log)
+    if ckpt is not None:
+        with torch.no_grad():
+            for k, v in ckpt["meta"].items():
+                meta[k].copy_(v)
+        opt.load_state_dict(ckpt["opt"])
+        start, elapsed = ckpt["iteration"], ckpt["elapsed"]
+        history, rel_mean = ckpt["history"], ckpt.get("relation_mean")
+        log(f"resumed at iteration {start} from {out / 'checkpoint.pt'}")
+    log(f"run {cfg.dataset} {cfg.algorithm} {cfg.variant} shots={cfg.shots} ways={cfg.ways} "
+        f"seed={cfg.seed} iterations={cfg.iterations} device={device}")
+
+    def checkpoint(it: int):
+        _save_checkpoint(out, {
+            "iteration": it, "elapsed": elapsed + time.perf_counter() - t0, "config_hash": ident_hash,
+            "meta": {k: v.detach().cpu() for k, v in meta.items()}, "opt": opt.state_dict(),
+            "history": history, "relation_mean": rel_mean,
+        })
+
+    t0 = time.perf_counter()
+    relation = None
+    bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations,
+               disable=not progress, desc=f"{cfg.algorithm}/{cfg.variant}", mininterval=1.0,
+               unit="it", dynamic_ncols=True)
+    for it in bar:
+        batch = train_src.batch(range(it * cfg.meta_batch, (it + 1) * cfg.meta_batch)).to(device)
+        loss, logs, relation = meta_objective(cfg, algo, trl, meta, batch, it)
+        if not math.isfinite(loss.item()):
+            msg = (f"meta-training diverged at iteration {it}: loss is {loss.item()}; the last good "
+                   f"checkpoint is kept in {out}")
+            log(msg)
+            atomic_write_json(out / "metrics.json", _diverged_metrics(cfg, it, msg))
+            raise DivergedError(msg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if relation is not None:
+            rel_mean = relation.cpu() if rel_mean is None else 0.99 * rel_mean + 0.01 * relation.cpu()
+        if it % 50 == 0:
+            bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
+        if it % 1000 == 0:
+            log(f"iteration {it} " + " ".join(f"{k}={v:.5f}" for k, v in logs.items()))
+        if cfg.eval_every and (it + 1) % cfg.eval_every == 0:
+            history.append(_eval_point(cfg, algo, meta, batch, it + 1, device))
+        if (it + 1) % cfg.checkpoint_every == 0 and it + 1 < cfg.iterations:
+            checkpoint(it + 1)
+    bar.close()
+    if start < cfg.iterations:
+        checkpoint(cfg.iterations)
+    wall = elapsed + time.perf_counter() - t0
+
+    curve, ep_hash, test_batch = evaluate(cfg, algo, meta, "test", cfg.test_tasks, device)
+    metrics = _metrics(cfg, algo, curve, ep_hash, wall, history)
+    if trl is not None:
+        _save_relations(out, cfg, trl, meta, relation, rel_mean, device)
+    atomic_write_json(out / "provenance.json", provenance(ident, device, dataset_hash=ep_hash))
+    atomic_write_json(out / "metrics.json", metrics)
+    log(f"done: {metrics['metric']} after {cfg.test_steps} test steps = {metrics['mean']:.4f} "
+        f"± {metrics['ci95']:.4f} (n={metrics['n_tasks']}), wall {wall:.1f}s")
+    return metrics
+
+
+def _eval_point(cfg, algo, meta, batch, it, device) -> dict:
+    """Train metric (on the current meta-batch) and validation metric at ``it``, with the
+    training inner steps: the curves of the motivation analysis."""
+    curve_tr = evaluate_curve(algo, meta, batch.xs, batch.ys, batch.xq, batch.yq,
+                              cfg.test_steps, cfg.test_lr)[:, cfg.test_steps]
+    val, _, _ = evaluate(cfg, algo, meta, "val", cfg.eval_tasks, device)
+    scale = 100.0 if algo.metric_name == "accuracy" else 1.0
+    return {"iteration": it, "train": float(curve_tr.mean()) * scale,
+            "val": float(val[:, cfg.test_steps].mean())}
+
+
+def _base_metrics(cfg: RunConfig) -> dict:
+    kind = "regression" if cfg.dataset in ("sinusoid", "harmonic") else "classification"
+    return {
+        "dataset": cfg.dataset, "algorithm": cfg.algorithm, "variant": cfg.variant,
+        "shots": cfg.shots, "ways": cfg.ways, "seed": cfg.seed,
+        "metric": "mse" if kind == "regression" else "accuracy",
+        "unit": "" if kind == "regression" else "%",
+        "higher_is_better": kind != "regression",
+        "protocol": {
+            "iterations": cfg.iterations, "meta_batch": cfg.meta_batch,
+            "inner_steps_train": cfg.inner_steps, "inner_lr_train": cfg.inner_lr,
+            "inner_steps_test": cfg.test_steps, "inner_lr_test": cfg.test_lr,
+            "outer_lr": cfg.outer_lr, "first_order": cfg.first_order, "backbone": cfg.backbone,
+            "filters": cfg.filters, "bn_mode": "transductive" if cfg.backbone != "mlp" else "none",
+            "test_tasks": cfg.test_tasks, "queries_test": cfg.test_queries,
+            "ci": "1.96*sd/sqrt(n_tasks)", "reduced": is_reduced(cfg), "preset": cfg.preset,
+            "backend": cfg.backend,
+        },
+        "trlearner": None if cfg.trlearner is None else cfg.trlearner.to_dict(),
+    }
+
+
+def _metrics(cfg, algo, curve, ep_hash, wall, history) -> dict:
+    per_task = curve[:, cfg.test_steps]
+    head = summarise(per_task)
+    steps = list(range(curve.shape[1]))
+    stats = [summarise(curve[:, s]) for s in steps]
+    return {
+        **_base_metrics(cfg),
+        "mean": head["mean"], "ci95": head["ci95"], "n_tasks": head["n"],
+        "per_task": [round(float(v), 6) for v in per_task],
+        "curve": {"steps": steps, "mean": [s["mean"] for s in stats], "ci95": [s["ci95"] for s in stats]},
+        "history": history, "episodes_hash": ep_hash, "status": "ok", "wall_time_s": round(wall, 2),
+    }
+
+
+def _diverged_metrics(cfg, it, msg) -> dict:
+    return {**_base_metrics(cfg), "mean": None, "ci95": None, "n_tasks": 0, "per_task": [],
+            "curve": None, "episodes_hash": None, "status": "diverged",
+            "diverged_at_iteration": it, "message": msg, "wall_time_s": None}
+
+
+@torch.no_grad()
+def _save_relations(out: Path, cfg, trl, meta, last, running, device):
+    """Relation matrices for the heatmaps: the last meta-batch's, the running mean over
+    batches, and M on 25 fixed validation tasks ordered by a task parameter."""
+    src = make_source(cfg.dataset, "val", cfg.shots, cfg.ways, cfg.test_queries, seed=0,
+                      root=cfg.data_root)
+    b = src.batch(range(25))
+    order_key = "amplitude" if "amplitude" in b.info else ("omega" if "omega" in b.info else None)
+    order = torch.argsort(b.info[order_key]) if order_key else torch.arange(25)
+    xs, ys = b.xs[order].to(device), b.ys[order].to(device)
+    gen = torch.Generator().manual_seed(0)
+    r, _, _ = trl.representations(meta, xs, ys, gen)
+    from trlearner.relation import relation_matrix
+
+    probe = relation_matrix(meta["trl.omega"], r).cpu()
+    info = {k: v[order] for k, v in b.info.items() if torch.is_tensor(v)}
+    atomic_torch_save(out / "relation.pt", {"last_batch": None if last is None else last.cpu(),
+                                            "running_mean": running, "probe": probe,
+                                            "probe_info": info, "probe_order_by": order_key})
+
+
+def load_metrics(path) -> dict:
+    with open(path) as f:
+        return json.load(f)
