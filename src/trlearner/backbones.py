@@ -143,9 +143,10 @@ def mlp(sizes: list[int], n_out: int) -> Backbone:
 
 
 def _init_conv(gen: torch.Generator, params: Params, layer: str, c_in: int, c_out: int, k: int):
+    # No conv bias: every conv is followed by batch norm, whose shift makes a bias redundant
+    # (its gradient is exactly zero).
     bound = 1 / math.sqrt(c_in * k * k)
     params[f"{layer}.w"] = _uniform(gen, (c_out, c_in, k, k), bound)
-    params[f"{layer}.b"] = torch.zeros(c_out)
 
 
 def _init_bn(params: Params, layer: str, c: int):
@@ -154,7 +155,7 @@ def _init_bn(params: Params, layer: str, c: int):
 
 
 def conv4(in_shape: tuple[int, int, int], n_out: int, filters: int = 32) -> Backbone:
-    """Conv4 of MAML/ProtoNet: 4 x [conv3x3(filters) -> BN -> ReLU -> max-pool 2].
+    """Conv4 of MAML/ProtoNet: 4 x [conv3x3(filters, no bias) -> BN -> ReLU -> max-pool 2].
 
     ``x`` [B, C, H, W] -> features [B, filters * H' * W'] (flattened) -> logits [B, n_out].
     With 28x28 inputs H' = W' = 1; with 84x84, H' = W' = 5.
@@ -178,7 +179,7 @@ def conv4(in_shape: tuple[int, int, int], n_out: int, filters: int = 32) -> Back
     def features(params: Params, x: torch.Tensor) -> torch.Tensor:
         out = x
         for name in blocks:
-            out = F.conv2d(out, params[f"{name}.w"], params[f"{name}.b"], padding=1)
+            out = F.conv2d(out, params[f"{name}.w"], padding=1)
             out = _transform(params, name, out)
             out = batch_norm(out, params[f"{name}.bn_w"], params[f"{name}.bn_b"])
             out = F.max_pool2d(F.relu(out), 2)
@@ -228,11 +229,11 @@ def resnet12(in_shape: tuple[int, int, int], n_out: int, widths=(64, 160, 320, 6
         out = x
         for j in range(3):
             layer = f"{name}.c{j}"
-            out = F.conv2d(out, params[f"{layer}.w"], params[f"{layer}.b"], padding=1)
+            out = F.conv2d(out, params[f"{layer}.w"], padding=1)
             out = batch_norm(out, params[f"{layer}.bn_w"], params[f"{layer}.bn_b"])
             if j < 2:
                 out = F.leaky_relu(out, 0.1)
-        sc = F.conv2d(x, params[f"{name}.sc.w"], params[f"{name}.sc.b"])
+        sc = F.conv2d(x, params[f"{name}.sc.w"])
         sc = batch_norm(sc, params[f"{name}.sc.bn_w"], params[f"{name}.sc.bn_b"])
         out = _transform(params, name, out + sc)
         return F.max_pool2d(F.leaky_relu(out, 0.1), 2)

@@ -313,7 +313,7 @@ def _base_metrics(cfg: RunConfig) -> dict:
         "dataset": cfg.dataset, "algorithm": cfg.algorithm, "variant": cfg.variant,
         "shots": cfg.shots, "ways": cfg.ways, "seed": cfg.seed,
         "metric": "mse" if kind == "regression" else "accuracy",
-        "unit": "" if kind == "regression" else "%",
+        "unit": None if kind == "regression" else "percent",
         "higher_is_better": kind != "regression",
         "protocol": {
             "iterations": cfg.iterations, "meta_batch": cfg.meta_batch,

@@ -108,7 +108,7 @@ def run(args) -> int:
     except DivergedError as exc:
         print(f"trlearner train: {exc}", file=sys.stderr)
         return DIVERGED_EXIT
-    unit = m["unit"]
+    unit = "%" if m["unit"] == "percent" else ""
     print(f"{m['dataset']} {m['algorithm']} {m['variant']} {m['shots']}-shot seed {m['seed']}: "
           f"{m['metric']} = {m['mean']:.4f}{unit} ± {m['ci95']:.4f}{unit} over {m['n_tasks']} test tasks "
           f"({cfg.test_steps} inner steps); wall {m['wall_time_s']:.1f}s -> {args.out}/metrics.json")

@@ -1,0 +1,75 @@
+"""The ``report`` command: render REPORT.md and the tables from a results folder.
+
+Standalone::
+
+    python -m trlearner.report.cli --results results/runs --expected expected.json \\
+        --figures reports/figures --out reports
+
+From the main CLI: ``register(subparsers)`` adds ``trlearner report`` with the same options.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> main(["--results", str(out / "none"), "--out", str(out / "reports")])  # doctest: +ELLIPSIS
+    wrote .../REPORT.md
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from .render import write_report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the report options to ``parser``."""
+    parser.add_argument("--results", default="results/runs",
+                        help="folder of run folders holding metrics.json (default: results/runs)")
+    parser.add_argument("--out", default="reports", help="output folder (default: reports)")
+    parser.add_argument("--expected", default=None,
+                        help="JSON list of expected cells {dataset, setting, algorithm, variant"
+                             "[, seeds, reason, family]}; cells not found are listed as missing")
+    parser.add_argument("--figures", default=None, help="folder of PNG figures to embed")
+    parser.add_argument("--analyses", default=None, help="folder of analysis CSVs to tabulate")
+    parser.add_argument("--reference", default=None,
+                        help="reference numbers YAML (default: config/reference.yaml)")
+    parser.add_argument("--relative-to", default=None,
+                        help="base folder for run and log paths printed in the report "
+                             "(default: current directory)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the report command for parsed ``args``; returns the exit status."""
+    try:
+        path = write_report(args.results, args.out, expected=args.expected,
+                            figures_dir=args.figures, analyses_dir=args.analyses,
+                            reference=args.reference, relative_to=args.relative_to)
+    except (OSError, ValueError) as err:
+        print(f"trlearner report: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``report`` subcommand to a main CLI's subparsers; sets ``func=run``."""
+    parser = subparsers.add_parser("report", help="render REPORT.md and tables from results",
+                                   description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Standalone entry point: ``python -m trlearner.report.cli [options]``."""
+    parser = add_arguments(argparse.ArgumentParser(prog="trlearner report",
+                                                   description=__doc__.split("\n\n")[0]))
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

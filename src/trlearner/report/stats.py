@@ -1,0 +1,206 @@
+"""Aggregation over seeds and the paired TRLearner - baseline effect (pandas + scipy.stats).
+
+Formulas (also in docs/REPORT_FORMAT.md):
+
+* Cell (dataset, setting, algorithm, variant) with ``n >= 2`` seeds whose status is ``ok``:
+  ``mean = (1/n) sum_s m_s`` over the run means ``m_s``, and the 95 % CI half-width
+  ``t_{0.975, n-1} * s / sqrt(n)`` with ``s`` the sample standard deviation (ddof = 1) of the
+  ``m_s`` (Student-t over seeds; ``scipy.stats.t.ppf`` and ``scipy.stats.sem``).
+* With ``n = 1`` seed the CI is the run's own ``ci95`` from metrics.json
+  (``1.96 sigma / sqrt(n_tasks)`` over test tasks); ``ci_kind`` says ``"tasks (1 seed)"``.
+* Paired effect (dataset, setting, algorithm): seeds where both variants are ``ok`` are
+  paired by seed; ``d_s = m_s(trlearner) - m_s(baseline)``; ``diff = mean(d_s)``, CI
+  ``t_{0.975, n-1} * sd(d) / sqrt(n)``, ``p`` from ``scipy.stats.ttest_rel`` (two-sided).
+  With one shared seed the pairs are the per-task values of that seed (the same test tasks,
+  checked by ``episodes_hash`` when both runs record it), so the CI and p-value reflect
+  task-to-task variation only, not seed-to-seed variation; ``pairing`` says which.
+
+Example:
+    >>> import pandas as pd
+    >>> runs = pd.DataFrame({"dataset": "sinusoid", "setting": "5shot", "algorithm": "maml",
+    ...     "variant": "baseline", "seed": [0, 1, 2], "status": "ok", "metric": "mse",
+    ...     "higher_is_better": False, "mean": [0.5, 0.6, 0.7], "ci95": 0.1, "n_tasks": 2,
+    ...     "per_task": [(0.5, 0.5)] * 3, "reduced": False, "diverged_at": None})
+    >>> cell = aggregate_cells(runs).iloc[0]
+    >>> print(f"{cell['mean']:.4f} {cell['ci95']:.4f} {cell['n']}")
+    0.6000 0.2484 3
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+CELL_KEYS = ["dataset", "setting", "algorithm", "variant"]
+PAIR_KEYS = ["dataset", "setting", "algorithm"]
+
+#: The ``ci_kind`` labels.
+CI_SEEDS = "t over seeds"
+CI_TASKS = "tasks (1 seed)"
+PAIR_SEEDS = "paired over seeds"
+PAIR_TASKS = "paired over tasks (1 seed)"
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts, with missing values of non-numeric columns as None (pandas stores them
+    as NaN in string columns), numeric NaN kept.
+
+    >>> records(pd.DataFrame({"a": ["x", None], "b": [1.0, float("nan")]}))[1]["a"] is None
+    True
+    """
+    out = frame.to_dict("records")
+    text_cols = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    for rec in out:
+        for c in text_cols:
+            value = rec[c]
+            if not isinstance(value, (list, tuple, dict)) and pd.isna(value):
+                rec[c] = None
+    return out
+
+
+def t_halfwidth(values: Sequence[float], confidence: float = 0.95) -> float:
+    """Half-width of the Student-t confidence interval of the mean of ``values``.
+
+    ``t_{(1+confidence)/2, n-1} * s / sqrt(n)``; NaN when fewer than two values.
+
+    >>> round(t_halfwidth([0.5, 0.6, 0.7]), 6)
+    0.248414
+    """
+    arr = np.asarray(list(values), dtype=float)
+    if arr.size < 2:
+        return math.nan
+    return float(stats.t.ppf((1 + confidence) / 2, arr.size - 1) * stats.sem(arr, ddof=1))
+
+
+def _iteration(value):
+    """An iteration number as int (pandas may have turned it into a float), None if unknown."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    try:
+        return int(value) if float(value).is_integer() else value
+    except (TypeError, ValueError):
+        return value
+
+
+def aggregate_cells(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Mean and 95 % CI over seeds per cell (dataset, setting, algorithm, variant).
+
+    Only runs with ``status == "ok"`` enter the mean. Columns: the cell keys, ``metric``,
+    ``higher_is_better``, ``n`` (ok seeds), ``n_runs`` (all runs found), ``n_diverged``,
+    ``n_failed``, ``mean``, ``ci95``, ``ci_kind``, ``seeds`` (tuple of ok seeds),
+    ``reduced`` (any run of the cell under a reduced protocol), ``diverged_at`` (list of
+    ``(seed, iteration)``), ``wall_time_s`` (sum).
+
+    >>> import pandas as pd
+    >>> runs = pd.DataFrame({"dataset": "d", "setting": "5shot", "algorithm": "maml",
+    ...     "variant": "baseline", "seed": [0], "status": "ok", "metric": "mse",
+    ...     "higher_is_better": False, "mean": [0.5], "ci95": [0.05], "n_tasks": 600,
+    ...     "per_task": [()], "reduced": False, "diverged_at": None})
+    >>> cell = aggregate_cells(runs).iloc[0]
+    >>> print(cell["n"], cell["mean"], cell["ci95"], cell["ci_kind"])
+    1 0.5 0.05 tasks (1 seed)
+    """
+    columns = CELL_KEYS + ["metric", "higher_is_better", "n", "n_runs", "n_diverged",
+                           "n_failed", "mean", "ci95", "ci_kind", "seeds", "reduced",
+                           "diverged_at", "wall_time_s"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for key, group in runs.groupby(CELL_KEYS, sort=True, dropna=False):
+        ok = group[group["status"] == "ok"].sort_values("seed")
+        metric = group["metric"].dropna()
+        hib = group["higher_is_better"].dropna()
+        n = len(ok)
+        if n >= 2:
+            mean, ci, kind = float(ok["mean"].mean()), t_halfwidth(ok["mean"], confidence), CI_SEEDS
+        elif n == 1:
+            mean, ci, kind = float(ok["mean"].iloc[0]), float(ok["ci95"].iloc[0]), CI_TASKS
+        else:
+            mean, ci, kind = math.nan, math.nan, None
+        div = group[group["status"] == "diverged"].sort_values("seed")
+        wall = group["wall_time_s"] if "wall_time_s" in group else pd.Series(dtype=float)
+        rows.append(dict(
+            zip(CELL_KEYS, key),
+            metric=metric.iloc[0] if len(metric) else None,
+            higher_is_better=bool(hib.iloc[0]) if len(hib) else None,
+            n=n, n_runs=len(group), n_diverged=len(div),
+            n_failed=int((group["status"] == "failed").sum()),
+            mean=mean, ci95=ci, ci_kind=kind,
+            seeds=tuple(int(s) for s in ok["seed"]),
+            reduced=bool(group["reduced"].fillna(False).astype(bool).any()),
+            diverged_at=[(None if pd.isna(s) else int(s), _iteration(it))
+                         for s, it in zip(div["seed"], div["diverged_at"])],
+            wall_time_s=float(pd.to_numeric(wall, errors="coerce").sum(min_count=1))
+            if len(wall) else math.nan,
+        ))
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _paired(base: Iterable[float], trl: Iterable[float], confidence: float) -> tuple[float, float, float]:
+    base_arr, trl_arr = np.asarray(list(base), float), np.asarray(list(trl), float)
+    diff = trl_arr - base_arr
+    half = t_halfwidth(diff, confidence)
+    with np.errstate(all="ignore"):
+        p = float(stats.ttest_rel(trl_arr, base_arr).pvalue) if diff.size >= 2 else math.nan
+    return float(diff.mean()), half, p
+
+
+def paired_differences(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Paired TRLearner - baseline difference per (dataset, setting, algorithm).
+
+    Columns: the pair keys, ``metric``, ``higher_is_better``, ``n`` (pairs), ``diff``,
+    ``ci95``, ``p`` (two-sided paired t-test, NaN when not computable), ``pairing``
+    (``"paired over seeds"``, ``"paired over tasks (1 seed)"`` or None), ``reduced``,
+    ``note`` (why no difference could be computed, else None).
+
+    >>> import pandas as pd
+    >>> runs = pd.DataFrame({"dataset": "d", "setting": "5shot", "algorithm": "maml",
+    ...     "variant": ["baseline"] * 2 + ["trlearner"] * 2, "seed": [0, 1, 0, 1],
+    ...     "status": "ok", "metric": "mse", "higher_is_better": False,
+    ...     "mean": [0.6, 0.7, 0.4, 0.45], "ci95": 0.1, "n_tasks": 1, "per_task": [()] * 4,
+    ...     "reduced": False, "episodes_hash": None})
+    >>> row = paired_differences(runs).iloc[0]
+    >>> print(f"{row['diff']:.3f}", row["n"], row["pairing"])
+    -0.225 2 paired over seeds
+    """
+    columns = PAIR_KEYS + ["metric", "higher_is_better", "n", "diff", "ci95", "p",
+                           "pairing", "reduced", "note"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for key, group in runs.groupby(PAIR_KEYS, sort=True, dropna=False):
+        ok = group[group["status"] == "ok"]
+        base = ok[ok["variant"] == "baseline"].set_index("seed")
+        trl = ok[ok["variant"] == "trlearner"].set_index("seed")
+        if not (group["variant"] == "baseline").any() or not (group["variant"] == "trlearner").any():
+            continue  # nothing to pair: the table shows the missing variant's own reason
+        metric = group["metric"].dropna()
+        hib = group["higher_is_better"].dropna()
+        row = dict(zip(PAIR_KEYS, key), metric=metric.iloc[0] if len(metric) else None,
+                   higher_is_better=bool(hib.iloc[0]) if len(hib) else None,
+                   n=0, diff=math.nan, ci95=math.nan, p=math.nan, pairing=None,
+                   reduced=bool(group["reduced"].fillna(False).astype(bool).any()), note=None)
+        seeds = sorted(set(base.index) & set(trl.index))
+        if len(seeds) >= 2:
+            d, half, p = _paired(base.loc[seeds, "mean"], trl.loc[seeds, "mean"], confidence)
+            row.update(n=len(seeds), diff=d, ci95=half, p=p, pairing=PAIR_SEEDS)
+        elif len(seeds) == 1:
+            s = seeds[0]
+            b_tasks, t_tasks = base.loc[s, "per_task"], trl.loc[s, "per_task"]
+            b_hash = base.loc[s].get("episodes_hash") if "episodes_hash" in base else None
+            t_hash = trl.loc[s].get("episodes_hash") if "episodes_hash" in trl else None
+            same_hash = not (b_hash and t_hash and b_hash != t_hash)
+            if len(b_tasks) >= 2 and len(b_tasks) == len(t_tasks) and same_hash:
+                d, half, p = _paired(b_tasks, t_tasks, confidence)
+                row.update(n=len(b_tasks), diff=d, ci95=half, p=p, pairing=PAIR_TASKS)
+            else:
+                row.update(n=1, diff=float(trl.loc[s, "mean"] - base.loc[s, "mean"]),
+                           note="1 seed and no matching per-task values: no CI or test")
+        else:
+            row["note"] = "no seed with both variants ok"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,124 @@
+"""Statistics of the report, checked against hand computations."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_report_fixtures import standard_results, write_run  # noqa: E402
+
+from trlearner.report.runs import load_runs  # noqa: E402
+from trlearner.report.stats import (CI_SEEDS, CI_TASKS, PAIR_SEEDS, PAIR_TASKS,  # noqa: E402
+                                    aggregate_cells, paired_differences, t_halfwidth)
+
+T_975_2 = 4.302652729911275   # Student-t 0.975 quantile, 2 degrees of freedom (tables)
+T_975_3 = 3.182446305284263   # 3 degrees of freedom
+
+
+@pytest.fixture()
+def runs(tmp_path):
+    standard_results(tmp_path / "runs")
+    return load_runs(tmp_path / "runs", relative_to=tmp_path)
+
+
+def _cell(cells, dataset, setting, algorithm, variant):
+    sel = cells[(cells.dataset == dataset) & (cells.setting == setting) &
+                (cells.algorithm == algorithm) & (cells.variant == variant)]
+    assert len(sel) == 1
+    return sel.iloc[0]
+
+
+def test_t_halfwidth_by_hand():
+    assert t_halfwidth([0.5, 0.6, 0.7]) == pytest.approx(T_975_2 * 0.1 / math.sqrt(3), rel=1e-9)
+    assert t_halfwidth([0.5, 0.6, 0.7]) == pytest.approx(0.248414, abs=1e-6)
+    assert math.isnan(t_halfwidth([0.5]))
+
+
+def test_three_seeds_mean_and_t_ci(runs):
+    cells = aggregate_cells(runs)
+    base = _cell(cells, "sinusoid", "5shot", "maml", "baseline")
+    assert base["n"] == 3 and base["seeds"] == (0, 1, 2)
+    assert base["mean"] == pytest.approx(0.6)
+    assert base["ci95"] == pytest.approx(T_975_2 * 0.1 / math.sqrt(3))
+    assert base["ci_kind"] == CI_SEEDS
+    trl = _cell(cells, "sinusoid", "5shot", "maml", "trlearner")
+    # values 0.40, 0.45, 0.53: mean 0.46, sample sd sqrt((0.06^2+0.01^2+0.07^2)/2)
+    sd = math.sqrt((0.06 ** 2 + 0.01 ** 2 + 0.07 ** 2) / 2)
+    assert trl["mean"] == pytest.approx(0.46)
+    assert trl["ci95"] == pytest.approx(T_975_2 * sd / math.sqrt(3))
+
+
+def test_one_seed_falls_back_to_task_ci(runs):
+    cell = _cell(aggregate_cells(runs), "sinusoid", "10shot", "maml", "baseline")
+    assert cell["n"] == 1 and cell["ci_kind"] == CI_TASKS
+    assert cell["mean"] == pytest.approx(0.30)
+    assert cell["ci95"] == pytest.approx(0.0693)  # the run's own ci95, as written
+
+
+def test_paired_over_seeds_by_hand(runs):
+    diffs = paired_differences(runs)
+    row = diffs[(diffs.dataset == "sinusoid") & (diffs.setting == "5shot")].iloc[0]
+    d = [0.40 - 0.5, 0.45 - 0.6, 0.53 - 0.7]               # -0.10, -0.15, -0.17
+    mean = sum(d) / 3
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / 2)     # sqrt(0.0013)
+    t = mean / (sd / math.sqrt(3))
+    p = 1 - abs(t) / math.sqrt(t * t + 2)                   # two-sided p, closed form for df=2
+    assert row["pairing"] == PAIR_SEEDS and row["n"] == 3
+    assert row["diff"] == pytest.approx(-0.14)
+    assert sd == pytest.approx(math.sqrt(0.0013))
+    assert row["ci95"] == pytest.approx(T_975_2 * sd / math.sqrt(3))
+    assert row["p"] == pytest.approx(p, rel=1e-9)
+    assert row["p"] == pytest.approx(0.02140, abs=1e-4)
+
+
+def test_one_seed_pairs_over_tasks(runs):
+    diffs = paired_differences(runs)
+    row = diffs[(diffs.dataset == "sinusoid") & (diffs.setting == "10shot")].iloc[0]
+    d = [-0.05, -0.02, -0.10, -0.03]
+    sd = math.sqrt(sum((x + 0.05) ** 2 for x in d) / 3)     # sqrt(0.0038 / 3)
+    assert row["pairing"] == PAIR_TASKS and row["n"] == 4
+    assert row["diff"] == pytest.approx(-0.05)
+    assert row["ci95"] == pytest.approx(T_975_3 * sd / 2)
+    assert row["p"] == pytest.approx(0.0673, abs=1e-4)
+
+
+def test_diverged_run_is_not_averaged(runs):
+    cells = aggregate_cells(runs)
+    cell = _cell(cells, "harmonic", "5shot", "maml", "trlearner")
+    assert cell["n"] == 0 and cell["n_diverged"] == 1 and math.isnan(cell["mean"])
+    assert cell["diverged_at"] == [(0, 1234)]
+    diffs = paired_differences(runs)
+    row = diffs[(diffs.dataset == "harmonic") & (diffs.algorithm == "maml")].iloc[0]
+    assert pd.isna(row["pairing"]) and math.isnan(row["diff"])
+
+
+def test_reduced_flag_propagates(runs):
+    cell = _cell(aggregate_cells(runs), "harmonic", "5shot", "anil", "baseline")
+    assert bool(cell["reduced"]) is True
+    assert not bool(_cell(aggregate_cells(runs), "sinusoid", "5shot", "maml", "baseline")["reduced"])
+
+
+def test_different_test_episodes_are_not_paired_over_tasks(tmp_path):
+    write_run(tmp_path, "sinusoid", "maml", "baseline", 0, shots=5, per_task=[0.3, 0.4])
+    run = write_run(tmp_path, "sinusoid", "maml", "trlearner", 0, shots=5, per_task=[0.2, 0.3])
+    metrics = (run / "metrics.json").read_text().replace('"ep-sinusoid-5shot"', '"other-episodes"')
+    (run / "metrics.json").write_text(metrics)
+    row = paired_differences(load_runs(tmp_path)).iloc[0]
+    assert pd.isna(row["pairing"]) and math.isnan(row["ci95"]) and math.isnan(row["p"])
+    assert row["diff"] == pytest.approx(-0.1)
+
+
+def test_accuracy_fraction_is_shown_in_percent(runs):
+    cell = _cell(aggregate_cells(runs), "omniglot", "5way1shot", "maml", "baseline")
+    assert cell["mean"] == pytest.approx(95.0) and cell["ci95"] == pytest.approx(5.66)
+
+
+def test_failed_run_is_recorded_with_its_log(runs):
+    failed = runs[runs.status == "failed"]
+    assert len(failed) == 1
+    assert failed.iloc[0]["log"] == "runs/omniglot/5way1shot/protonet/baseline/seed0/log.txt"

@@ -1,0 +1,249 @@
+"""Golden and behaviour tests of the report tables and REPORT.md.
+
+Regenerate the golden files after an intended change with
+``UPDATE_GOLDEN=1 pytest tests/test_report_tables.py`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_report_fixtures import standard_results, write_run  # noqa: E402
+
+from trlearner.report import cli  # noqa: E402
+from trlearner.report.reference import Reference  # noqa: E402
+from trlearner.report.render import write_report  # noqa: E402
+from trlearner.report.runs import load_runs  # noqa: E402
+from trlearner.report.tables import build_tables, load_expected, render_family  # noqa: E402
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"golden file {path} missing; run with UPDATE_GOLDEN=1"
+    assert text == path.read_text(), f"{name} differs from the golden file"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """The standard result set rendered once per module; returns (folder, REPORT.md text)."""
+    tmp_path = tmp_path_factory.mktemp("report")
+    expected = standard_results(tmp_path / "results" / "runs")
+    (tmp_path / "expected.json").write_text(json.dumps(expected))
+    figures = tmp_path / "reports" / "figures"
+    figures.mkdir(parents=True)
+    (figures / "curve.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (figures / "curve.caption.md").write_text("MSE against inner steps.\n")
+    path = write_report(tmp_path / "results" / "runs", tmp_path / "reports",
+                        expected=tmp_path / "expected.json", figures_dir=figures,
+                        relative_to=tmp_path)
+    return tmp_path, path.read_text()
+
+
+def _tables(tmp_path):
+    runs = load_runs(tmp_path / "results" / "runs", relative_to=tmp_path)
+    expected = load_expected(tmp_path / "expected.json")
+    return {t.family: t for t in build_tables(runs, expected, Reference.load())}
+
+
+def test_golden_markdown_tables(report):
+    tmp_path, _ = report
+    for family in ("regression", "classification", "meta_dataset"):
+        text = (tmp_path / "reports" / "tables" / f"{family}.md").read_text()
+        _check_golden(f"{family}.md", text)
+
+
+def test_golden_report(report):
+    _, text = report
+    _check_golden("REPORT.md", text)
+
+
+def test_output_is_stable(report):
+    tmp_path, first = report
+    again = write_report(tmp_path / "results" / "runs", tmp_path / "again",
+                         expected=tmp_path / "expected.json",
+                         figures_dir=tmp_path / "reports" / "figures", relative_to=tmp_path)
+    # the figure path is relative to the output folder, the rest must be identical
+    assert again.read_text().replace("../reports/figures/", "figures/") == first
+    for fmt in ("md", "tex", "html"):
+        assert (tmp_path / "again" / "tables" / f"regression.{fmt}").read_text() == \
+            (tmp_path / "reports" / "tables" / f"regression.{fmt}").read_text()
+
+
+def test_paper_column(report):
+    tmp_path, _ = report
+    sinus = _tables(tmp_path)["regression"].sections[1]
+    assert sinus.caption.startswith("sinusoid")
+    frame = sinus.frame
+    assert frame.loc["MAML", ("5shot", "paper")] == "0.593 (in our CI)"
+    assert frame.loc["MAML + TRLearner", ("5shot", "paper")] == "0.400 (in our CI)"
+    assert frame.loc["MAML", ("10shot", "paper")] == "n/a"
+    assert frame.loc["MAML + TRLearner", ("10shot", "paper")] == "n/a"
+    harmonic = _tables(tmp_path)["regression"].sections[0].frame
+    assert set(harmonic.xs("paper", axis=1, level=1).stack()) == {"n/a"}
+    omni = _tables(tmp_path)["classification"].sections[1].frame
+    assert set(omni.xs("paper", axis=1, level=1).stack()) == {"n/a"}
+
+
+def test_cells_show_value_ci_n_and_difference(report):
+    tmp_path, _ = report
+    frame = _tables(tmp_path)["regression"].sections[1].frame
+    assert frame.loc["MAML", ("5shot", "ours")] == "0.600 ± 0.248 (n=3)"
+    assert frame.loc["MAML + TRLearner", ("5shot", "ours")] == "0.460 ± 0.163 (n=3)"
+    assert frame.loc["MAML + TRLearner", ("5shot", "Δ vs baseline")] == "-0.140 ± 0.090 (p=0.021, n=3)"
+    assert frame.loc["MAML", ("5shot", "Δ vs baseline")] == ""
+    assert frame.loc["MAML", ("10shot", "ours")] == "0.300 ± 0.069 (n=1, task CI)"
+    assert frame.loc["MAML + TRLearner", ("10shot", "Δ vs baseline")] == \
+        "-0.050 ± 0.057 (p=0.067, 4 tasks, 1 seed)"
+
+
+def test_reduced_protocol_is_marked_and_not_judged(tmp_path):
+    for seed, (b, t) in enumerate([(0.5, 0.40), (0.6, 0.45), (0.7, 0.53)]):
+        write_run(tmp_path / "runs", "sinusoid", "maml", "baseline", seed, shots=5,
+                  per_task=[b - 0.1, b + 0.1], reduced=True)
+        write_run(tmp_path / "runs", "sinusoid", "maml", "trlearner", seed, shots=5,
+                  per_task=[t - 0.1, t + 0.1], reduced=True)
+    text = write_report(tmp_path / "runs", tmp_path / "out", relative_to=tmp_path).read_text()
+    frame = build_tables(load_runs(tmp_path / "runs"), None, Reference.load())[0].sections[0].frame
+    assert frame.loc["MAML", ("5shot", "ours")] == "0.600 ± 0.248 (n=3) †"
+    assert frame.loc["MAML", ("5shot", "paper")] == "0.593 (not judged †)"
+    assert frame.loc["MAML + TRLearner", ("5shot", "paper")] == "0.400 (not judged †)"
+    assert frame.loc["MAML + TRLearner", ("5shot", "Δ vs baseline")].endswith("†")
+    assert "in our CI" not in frame.to_string()
+    claims = text.split("**Could not be tested**")[1].split("## Tables")[0]
+    assert "MAML on sinusoid 5shot" in claims and "reduced protocol" in claims
+    assert "Verdict: reproduced" not in text
+
+
+def test_diverged_cell_says_diverged(report):
+    tmp_path, text = report
+    frame = _tables(tmp_path)["regression"].sections[0].frame
+    assert frame.loc["MAML + TRLearner", ("5shot", "ours")] == "diverged at iteration 1234"
+    assert not re.search(r"\bnan\b", text.lower())
+
+
+def test_diverged_paper_cell_cannot_be_judged(tmp_path):
+    write_run(tmp_path / "runs", "sinusoid", "maml", "baseline", 0, shots=5, per_task=[0.5, 0.6])
+    write_run(tmp_path / "runs", "sinusoid", "maml", "trlearner", 0, shots=5, mean=None,
+              per_task=[], status="diverged", diverged_at=77)
+    text = write_report(tmp_path / "runs", tmp_path / "out", relative_to=tmp_path).read_text()
+    assert "+ TRLearner: diverged at iteration 77" in text
+    assert "| MAML + TRLearner | diverged at iteration 77" in text
+
+
+def test_missing_cells_are_listed_with_reasons(report):
+    _, text = report
+    missing = text.split("## Missing cells")[1].split("## Figures")[0]
+    rows = {tuple(c.strip() for c in line.strip("|").split("|")) for line in missing.splitlines()
+            if line.startswith("| ") and not line.startswith("| dataset")}
+    assert ("miniimagenet", "5way1shot", "maml", "baseline", "data unavailable") in rows
+    assert ("omniglot", "5way1shot", "maml", "trlearner", "not run") in rows
+    assert ("omniglot", "5way1shot", "protonet", "baseline",
+            "failed: see results/runs/omniglot/5way1shot/protonet/baseline/seed0/log.txt") in rows
+    assert ("harmonic", "5shot", "maml", "trlearner", "diverged at iteration 1234") in rows
+    assert ("meta_dataset", "overall", "maml", "baseline", "not in this preset") in rows
+    assert not any(r[:2] == ("sinusoid", "5shot") for r in rows)
+
+
+def test_summary_claims_and_provenance(report):
+    _, text = report
+    summary = text.split("## Tables")[0]
+    assert "14 runs found: 12 completed, 1 diverged, 1 failed" in summary
+    assert "Total wall time: 0h 02m 10s" in summary
+    reproduced = summary.split("**Reproduced**")[1].split("**Not reproduced**")[0]
+    assert "MAML on sinusoid 5shot" in reproduced
+    assert "the paper's 0.593 lies inside our CI" in reproduced
+    assert "ours -0.140 ± 0.090 (paired over 3 seeds, p=0.021), paper -0.193: same sign, significant" in reproduced
+    untested = summary.split("**Could not be tested**")[1]
+    assert "MAML on meta_dataset overall" in untested and "MAML on meta_dataset ood" in untested
+    prov = text.split("## Provenance")[1]
+    assert "`abc1234` (clean, 13 runs)" in prov and "cfg0001" in prov and "torch" in prov
+    assert "![MSE against inner steps.](figures/curve.png)" in text
+
+
+def test_not_reproduced_when_effect_has_opposite_sign(tmp_path):
+    for seed, (b, t) in enumerate([(0.5, 0.60), (0.6, 0.72), (0.7, 0.79)]):
+        write_run(tmp_path / "runs", "sinusoid", "maml", "baseline", seed, shots=5, per_task=[b, b])
+        write_run(tmp_path / "runs", "sinusoid", "maml", "trlearner", seed, shots=5, per_task=[t, t])
+    text = write_report(tmp_path / "runs", tmp_path / "out").read_text()
+    block = text.split("**Not reproduced**")[1].split("**Could not be tested**")[0]
+    assert "MAML on sinusoid 5shot" in block and "opposite sign" in block
+
+
+def test_latex_and_html_renderings(report):
+    tmp_path, _ = report
+    tex = (tmp_path / "reports" / "tables" / "regression.tex").read_text()
+    assert r"\toprule" in tex and r"0.600 $\pm$ 0.248 (n=3)" in tex and r"\textdagger{}" in tex
+    assert r"\multicolumn{3}{c}{5shot}" in tex and "±" not in tex.split(r"\begin{table}", 1)[1]
+    html = (tmp_path / "reports" / "tables" / "regression.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in html
+    assert "0.593 (in our CI)" in html and html.count("<table") == 2
+    assert re.search(r'id="T_regression_\d', html)  # fixed ids: stable output
+
+
+def test_bad_expected_spec_names_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="variant='both'"):
+        load_expected([{"dataset": "sinusoid", "setting": "5shot", "algorithm": "maml", "variant": "both"}])
+    with pytest.raises(ValueError, match="lacks"):
+        load_expected([{"dataset": "sinusoid"}])
+
+
+def test_reference_file_schema(tmp_path):
+    ref = Reference.load()
+    assert {(e["dataset"], e["setting"], e["variant"], e["value"]) for e in ref.paper} == {
+        ("sinusoid", "5shot", "baseline", 0.593), ("sinusoid", "5shot", "trlearner", 0.400),
+        ("meta_dataset", "overall", "baseline", 24.5), ("meta_dataset", "overall", "trlearner", 33.0),
+        ("meta_dataset", "ood", "baseline", 19.2), ("meta_dataset", "ood", "trlearner", 29.5)}
+    assert all(e["source"] for e in ref.paper + ref.context)
+    assert all(e["source"].startswith("as reported by") for e in ref.context)
+    assert ref.context_value("omniglot", "5way1shot", "anil") is None   # unknown: absent
+    assert ref.context_value("miniimagenet", "5way1shot", "tnet")["value"] == 50.86
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("paper:\n  - {dataset: sinusoid, setting: 5shot, algorithm: maml, variant: baseline, metric: mse}\n")
+    with pytest.raises(ValueError, match=r"lacks \['value', 'source'\]"):
+        Reference.load(bad)
+
+
+def test_cli_standalone_and_register(tmp_path, capsys):
+    standard_results(tmp_path / "results" / "runs")
+    rc = cli.main(["--results", str(tmp_path / "results" / "runs"), "--out", str(tmp_path / "reports")])
+    assert rc == 0 and (tmp_path / "reports" / "REPORT.md").exists()
+    assert {p.name for p in (tmp_path / "reports" / "tables").iterdir()} >= {
+        "regression.md", "regression.tex", "regression.html", "classification.md"}
+    parser = argparse.ArgumentParser(prog="trlearner")
+    sub = parser.add_subparsers(dest="command")
+    cli.register(sub)
+    args = parser.parse_args(["report", "--results", str(tmp_path / "results" / "runs"),
+                              "--out", str(tmp_path / "r2")])
+    assert args.func(args) == 0 and (tmp_path / "r2" / "REPORT.md").exists()
+    rc = cli.main(["--results", str(tmp_path), "--out", str(tmp_path / "r3"),
+                   "--expected", str(tmp_path / "missing.json")])
+    assert rc == 2 and "missing.json" in capsys.readouterr().err
+
+
+def test_partial_results_render(tmp_path):
+    """No results at all still gives a report that lists what is missing."""
+    expected = [{"dataset": "sinusoid", "setting": "5shot", "algorithm": "maml", "variant": v}
+                for v in ("baseline", "trlearner")]
+    text = write_report(tmp_path / "none", tmp_path / "out", expected=expected).read_text()
+    assert "0 runs found" in text and "| MAML             | not run" in text
+    assert "0.593" in text and "0.400" in text
+
+
+def test_analyses_csvs_become_a_table(tmp_path):
+    (tmp_path / "an").mkdir()
+    (tmp_path / "an" / "depth.csv").write_text("inner_steps,accuracy\n1,0.5\n2,0.6\n")
+    write_report(tmp_path / "none", tmp_path / "out", analyses_dir=tmp_path / "an")
+    md = (tmp_path / "out" / "tables" / "analyses.md").read_text()
+    assert "**depth.csv**" in md and "inner_steps" in md
