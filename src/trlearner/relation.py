@@ -18,7 +18,8 @@ backbone's feature extractor ``g``. Decisions where the paper is silent (all con
    meta-parameters (before adaptation), so relation gradients reach the backbone.
 3. **Relation matrix.** ``m_ij = (1/K) sum_k cos(w_k * r_i, w_k * r_j)`` with K learnable
    weight vectors ``w_k`` (meta-parameter ``"trl.omega"`` [K, D], initialised to
-   ``1 + 0.1 N(0, 1)`` so that heads differ), trained by the outer loop with everything else.
+   ``1 + 0.1 N(0, 1)`` so that heads differ), trained by the outer loop with everything else
+   (``learn_omega=False``: all ones, fixed -- the plain cosine of representations).
 4. **Consistency loss.** ``L_TR(i) = loss( sum_{p!=i} w_ip f^p(xq_i) / sum_{p!=i} w_ip, yq_i)``
    with ``w_ip = relu(m_ip) + eps`` (``weights="relu"``: dissimilar tasks get no weight and
    the denominator cannot vanish) or ``w_ip = m_ip`` exactly as written (``weights="raw"``,
@@ -81,6 +82,7 @@ class TRConfig:
     weights: str = "relu"
     align: str = "match"
     class_repr: str = "concat"
+    learn_omega: bool = True
 
     def __post_init__(self):
         for name, allowed in (("sampler", SAMPLERS), ("weights", WEIGHTS), ("align", ALIGNS),
@@ -208,7 +210,10 @@ class TRLearner:
             self.repr_dim = ways * d if config.class_repr == "concat" else d
 
     def init_params(self, gen: torch.Generator) -> Params:
-        """The relation layer's meta-parameters: ``{"trl.omega": [K, D]}``."""
+        """The relation layer's meta-parameters: ``{"trl.omega": [K, D]}`` (all ones and never
+        trained when ``learn_omega`` is False: plain cosine similarity of representations)."""
+        if not self.cfg.learn_omega:
+            return {"trl.omega": torch.ones(self.cfg.heads, self.repr_dim)}
         omega = 1.0 + 0.1 * torch.randn(self.cfg.heads, self.repr_dim, generator=gen)
         return {"trl.omega": omega}
 
@@ -249,7 +254,8 @@ class TRLearner:
         xs, ys, xq, yq = batch.xs, batch.ys, batch.xq, batch.yq
         out = adapt_batch(self.algo, meta, xs, ys, xq, yq, steps, lr, backend, first_order)
         r, class_means, _ = self.representations(meta, xs, ys, gen)
-        m = relation_matrix(meta["trl.omega"], r)
+        omega = meta["trl.omega"] if self.cfg.learn_omega else meta["trl.omega"].detach()
+        m = relation_matrix(omega, r)
         cross = cross_predict(self.algo, meta, out.states, xq, backend)  # [T, T, Q, out]
         if self.kind == "classification" and self.cfg.align == "match":
             cross = align_classes(cross, class_means)

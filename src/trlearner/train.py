@@ -36,6 +36,7 @@ from trlearner.data.regression import stable_key
 from trlearner.data.tasks import make_source
 from trlearner.engine import BACKENDS, adapt_batch, evaluate_curve
 from trlearner.protocols import REDUCIBLE, paper_protocol
+from trlearner.regularizers import make_regularizer
 from trlearner.relation import TRConfig, TRLearner
 from trlearner.results import (atomic_torch_save, atomic_write_json, config_hash, provenance,
                                summarise, tensor_hash)
@@ -78,6 +79,8 @@ class RunConfig:
     preset: str = "cli"
     data_root: str = "data"
     trlearner: TRConfig | None = None
+    regularizer: str = "none"
+    reg_strength: float = 0.0
     protocol_reference: dict = field(default_factory=dict)
 
     @property
@@ -189,16 +192,17 @@ def init_meta(cfg: RunConfig, algo, trl) -> dict:
     return meta
 
 
-def meta_objective(cfg: RunConfig, algo, trl, meta, batch, it: int):
+def meta_objective(cfg: RunConfig, algo, trl, reg, meta, batch, it: int):
     """(loss to minimise, dict of logged scalars, relation matrix or None)."""
+    gen = torch.Generator().manual_seed(stable_key("sampler", cfg.seed, it) % 2**63)
+    batch = reg.transform(batch, gen)
     if trl is None:
         out = adapt_batch(algo, meta, batch.xs, batch.ys, batch.xq, batch.yq,
                           cfg.inner_steps, cfg.inner_lr, cfg.backend, cfg.first_order)
         loss = out.losses.mean()
-        return loss, {"loss": loss.item()}, None
-    gen = torch.Generator().manual_seed(stable_key("sampler", cfg.seed, it) % 2**63)
+        return loss + reg.penalty(meta), {"loss": loss.item()}, None
     o = trl.meta_loss(meta, batch, cfg.inner_steps, cfg.inner_lr, cfg.backend, cfg.first_order, gen)
-    return o.loss, {"loss": o.task_loss.item(), "tr": o.tr_loss.item()}, o.relation
+    return o.loss + reg.penalty(meta), {"loss": o.task_loss.item(), "tr": o.tr_loss.item()}, o.relation
 
 
 def evaluate(cfg: RunConfig, algo, meta, split: str, n_tasks: int, device: str):
@@ -230,6 +234,7 @@ def train(cfg: RunConfig, out, progress: bool = True) -> dict:
     train_src = make_source(cfg.dataset, "train", cfg.shots, cfg.ways, cfg.train_queries,
                             seed=cfg.seed, root=cfg.data_root)
     algo, trl = build(cfg, train_src)
+    reg = make_regularizer(cfg.regularizer, cfg.reg_strength)
     meta = {k: v.to(device).requires_grad_() for k, v in init_meta(cfg, algo, trl).items()}
     opt = torch.optim.Adam(meta.values(), lr=cfg.outer_lr)
     start, elapsed, history, rel_mean = 0, 0.0, [], None
@@ -260,7 +265,7 @@ def train(cfg: RunConfig, out, progress: bool = True) -> dict:
                unit="it", dynamic_ncols=True)
     for it in bar:
         batch = train_src.batch(range(it * cfg.meta_batch, (it + 1) * cfg.meta_batch)).to(device)
-        loss, logs, relation = meta_objective(cfg, algo, trl, meta, batch, it)
+        loss, logs, relation = meta_objective(cfg, algo, trl, reg, meta, batch, it)
         if not math.isfinite(loss.item()):
             msg = (f"meta-training diverged at iteration {it}: loss is {loss.item()}; the last good "
                    f"checkpoint is kept in {out}")
@@ -326,6 +331,7 @@ def _base_metrics(cfg: RunConfig) -> dict:
             "backend": cfg.backend,
         },
         "trlearner": None if cfg.trlearner is None else cfg.trlearner.to_dict(),
+        "regularizer": {"name": cfg.regularizer, "strength": cfg.reg_strength},
     }
 
 

@@ -7,6 +7,7 @@ import sys
 
 from trlearner.algorithms import ALGORITHMS
 from trlearner.engine import BACKENDS
+from trlearner.regularizers import REGULARIZERS
 from trlearner.relation import ALIGNS, CLASS_REPRS, SAMPLERS, WEIGHTS, TRConfig
 
 
@@ -80,6 +81,11 @@ def register(sub) -> None:
     t.add_argument("--weights", choices=WEIGHTS, default=TRConfig.weights)
     t.add_argument("--align", choices=ALIGNS, default=TRConfig.align)
     t.add_argument("--class-repr", choices=CLASS_REPRS, default=TRConfig.class_repr)
+    t.add_argument("--fixed-omega", action="store_true",
+                   help="relations = plain cosine of task representations (omega all ones, not learned)")
+    r = p.add_argument_group("other regularisers (for the time-accuracy comparison)")
+    r.add_argument("--regularizer", choices=REGULARIZERS, default="none")
+    r.add_argument("--reg-strength", type=_nonneg(float), default=0.0)
     p.set_defaults(func=run)
 
 
@@ -93,11 +99,13 @@ def run(args) -> int:
     trl = None
     if args.trlearner:
         trl = TRConfig(lam=args.lam, heads=args.heads, meta_data=args.meta_data, sampler=args.sampler,
-                       weights=args.weights, align=args.align, class_repr=args.class_repr)
+                       weights=args.weights, align=args.align, class_repr=args.class_repr,
+                       learn_omega=not args.fixed_omega)
     keys = ("dataset", "algorithm", "shots", "ways", "seed", "iterations", "meta_batch", "inner_steps",
             "inner_lr", "test_steps", "test_lr", "curve_steps", "outer_lr", "first_order", "backbone",
             "filters", "train_queries", "test_tasks", "test_queries", "backend", "device",
-            "checkpoint_every", "eval_every", "eval_tasks", "preset", "data_root")
+            "checkpoint_every", "eval_every", "eval_tasks", "preset", "data_root", "regularizer",
+            "reg_strength")
     try:
         cfg = resolve_config(**{k: getattr(args, k) for k in keys}, trlearner=trl)
     except ValueError as exc:
