@@ -19,14 +19,16 @@ def leaf_params(params: dict, dtype=torch.float64) -> dict:
 
 
 class SyntheticImages:
-    """A classification task family for tests: each class is a fixed random 1x28x28 pattern;
-    examples are the pattern plus noise. Episodes are pure functions of the index."""
+    """A classification task family for tests: each class is a fixed smooth random 1x28x28
+    pattern (a 4x4 random image upsampled); examples are the pattern plus pixel noise.
+    Episodes are pure functions of the index."""
 
     kind = "classification"
 
     def __init__(self, ways=5, shots=1, queries=3, n_classes=20, size=28, noise=0.3, seed=0):
         g = torch.Generator().manual_seed(seed)
-        self.patterns = torch.rand(n_classes, 1, size, size, generator=g)
+        coarse = torch.rand(n_classes, 1, 4, 4, generator=g)
+        self.patterns = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")
         self.ways, self.shots, self.queries, self.noise, self.seed = ways, shots, queries, noise, seed
         self.input_shape = (1, size, size)
         self.n_out = ways

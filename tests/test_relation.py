@@ -168,3 +168,18 @@ def test_bad_settings_are_rejected():
         TRConfig(sampler="best")
     with pytest.raises(ValueError, match="heads"):
         TRConfig(heads=0)
+
+
+@pytest.mark.parametrize("backbone", ["mlp", "conv4"])
+def test_cross_predict_equals_pairwise_predictions(backbone):
+    from trlearner.engine import cross_predict
+
+    kind = "regression" if backbone == "mlp" else "classification"
+    algo, trl, meta, b = _setup(kind=kind)
+    states = adapt_batch(algo, meta, b.xs, b.ys, b.xq, b.yq, 1, 0.01).states
+    for backend in ("vmap", "loop"):
+        cross = cross_predict(algo, meta, states, b.xq, backend)
+        for p in range(b.xq.shape[0]):
+            state_p = {k: v[p] for k, v in states.items()}
+            for i in range(b.xq.shape[0]):
+                torch.testing.assert_close(cross[p, i], algo.predict(meta, state_p, b.xq[i]))

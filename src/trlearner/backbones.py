@@ -51,6 +51,8 @@ class Backbone:
         feature_dim: size of ``h``.
         layers: the layer names in order, for per-layer transforms (T-NET).
         layer_width: output units/channels of each layer in ``layers``.
+        batch_stats: True when outputs depend on the whole batch (batch norm), False when
+            every row of ``x`` is processed independently.
     """
 
     name: str
@@ -61,6 +63,7 @@ class Backbone:
     feature_dim: int
     layers: tuple[str, ...]
     layer_width: tuple[int, ...]
+    batch_stats: bool = True
 
     def __call__(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         return self.head(params, self.features(params, x))
@@ -94,10 +97,10 @@ def _init_linear(gen: torch.Generator, params: Params, layer: str, fan_in: int, 
 def batch_norm(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """Transductive batch norm over all dims but 1: ``h`` [B, C, ...] -> same shape."""
     dims = [0] + list(range(2, h.dim()))
-    mean = h.mean(dim=dims, keepdim=True)
-    var = h.var(dim=dims, unbiased=False, keepdim=True)
+    var, mean = torch.var_mean(h, dim=dims, unbiased=False, keepdim=True)
     shape = [1, -1] + [1] * (h.dim() - 2)
-    return (h - mean) / torch.sqrt(var + BN_EPS) * weight.view(shape) + bias.view(shape)
+    scale = torch.rsqrt(var + BN_EPS) * weight.view(shape)
+    return (h - mean) * scale + bias.view(shape)
 
 
 # ---------------------------------------------------------------------------------- MLP
@@ -136,6 +139,7 @@ def mlp(sizes: list[int], n_out: int) -> Backbone:
         feature_dim=sizes[-1],
         layers=tuple(hidden) + ("head",),
         layer_width=tuple(sizes[1:]) + (n_out,),
+        batch_stats=False,
     )
 
 

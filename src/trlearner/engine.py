@@ -111,14 +111,24 @@ def cross_predict(algo: Algorithm, meta: Params, states: State, xq: torch.Tensor
     """Every task model on every task's queries: ``out[p, i] = f^p(xq[i])``.
 
     ``states`` are stacked over T tasks, ``xq`` [T, Q, *input] -> ``out`` [T, T, Q, n_out].
+    Without batch statistics each model sees all T*Q queries in one call; with batch norm,
+    each (model, task) pair is its own batch, so statistics are those of task i's queries.
     """
+    n, q = xq.shape[:2]
+    if not algo.backbone.batch_stats:
+        flat = xq.reshape(n * q, *xq.shape[2:])
+        if backend == "vmap":
+            out = vmap(lambda state_p: algo.predict(meta, state_p, flat))(states)
+        else:
+            out = torch.stack([algo.predict(meta, {k: v[p] for k, v in states.items()}, flat)
+                               for p in range(n)])
+        return out.reshape(n, n, q, -1)
     if backend == "vmap":
 
         def model_p(state_p):
             return vmap(lambda x: algo.predict(meta, state_p, x))(xq)
 
         return vmap(model_p)(states)
-    n = xq.shape[0]
     rows = []
     for p in range(n):
         state_p = {k: v[p] for k, v in states.items()}

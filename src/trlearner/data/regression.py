@@ -120,3 +120,30 @@ class RegressionSource:
         s = self.shots
         return TaskBatch(x[:, :s], y[:, :s], x[:, s:], y[:, s:],
                          {k: torch.from_numpy(v).float() for k, v in info.items()})
+
+
+# --- Motivation task families (analysis 1, docs/ANALYSES.md) --------------------------------
+# y = A sin(w x - phi), A ~ U[0.1, 5], phi ~ U[0, pi], x ~ U[-5, 5], w ~ U[w_lo, w_hi].
+# D1..D4 have *decreasing* complexity, as in the paper: D1 has the widest and highest band of
+# frequencies, D4 is a single frequency (the standard sinusoid family up to its draws).
+MOTIVATION_BANDS = {"motivation_d1": (0.5, 4.0), "motivation_d2": (0.5, 2.5),
+                    "motivation_d3": (0.5, 1.5), "motivation_d4": (1.0, 1.0)}
+
+
+def banded_sinusoid(w_lo: float, w_hi: float):
+    """The family ``y = A sin(w x - phi)`` with ``w ~ U[w_lo, w_hi]``: draws ``u``
+    [T, 3 + n_points] -> x, y [T, n_points] and the task parameters."""
+
+    def family(u: np.ndarray, n_points: int):
+        amp = 0.1 + 4.9 * u[:, 0:1]
+        phase = math.pi * u[:, 1:2]
+        w = w_lo + (w_hi - w_lo) * u[:, 2:3]
+        x = -5.0 + 10.0 * u[:, 3 : 3 + n_points]
+        info = {"amplitude": amp[:, 0], "phase": phase[:, 0], "frequency": w[:, 0]}
+        return x, amp * np.sin(w * x - phase), info
+
+    family.__name__ = f"banded_sinusoid_{w_lo}_{w_hi}"
+    return family
+
+
+FAMILIES.update({name: (banded_sinusoid(*band), 3, 1) for name, band in MOTIVATION_BANDS.items()})

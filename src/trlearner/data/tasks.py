@@ -39,7 +39,7 @@ def make_source(dataset: str, split: str, shots: int, ways: int | None = None,
 
     ``queries`` is per task for regression and per class for classification; ``None`` uses
     the protocol's default (regression: ``shots`` at train, 100 at val/test; classification:
-    15 per class).
+    15 per class). Classification datasets need ``ways``; pQSAR, pose and Meta-Dataset do not.
     """
     if dataset in REGRESSION_DATASETS:
         from trlearner.data.regression import RegressionSource
@@ -49,6 +49,4 @@ def make_source(dataset: str, split: str, shots: int, ways: int | None = None,
         return RegressionSource(dataset, split, shots, queries, seed)
     from trlearner.data.images import image_source
 
-    if ways is None:
-        raise ValueError(f"dataset {dataset!r} is a classification benchmark: give --ways")
     return image_source(dataset, split, ways, shots, 15 if queries is None else queries, seed, root=root)

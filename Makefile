@@ -1,0 +1,44 @@
+# One entry point for people and CI. Every target creates the virtual environment first
+# when it is missing (or older than pyproject.toml).
+SHELL := /bin/bash
+PY := .venv/bin/python
+SNAKEMAKE := .venv/bin/snakemake
+CORES ?= 2
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup run paper test test-quick bench gpu-check clean-results
+
+setup: .venv/.installed
+
+.venv/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## The main job: the default, CPU-sized reproduction (config/default.yaml) and its report.
+run: setup
+	mkdir -p reports
+	$(SNAKEMAKE) --cores $(CORES) --configfile config/default.yaml --rerun-incomplete
+	$(SNAKEMAKE) --cores $(CORES) --configfile config/default.yaml --report reports/snakemake_report.html
+
+## The paper's full protocol on every dataset (for GPU machines; GPUS=N GPUs on this machine).
+GPUS ?= 1
+paper: setup
+	mkdir -p reports
+	$(SNAKEMAKE) --cores $(CORES) --resources gpu=$(GPUS) --configfile config/paper.yaml --rerun-incomplete
+	$(SNAKEMAKE) --cores $(CORES) --configfile config/paper.yaml --report reports/snakemake_report.html
+
+## The whole test suite (about 10-15 minutes on 2 cores).
+test: setup
+	$(PY) -m pytest -q
+
+## The tests without the slow end-to-end ones (a few minutes).
+test-quick: setup
+	$(PY) -m pytest -q -m "not slow"
+
+bench: setup
+	$(PY) -m trlearner bench --out benchmarks/results
+
+gpu-check: setup
+	$(PY) benchmarks/gpu_check.py

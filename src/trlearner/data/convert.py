@@ -1,0 +1,306 @@
+"""Converters: verified, extracted files -> the fast cache of a dataset (run once per fetch).
+
+Image datasets all get the same cache layout (read by :class:`trlearner.data.store.ImageStore`):
+
+- ``images.npy``  uint8 ``[N, H, W]`` (grey) or ``[N, H, W, 3]`` (RGB), memory-mapped at load;
+- ``class_offsets.npy`` int64 ``[K + 1]``: the images of class ``k`` are rows
+  ``offsets[k]:offsets[k+1]`` (classes are contiguous);
+- ``classes.json``: ``{"classes": [K names], ...}`` plus converter facts.
+
+Omniglot strokes are stored bright on black (``255 - pixel``), as in Vinyals et al.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import tarfile
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable
+
+import numpy as np
+
+from trlearner.data.errors import DataFetchError
+from trlearner.data.registry import DatasetSpec, split_file
+
+CONVERTERS: dict[str, Callable] = {}
+
+
+def converter(name):
+    def deco(fn):
+        CONVERTERS[name] = fn
+        return fn
+    return deco
+
+
+def convert(spec: DatasetSpec, *, archives: Path, extracted: Path, cache: Path) -> None:
+    if spec.converter not in CONVERTERS:
+        raise DataFetchError(f"no converter {spec.converter!r} (known: {sorted(CONVERTERS)})", dataset=spec.name)
+    CONVERTERS[spec.converter](spec, archives=archives, extracted=extracted, cache=cache, **spec.converter_args)
+
+
+# --------------------------------------------------------------------------- image helpers
+
+def load_image(src, size: int | None, mode: str, invert: bool = False, box=None) -> np.ndarray:
+    """Decode one image (path, bytes or PIL image) -> uint8 [size, size] or [size, size, 3]."""
+    from PIL import Image
+
+    if isinstance(src, (bytes, bytearray)):
+        img = Image.open(io.BytesIO(src))
+    elif isinstance(src, Image.Image):
+        img = src
+    else:
+        img = Image.open(src)
+    img = img.convert(mode)
+    if box is not None:
+        img = img.crop(box)
+    if size is not None and img.size != (size, size):
+        img = img.resize((size, size), Image.LANCZOS)
+    arr = np.asarray(img, dtype=np.uint8)
+    return 255 - arr if invert else arr
+
+
+def write_image_cache(cache: Path, classes: list[tuple[str, list]], size: int, mode: str,
+                      invert: bool = False, extra: dict | None = None,
+                      loader: Callable | None = None) -> None:
+    """Decode every image of every class (in the given order) into the cache layout."""
+    n = sum(len(items) for _, items in classes)
+    if n == 0:
+        raise DataFetchError("no images found in the extracted files", todo="check that the archive is the "
+                             "published one (the registry describes its layout)")
+    shape = (n, size, size) if mode == "L" else (n, size, size, 3)
+    images = np.lib.format.open_memmap(cache / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
+    offsets = np.zeros(len(classes) + 1, dtype=np.int64)
+    row = 0
+    for k, (_, items) in enumerate(classes):
+        for item in items:
+            images[row] = loader(item) if loader else load_image(item, size, mode, invert)
+            row += 1
+        offsets[k + 1] = row
+    images.flush()
+    del images
+    np.save(cache / "class_offsets.npy", offsets)
+    meta = {"classes": [c for c, _ in classes], "image_shape": list(shape[1:]), "mode": mode, "invert": invert}
+    meta.update(extra or {})
+    (cache / "classes.json").write_text(json.dumps(meta, indent=0))
+
+
+def _rel(p: Path, base: Path) -> PurePosixPath:
+    return PurePosixPath(p.relative_to(base).as_posix())
+
+
+# --------------------------------------------------------------------------- Omniglot
+
+@converter("omniglot")
+def omniglot(spec, *, archives, extracted, cache, size=28):
+    """Characters from every zip, keyed ``Alphabet/characterNN``; duplicates across zips are
+    dropped (Greek and Latin occur in both small zips with identical images)."""
+    found: dict[str, list[Path]] = {}
+    duplicates = []
+    for zipdir in sorted(p for p in extracted.iterdir() if p.is_dir()):
+        chars: dict[str, list[Path]] = {}
+        for png in zipdir.rglob("*.png"):
+            parts = _rel(png, zipdir).parts
+            key = f"{parts[-3]}/{parts[-2]}"
+            chars.setdefault(key, []).append(png)
+        for key, pngs in chars.items():
+            if key in found:
+                if sorted(p.name for p in found[key]) != sorted(p.name for p in pngs):
+                    raise DataFetchError(f"character {key} differs between archives", dataset=spec.name)
+                duplicates.append(key)
+                continue
+            found[key] = sorted(pngs, key=lambda p: p.name)
+    classes = [(k, found[k]) for k in sorted(found)]
+    write_image_cache(cache, classes, size, "L", invert=True,
+                      extra={"duplicates_dropped": sorted(set(duplicates))})
+
+
+# --------------------------------------------------------------------------- miniImageNet
+
+@converter("miniimagenet")
+def miniimagenet(spec, *, archives, extracted, cache, size=84):
+    ravi = split_file(spec.split["file"])
+    parts = {"train": "mini-imagenet-cache-train.pkl", "val": "mini-imagenet-cache-validation.pkl",
+             "test": "mini-imagenet-cache-test.pkl"}
+    data = {}
+    n = 0
+    for split, fname in parts.items():
+        with open(archives / fname, "rb") as fh:
+            try:
+                d = pickle.load(fh)
+            except Exception as exc:
+                raise DataFetchError(f"cannot be unpickled ({exc})", file=fname, dataset=spec.name,
+                                     todo="the file is corrupt: delete data/downloads and refetch") from exc
+        got = sorted(d["class_dict"])
+        if got != sorted(ravi[split]):
+            raise DataFetchError(f"classes of split {split!r} differ from the Ravi split "
+                                 f"({len(got)} vs {len(ravi[split])} classes)", file=fname, dataset=spec.name,
+                                 todo="use the learn2learn pickles of Zenodo record 7978538")
+        data[split] = d
+        n += sum(len(v) for v in d["class_dict"].values())
+    images = np.lib.format.open_memmap(cache / "images.npy", mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
+    offsets, names, splits = [0], [], {}
+    row = 0
+    for split in parts:
+        d = data.pop(split)
+        img = d["image_data"]
+        splits[split] = []
+        for cls in sorted(d["class_dict"]):
+            idx = np.asarray(d["class_dict"][cls], dtype=np.int64)
+            block = np.asarray(img[idx], dtype=np.uint8)
+            if block.shape[1:3] != (size, size):
+                block = np.stack([load_image(b, size, "RGB") for b in block])
+            images[row:row + len(idx)] = block
+            row += len(idx)
+            offsets.append(row)
+            names.append(cls)
+            splits[split].append(cls)
+        del d, img
+    images.flush()
+    del images
+    np.save(cache / "class_offsets.npy", np.asarray(offsets, dtype=np.int64))
+    (cache / "classes.json").write_text(json.dumps({"classes": names, "image_shape": [size, size, 3],
+                                                     "mode": "RGB", "splits": splits}))
+
+
+# --------------------------------------------------------------------------- class-per-folder images
+
+@converter("class_folders")
+def class_folders(spec, *, archives, extracted, cache, size=84, mode="RGB", glob="*/*"):
+    """Images at ``<glob>`` inside any extracted archive; the class is the parent folder's name."""
+    found: dict[str, list[Path]] = {}
+    for zipdir in sorted(p for p in extracted.iterdir() if p.is_dir()):
+        for img in zipdir.glob(glob):
+            if img.is_file():
+                found.setdefault(img.parent.name, []).append(img)
+    classes = [(k, sorted(found[k], key=lambda p: p.name)) for k in sorted(found)]
+    write_image_cache(cache, classes, size, mode)
+
+
+@converter("places")
+def places(spec, *, archives, extracted, cache, size=84, per_class=200, prefix="places365_standard/train/"):
+    """Read the (24 GB, uncompressed) tar in place: only the first ``per_class`` images (sorted
+    file names) of every class under ``prefix`` are decoded; nothing else is extracted."""
+    from trlearner.data.archives import _check_name
+
+    (archive,) = [archives / f.name for f in spec.files]
+    members: dict[str, list[tarfile.TarInfo]] = {}
+    with tarfile.open(archive) as tf:
+        for m in tf:
+            _check_name(m.name, archive, spec.files[0].urls[0] if spec.files[0].urls else None)
+            if not m.isfile() or not m.name.startswith(prefix):
+                continue
+            rel = m.name[len(prefix):]
+            if "/" not in rel:
+                continue
+            cls, _ = rel.rsplit("/", 1)
+            members.setdefault(cls, []).append(m)
+        classes = []
+        for cls in sorted(members):
+            chosen = sorted(members[cls], key=lambda m: m.name)[:per_class]
+            classes.append((cls, chosen))
+        write_image_cache(cache, classes, size, "RGB",
+                          loader=lambda m: load_image(tf.extractfile(m).read(), size, "RGB"),
+                          extra={"per_class": per_class})
+
+
+# --------------------------------------------------------------------------- pQSAR
+
+@converter("pqsar")
+def pqsar(spec, *, archives, extracted, cache, bits=1024):
+    """MetaMix's processed pQSAR set -> packed fingerprints, per-assay measurement rows, splits.
+
+    ``ci9b00375_si_002.txt`` lines: ``<compound> <assay> <pIC50> <pIC50 pred> <TRN|TST>``;
+    ``compound_fp.npy``: a pickled dict compound -> 0/1 vector of ``bits``;
+    ``drug_split_id_group<g>.pickle``: ``{"train": [...], "val": [...], "test": [...]}`` assay ids.
+    """
+    def find(name):
+        hits = sorted(extracted.rglob(name))
+        if not hits:
+            raise DataFetchError(f"{name} is missing from the extracted archive", dataset=spec.name,
+                                 todo="use the MetaMix processed drug archive (see docs/DATA.md)")
+        return hits
+    fp = np.load(find("compound_fp.npy")[0], allow_pickle=True)
+    fp = fp.item() if fp.dtype == object and fp.shape == () else fp
+    compounds = sorted(fp)
+    cindex = {c: i for i, c in enumerate(compounds)}
+    fps = np.zeros((len(compounds), bits), dtype=np.uint8)
+    for c, i in cindex.items():
+        v = np.asarray(fp[c]).reshape(-1)
+        if v.size != bits:
+            raise DataFetchError(f"fingerprint of {c} has {v.size} bits, expected {bits}", dataset=spec.name)
+        fps[i] = v != 0
+    rows: dict[int, list[tuple[int, float, int]]] = {}
+    with open(find("ci9b00375_si_002.txt")[0], encoding="utf-8", errors="ignore") as fh:
+        for line in fh:
+            s = line.split()
+            if len(s) < 5 or "CHEMBL" not in s[0] or s[0] not in cindex:
+                continue
+            try:
+                y = float(s[2].replace("\u2010", "-").replace("\u2212", "-"))
+            except ValueError:
+                continue
+            rows.setdefault(int(s[1]), []).append((cindex[s[0]], y, int(s[4] == "TRN")))
+    assays = sorted(rows)
+    offsets = np.zeros(len(assays) + 1, dtype=np.int64)
+    comp, ys, trn = [], [], []
+    for k, a in enumerate(assays):
+        for c, y, t in rows[a]:
+            comp.append(c), ys.append(y), trn.append(t)
+        offsets[k + 1] = len(comp)
+    splits = {}
+    for p in find("drug_split_id_group*.pickle"):
+        g = p.stem.rsplit("group", 1)[1]
+        with open(p, "rb") as fh:
+            d = pickle.load(fh)
+        splits[g] = {k if k != "valid" else "val": sorted(int(a) for a in v) for k, v in d.items()}
+    np.save(cache / "fingerprints_packed.npy", np.packbits(fps, axis=1))
+    np.save(cache / "compound.npy", np.asarray(comp, dtype=np.int64))
+    np.save(cache / "pic50.npy", np.asarray(ys, dtype=np.float32))
+    np.save(cache / "trn_flag.npy", np.asarray(trn, dtype=np.uint8))
+    np.save(cache / "assay_offsets.npy", offsets)
+    (cache / "assays.json").write_text(json.dumps({"assays": assays, "bits": bits, "splits": splits}))
+
+
+# --------------------------------------------------------------------------- Pascal 3D pose
+
+@converter("pose")
+def pose(spec, *, archives, extracted, cache):
+    """``(x, y)`` pickles: x ``[objects, views, 128, 128, 1]``, y ``[objects, views, k]`` whose
+    last column is the target angle (as read by the MR-MAML / MetaMix code)."""
+    out = {}
+    for split, fname in (("train", spec.split.get("train", "train_data_ins.pkl")),
+                         ("test", spec.split.get("test", "val_data_ins.pkl"))):
+        with open(archives / fname, "rb") as fh:
+            try:
+                x, y = pickle.load(fh)
+            except Exception as exc:
+                raise DataFetchError(f"is not an (x, y) pickle ({exc})", file=fname, dataset=spec.name,
+                                     todo="use the MR-MAML / MetaMix pose pickles") from exc
+        x, y = np.asarray(x), np.asarray(y)
+        if x.ndim == 5:
+            x = x[..., 0]
+        if x.dtype != np.uint8:
+            scale = 255.0 if float(x.max(initial=0)) <= 1.0 + 1e-6 else 1.0
+            x = np.clip(np.rint(x.astype(np.float32) * scale), 0, 255).astype(np.uint8)
+        np.save(cache / f"{split}_images.npy", x)  # [objects, views, H, W] uint8
+        np.save(cache / f"{split}_angle.npy", y[:, :, -1].astype(np.float32))
+        out[split] = {"objects": int(x.shape[0]), "views": int(x.shape[1]), "image": list(x.shape[2:])}
+    (cache / "pose.json").write_text(json.dumps(out))
+
+
+# --------------------------------------------------------------------------- generated regression
+
+@converter("regression_test_sets")
+def regression_test_sets(spec, *, archives, extracted, cache, shots=(5, 10), queries=100, episodes=600, seed=0):
+    """The fixed test tasks (episodes 0..episodes-1 of split ``test``) for every shot setting."""
+    from trlearner.data.regression import RegressionSource
+
+    for s in shots:
+        b = RegressionSource(spec.name, "test", s, queries, seed).batch(range(episodes))
+        np.savez(cache / f"test_{s}shot.npz", xs=b.xs.numpy(), ys=b.ys.numpy(), xq=b.xq.numpy(),
+                 yq=b.yq.numpy(), **{f"info_{k}": v.numpy() for k, v in b.info.items()})
+
+
+from trlearner.data import convert_metadataset  # noqa: E402,F401  (registers the Meta-Dataset converters)

@@ -1,0 +1,296 @@
+"""Data-test helpers: a loopback HTTP server with fault injection, and tiny fixtures of every
+dataset in its real published file format (zips, tars, pickles, text, .mat)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.server
+import io
+import json
+import os
+import pickle
+import tarfile
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from trlearner.data.registry import FileSpec, get
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SHARED_OMNIGLOT = SHARED / "data" / "omniglot"
+
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+
+# --------------------------------------------------------------------------- loopback server
+
+class Server:
+    """Serves files from a folder on 127.0.0.1 with HTTP Range support.
+
+    ``faults[name]`` injects a fault for that file name: ``"truncate"`` (declare the full
+    length, send half, close), ``"html"`` (a Google-Drive-like quota page with status 200),
+    ``"404"``, or bytes to serve instead of the file (corruption). ``log`` records
+    (path, range header) per request.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.faults: dict[str, object] = {}
+        self.log: list[tuple[str, str | None]] = []
+        srv = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                name = self.path.lstrip("/").split("?")[0]
+                rng = self.headers.get("Range")
+                srv.log.append((name, rng))
+                fault = srv.faults.get(name)
+                if fault == "404" or not (srv.folder / name).is_file():
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if fault == "html":
+                    body = (b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head>"
+                            b"<body>Too many users have viewed or downloaded this file recently.</body></html>")
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                data = fault if isinstance(fault, bytes) else (srv.folder / name).read_bytes()
+                start = 0
+                if rng and rng.startswith("bytes="):
+                    start = int(rng[6:].split("-")[0])
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                body = data[start:]
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if fault == "truncate":
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(2)
+                    except OSError:
+                        pass
+                    return
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# --------------------------------------------------------------------------- specs for fixtures
+
+def sha256(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def fixture_spec(dataset: str, folder: Path, url: str | None = None, *, split_file: Path | None = None,
+                 checksums: bool = True, converter_args: dict | None = None, name: str | None = None):
+    """The registry entry of ``dataset`` with its files replaced by the fixture files in
+    ``folder`` (checksums computed here; URLs on the loopback server), the real converter and
+    split format kept."""
+    spec = get(dataset)
+    files = []
+    for f in spec.files:
+        p = folder / f.name
+        files.append(FileSpec(name=f.name, urls=((url + f.name),) if url else (),
+                              checksum=sha256(p) if checksums else None, size=p.stat().st_size, extract=f.extract))
+    split = dict(spec.split)
+    if split_file is not None:
+        split["file"] = str(split_file)
+    args = dict(spec.converter_args)
+    args.update(converter_args or {})
+    return dataclasses.replace(spec, name=name or dataset, files=tuple(files), split=split, converter_args=args)
+
+
+# --------------------------------------------------------------------------- file builders
+
+def _png(seed: int, size=105) -> bytes:
+    rng = np.random.default_rng(seed)
+    arr = (rng.random((size, size)) > 0.2)
+    arr[size // 4: size // 2, size // 4: 3 * size // 4] = False  # a stroke, so rotations differ
+    buf = io.BytesIO()
+    Image.fromarray(arr).convert("1").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _jpg(seed: int, size=(40, 32), fmt="JPEG") -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def omniglot_zip(path: Path, top: str, chars: dict[str, int], drawers: int = 20, seed: int = 0):
+    """``top/<Alphabet>/characterNN/<id>_<drawer>.png`` for ``chars = {alphabet: n_characters}``."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(f"{top}/", b"")
+        for a, n in chars.items():
+            for c in range(1, n + 1):
+                for d in range(1, drawers + 1):
+                    zf.writestr(f"{top}/{a}/character{c:02d}/{abs(hash((a, c))) % 9000 + 1000}_{d:02d}.png",
+                                _png(seed + 1000 * c + d + 7 * len(a)))
+
+
+def tar_of(path: Path, entries: dict[str, bytes], mode="w:gz"):
+    with tarfile.open(path, mode) as tf:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
+def build(dataset: str, folder: Path) -> dict:
+    """Write the fixture files of ``dataset`` into ``folder``; returns facts for assertions
+    (e.g. ``split_file`` to use, expected class counts)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if dataset == "omniglot":
+        omniglot_zip(folder / "images_background.zip", "images_background", {"Angelic": 3, "Hebrew": 2})
+        omniglot_zip(folder / "images_evaluation.zip", "images_evaluation", {"Gurmukhi": 2}, seed=5)
+        lines = {"train": ["Angelic/character01", "Angelic/character02", "Angelic/character03"],
+                 "val": ["Hebrew/character01", "Hebrew/character02"],
+                 "test": ["Gurmukhi/character01", "Gurmukhi/character02"]}
+        for split, chars in lines.items():
+            (folder / f"vinyals_{split}.txt").write_text(
+                "".join(f"{c}/rot{r:03d}\n" for c in chars for r in (0, 90, 180, 270)))
+        return {"split_file": folder / "vinyals_{split}.txt", "classes": {"train": 12, "val": 8, "test": 8}}
+    if dataset == "omniglot_small":
+        omniglot_zip(folder / "images_background_small1.zip", "images_background_small1",
+                     {"Balinese": 2, "Greek": 2, "Latin": 2, "Korean": 1, "Early_Aramaic": 1})
+        omniglot_zip(folder / "images_background_small2.zip", "images_background_small2",
+                     {"Greek": 2, "Latin": 2, "Japanese_(katakana)": 2, "Sanskrit": 2, "Tagalog": 2})
+        return {"classes": {"train": 4 * 8, "val": 4 * 2, "test": 4 * 4}}
+    if dataset == "miniimagenet":
+        rng = np.random.default_rng(0)
+        lists = {"train": ["n01000001", "n01000002", "n01000003", "n01000004", "n01000005", "n01000006"],
+                 "val": ["n02000001", "n02000002", "n02000003", "n02000004", "n02000005"],
+                 "test": ["n03000001", "n03000002", "n03000003", "n03000004", "n03000005"]}
+        for split, fname in (("train", "train"), ("val", "validation"), ("test", "test")):
+            n = 7
+            imgs = rng.integers(0, 255, (n * len(lists[split]), 84, 84, 3), dtype=np.uint8)
+            cd = {c: list(range(k * n, (k + 1) * n)) for k, c in enumerate(lists[split])}
+            with open(folder / f"mini-imagenet-cache-{fname}.pkl", "wb") as fh:
+                pickle.dump({"image_data": imgs, "class_dict": cd}, fh)
+        (folder / "ravi.json").write_text(json.dumps(lists))
+        return {"split_file": folder / "ravi.json", "classes": {k: len(v) for k, v in lists.items()}}
+    if dataset == "cub":
+        entries = {}
+        for k in range(8):
+            for i in range(6):
+                entries[f"CUB_200_2011/images/{k + 1:03d}.Bird_{k}/Bird_{k}_{i:04d}.jpg"] = _jpg(10 * k + i)
+        entries["CUB_200_2011/classes.txt"] = b"".join(f"{k + 1} {k + 1:03d}.Bird_{k}\n".encode() for k in range(8))
+        tar_of(folder / "CUB_200_2011.tgz", entries)
+        return {"classes": {"train": 4, "val": 2, "test": 2}}
+    if dataset == "places":
+        entries = {}
+        for k, cls in enumerate(["airfield", "alley", "bakery-shop", "beach", "canyon", "desert-sand", "field-road",
+                                 "igloo"]):
+            for i in range(5):
+                entries[f"places365_standard/train/{cls}/{i + 1:08d}.jpg"] = _jpg(100 + 10 * k + i)
+            entries[f"places365_standard/val/{cls}/{k + 1:08d}.jpg"] = _jpg(999)
+        entries["places365_standard/train.txt"] = b"listing\n"
+        tar_of(folder / "places365standard_easyformat.tar", entries, mode="w")
+        return {"classes": {"train": 4, "val": 2, "test": 2}, "converter_args": {"per_class": 3}}
+    if dataset == "pqsar":
+        rng = np.random.default_rng(1)
+        comps = [f"CHEMBL{1000 + i}" for i in range(60)]
+        fp = {c: (rng.random(1024) < 0.1).astype(np.int64) for c in comps}
+        np.save(folder / "compound_fp.npy", np.array(fp, dtype=object), allow_pickle=True)
+        lines = []
+        for a in range(10):
+            for c in rng.choice(60, 25 + a, replace=False):
+                lines.append(f"{comps[c]} {5000 + a} {rng.normal(6, 1):.2f} {rng.normal(6, 1):.2f} "
+                             f"{'TRN' if rng.random() < .7 else 'TST'}")
+        lines[3] = lines[3].replace(" ", " ", 1)
+        split = {"train": [5000, 5001, 5002, 5003, 5004, 5005], "val": [5006], "test": [5007, 5008, 5009]}
+        with zipfile.ZipFile(folder / "drug.zip", "w") as zf:
+            zf.writestr("drug/ci9b00375_si_002.txt", "Table S2\n" + "\n".join(lines) + "\n")
+            zf.writestr("drug/ci9b00375_si_001.txt", "assay_id\tx\ty\tgroup\n")
+            zf.write(folder / "compound_fp.npy", "drug/compound_fp.npy")
+            zf.writestr("drug/drug_split_id_group1.pickle", pickle.dumps(split))
+        (folder / "compound_fp.npy").unlink()
+        return {"split": split}
+    if dataset == "pascal3d_pose":
+        rng = np.random.default_rng(2)
+        for fname, n_obj in (("train_data_ins.pkl", 5), ("val_data_ins.pkl", 3)):
+            x = rng.random((n_obj, 12, 128, 128, 1)).astype(np.float32)
+            y = rng.random((n_obj, 12, 2)).astype(np.float32) * 10
+            with open(folder / fname, "wb") as fh:
+                pickle.dump((x, y), fh)
+        return {}
+    if dataset == "metadataset_vgg_flower":
+        from scipy.io import savemat
+
+        names = ["001.pink primrose", "002.hard-leaved pocket orchid", "003.canterbury bells", "004.sweet pea",
+                 "005.english marigold", "006.tiger lily", "007.moon orchid", "008.bird of paradise",
+                 "009.monkshood", "010.globe thistle", "011.snapdragon", "012.colt's foot", "013.king protea",
+                 "014.spear thistle", "015.yellow iris"]
+        labels = np.repeat(np.arange(1, 16), 4)
+        tar_of(folder / "102flowers.tgz", {f"jpg/image_{i:05d}.jpg": _jpg(i) for i in range(1, len(labels) + 1)})
+        savemat(folder / "imagelabels.mat", {"labels": labels[None, :]})
+        split = {"train": names[:5], "valid": names[5:10], "test": names[10:]}
+        (folder / "vgg_split.json").write_text(json.dumps(split))
+        return {"split_file": folder / "vgg_split.json", "classes": {"train": 5, "val": 5, "test": 5}}
+    if dataset == "metadataset_traffic_sign":
+        names = [f"{k:02d}.Sign {k}" for k in range(6)]
+        with zipfile.ZipFile(folder / "GTSRB_Final_Training_Images.zip", "w") as zf:
+            for k in range(6):
+                zf.writestr(f"GTSRB/Final_Training/Images/{k:05d}/GT-{k:05d}.csv", "Filename;Width\n")
+                for i in range(24):
+                    zf.writestr(f"GTSRB/Final_Training/Images/{k:05d}/00000_{i:05d}.ppm",
+                                _jpg(1000 + 30 * k + i, fmt="PPM"))
+        (folder / "ts_split.json").write_text(json.dumps({"train": [], "valid": [], "test": names}))
+        return {"split_file": folder / "ts_split.json", "classes": {"test": 6}}
+    if dataset == "metadataset_dtd":
+        names = ["banded", "blotchy", "braided", "bubbly", "bumpy", "chequered"]
+        entries = {f"dtd/images/{c}/{c}_{i:04d}.jpg": _jpg(50 * k + i) for k, c in enumerate(names) for i in range(6)}
+        entries["dtd/labels/labels_joint_anno.txt"] = b"x\n"
+        tar_of(folder / "dtd-r1.0.1.tar.gz", entries)
+        (folder / "dtd_split.json").write_text(json.dumps({"train": names, "valid": [], "test": names}))
+        return {"split_file": folder / "dtd_split.json", "classes": {"train": 6, "test": 6}}
+    raise KeyError(dataset)
+
+
+def evil_zip(path: Path):
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("images_background_small1/Greek/character01/0394_01.png", _png(1))
+        zf.writestr("../../escaped.txt", b"owned")
+
+
+def evil_tar(path: Path):
+    tar_of(path, {"CUB_200_2011/images/001.A/a.jpg": _jpg(1), "/tmp/absolute_escape.txt": b"owned"})
+
+
+__all__ = ["Server", "build", "fixture_spec", "sha256", "evil_zip", "evil_tar", "SHARED_OMNIGLOT", "REPO"]
