@@ -26,7 +26,7 @@ run: setup
 GPUS ?= 1
 paper: setup
 	mkdir -p reports
-	$(SNAKEMAKE) --cores $(CORES) --resources gpu=$(GPUS) --configfile config/paper.yaml --rerun-incomplete
+	$(SNAKEMAKE) --cores $(CORES) --resources dvc=1 gpu=$(GPUS) --configfile config/paper.yaml --rerun-incomplete
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/paper.yaml --report reports/snakemake_report.html
 
 ## The whole test suite (about 10-15 minutes on 2 cores).

@@ -13,7 +13,8 @@ import importlib
 import sys
 
 # Modules that add a subcommand with ``register(subparsers)``; each sets ``func`` on its parser.
-SUBCOMMAND_MODULES = ("trlearner.train_cli", "trlearner.data.cli", "trlearner.report.cli")
+SUBCOMMAND_MODULES = ("trlearner.train_cli", "trlearner.data.cli", "trlearner.report.cli",
+                      "trlearner.bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -138,7 +138,8 @@ def relation_matrix(omega: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     """Multi-head cosine relations: ``omega`` [K, D], ``r`` [T, D] -> ``M`` [T, T],
     ``M[i, j] = mean_k cos(omega_k * r_i, omega_k * r_j)``."""
     z = F.normalize(omega.unsqueeze(0) * r.unsqueeze(1), dim=-1, eps=EPS)  # [T, K, D]
-    return torch.einsum("ikd,jkd->ij", z, z) / omega.shape[0]
+    z = z.flatten(1)  # sum over heads and dims of z_ikd z_jkd is one dot product
+    return z @ z.T / omega.shape[0]
 
 
 def relation_weights(m: torch.Tensor, mode: str = "relu") -> torch.Tensor:

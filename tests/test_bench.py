@@ -1,0 +1,92 @@
+"""The benchmark harness (quick mode, no timing assertions) and the reference loop's maths."""
+
+import json
+
+import pytest
+import torch
+
+from trlearner.algorithms import make_algorithm
+from trlearner.backbones import mlp
+from trlearner.bench import Case, build_step, groups, main, measure_memory
+from trlearner.bench_reference import ReferenceMLP, reference_maml_loss
+from trlearner.engine import adapt_batch
+
+
+def _batch(t=6, s=5, q=7, dtype=torch.float64):
+    g = torch.Generator().manual_seed(3)
+    xs, xq = (torch.rand(t, n, 1, generator=g, dtype=dtype) * 10 - 5 for n in (s, q))
+    amp = torch.rand(t, 1, 1, generator=g, dtype=dtype) * 4 + 0.5
+    return xs, amp * torch.sin(xs), xq, amp * torch.sin(xq)
+
+
+def _rel(a, b):
+    return ((a - b).norm() / b.norm()).item()
+
+
+@pytest.mark.parametrize("steps,first_order", [(1, False), (2, False), (1, True)])
+def test_reference_loop_meta_gradient_equals_engine(steps, first_order):
+    xs, ys, xq, yq = _batch()
+    algo = make_algorithm("maml", mlp([1, 40, 40], 1), "regression")
+    params = algo.init_params(torch.Generator().manual_seed(0), 0.01)
+    meta = {k: v.double().requires_grad_() for k, v in params.items()}
+    loss = adapt_batch(algo, meta, xs, ys, xq, yq, steps, 0.01, "vmap", first_order).losses.mean()
+    g_engine = torch.autograd.grad(loss, list(meta.values()))
+
+    model = ReferenceMLP().double().load_engine_params(meta)
+    ref_loss = reference_maml_loss(model, xs, ys, xq, yq, steps, 0.01, first_order)
+    names = {"weight": "w", "bias": "b"}
+    mod_params = {f"{n.split('.')[0]}.{names[n.split('.')[1]]}": p for n, p in model.named_parameters()}
+    g_ref = torch.autograd.grad(ref_loss, [mod_params[k] for k in meta])
+
+    assert abs(ref_loss.item() - loss.item()) <= 1e-12 * abs(loss.item())
+    for k, a, b in zip(meta, g_ref, g_engine):
+        assert _rel(a, b) <= 1e-6, k
+
+
+def test_anil_first_order_cached_option_matches_engine():
+    grp = groups(quick=True)["sinusoid_mlp"]
+    grads = []
+    for option in ("fo", "fo_cached"):
+        _, loss_fn, params = build_step(Case(grp.name, "anil", "vmap", option=option), grp, torch.float64)
+        grads.append(torch.autograd.grad(loss_fn(), params, allow_unused=True))
+    for a, b in zip(*grads):
+        if b is None:
+            assert a is None or a.abs().max() == 0
+        else:
+            assert _rel(a, b) <= 1e-10
+
+
+def test_quick_harness_writes_json_and_markdown(tmp_path):
+    assert main(["--quick", "--repeats", "2", "--warmup", "1", "--no-memory",
+                 "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "bench.json").read_text())
+    assert set(res["groups"]) == {"sinusoid_mlp", "omniglot_conv4", "miniimagenet_resnet12"}
+    names = {c["name"] for c in res["cases"]}
+    assert "sinusoid_mlp/maml/reference" in names and "sinusoid_mlp/maml/vmap/trlearner" in names
+    for c in res["cases"]:
+        assert c["time"]["status"] == "ok", c
+        assert len(c["time"]["samples_s"]) == 2 and c["time"]["median_s"] > 0
+    comps = [r["comparison"] for r in res["ratios"]]
+    assert any("reference clone-and-adapt / vmap" in c for c in comps)
+    assert sum("TRLearner / baseline" in c for c in comps) >= 4
+    assert res["loading"] and res["loading"][0]["status"] == "ok"
+    md = (tmp_path / "bench.md").read_text()
+    assert md.startswith("# Benchmark results (quick mode)") and "| maml | vmap |" in md
+
+
+def test_memory_is_measured_in_a_subprocess():
+    grp = groups(quick=True)["sinusoid_mlp"]
+    mem = measure_memory(Case(grp.name, "maml", "vmap"), grp, threads=1)
+    assert mem["status"] == "ok", mem
+    assert mem["rss_peak_mib"] >= mem["rss_setup_mib"] > 0
+
+
+def test_register_adds_the_bench_subcommand():
+    import argparse
+
+    from trlearner.bench import register, run
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "--quick", "--repeats", "2", "--threads", "1"])
+    assert args.func is run and args.quick and args.repeats == 2 and args.out == "benchmarks/results"

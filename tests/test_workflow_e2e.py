@@ -1,0 +1,156 @@
+"""End to end: the tiny config from data to rendered report, locally and through the
+generic-cluster profile; interrupted pipelines resume; GPU claims under concurrency."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workflow_helpers import REPO, SNAKEMAKE, copy_pipeline, planned_jobs, snakemake
+
+REPORT_CLI = REPO / "src" / "trlearner" / "report" / "cli.py"
+needs_report = pytest.mark.skipif(not REPORT_CLI.exists(),
+                                  reason="the report CLI (src/trlearner/report/cli.py) is not there yet")
+TINY_RUNS = ["results/runs/sinusoid/5shot/maml/baseline/seed0", "results/runs/sinusoid/5shot/anil/trlearner/seed0"]
+
+
+def _plugin(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(f"snakemake_executor_plugin_{name}") is not None
+
+
+@pytest.mark.slow
+@needs_report
+def test_tiny_config_end_to_end_then_noop(tmp_path):
+    d = copy_pipeline(tmp_path / "repo")
+    snakemake(d, "--cores", "2", "--configfile", "config/tiny.yaml")
+    for run in TINY_RUNS:
+        m = json.loads((d / run / "metrics.json").read_text())
+        assert m["status"] == "ok" and m["protocol"]["reduced"] is True and m["protocol"]["preset"] == "tiny"
+        assert (d / run / "checkpoint.pt").exists() and (d / run / "provenance.json").exists()
+    assert (d / "results/data/sinusoid.manifest.json").exists()
+    assert (d / "results/ablations/index.json").exists()
+    report = (d / "reports/REPORT.md").read_text()
+    assert "sinusoid" in report
+    # Snakemake's HTML report (its output folder must exist first)
+    snakemake(d, "--configfile", "config/tiny.yaml", "--report", "reports/snakemake_report.html")
+    assert (d / "reports/snakemake_report.html").stat().st_size > 10_000
+    t0 = time.perf_counter()
+    assert planned_jobs(d, "--configfile", "config/tiny.yaml") == {}
+    assert time.perf_counter() - t0 < 5
+
+
+@pytest.mark.slow
+@needs_report
+def test_interrupted_pipeline_reruns_only_unfinished_jobs(tmp_path):
+    d = copy_pipeline(tmp_path / "repo")
+    cfg = (d / "config/tiny.yaml").read_text().replace("iterations: 20, test_tasks: 20", "iterations: 1500, test_tasks: 20", 1)
+    (d / "config/tiny.yaml").write_text(cfg)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.Popen([SNAKEMAKE, "--cores", "1", "--configfile", "config/tiny.yaml"], cwd=d, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    runs = d / "results/runs"
+    deadline = time.time() + 240
+    # wait until one run is complete and another one has written a checkpoint
+    while time.time() < deadline:
+        done = list(runs.rglob("metrics.json")) if runs.exists() else []
+        ckpts = [p for p in runs.rglob("checkpoint.pt") if not (p.parent / "metrics.json").exists()] if runs.exists() else []
+        if done and ckpts:
+            break
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert done and ckpts, "pipeline did not get far enough to be interrupted"
+    finished = {p.parent for p in runs.rglob("metrics.json")}
+    interrupted = ckpts[0].parent
+    snakemake(d, "--unlock", "--configfile", "config/tiny.yaml")  # a SIGKILLed Snakemake leaves its lock
+    plan = planned_jobs(d, "--configfile", "config/tiny.yaml")
+    assert plan["train"] == 4 - len([f for f in finished if "ablations" not in str(f)])
+    snakemake(d, "--cores", "2", "--configfile", "config/tiny.yaml")
+    assert "resumed at iteration" in (interrupted / "log.txt").read_text()
+    for f in finished:  # completed jobs were kept, not rerun
+        assert "resumed" not in (f / "log.txt").read_text()
+        assert (f / "log.txt").read_text().count("done:") == 1
+
+
+@pytest.mark.slow
+@needs_report
+@pytest.mark.skipif(not _plugin("cluster_generic"),
+                    reason="pip install snakemake-executor-plugin-cluster-generic")
+def test_cluster_profile_end_to_end(tmp_path):
+    d = copy_pipeline(tmp_path / "repo")
+    snakemake(d, "--workflow-profile", "workflow/profiles/cluster-test", "--configfile", "config/tiny.yaml",
+              timeout=900)
+    assert (d / "reports/REPORT.md").exists()
+    assert list((d / ".snakemake/cluster-test").glob("*.rc"))  # jobs went through submit.sh
+    assert planned_jobs(d, "--configfile", "config/tiny.yaml") == {}
+
+
+# --------------------------------------------------------------------------- GPU claims
+
+CLAIMER = """
+import json, os, sys, time
+sys.path.insert(0, {src!r})
+from trlearner.gpu import claim_gpu
+with claim_gpu(lock_dir={locks!r}, poll=0.05) as gid:
+    t0 = time.time()
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == gid
+    time.sleep(0.4)
+    print(json.dumps({{"gpu": gid, "start": t0, "end": time.time()}}))
+"""
+
+
+def test_gpu_claims_never_share_a_gpu(tmp_path):
+    code = CLAIMER.format(src=str(REPO / "src"), locks=str(tmp_path / "locks"))
+    env = {**os.environ, "TRLEARNER_GPUS": "0,1,2"}
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(7)]
+    claims = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+    assert {c["gpu"] for c in claims} == {"0", "1", "2"}
+    for gid in "012":
+        spans = sorted((c["start"], c["end"]) for c in claims if c["gpu"] == gid)
+        for (s1, e1), (s2, _) in zip(spans, spans[1:]):
+            assert s2 >= e1, f"GPU {gid} used by two jobs at once"
+
+
+def test_gpu_claim_is_released_when_a_job_is_killed(tmp_path):
+    from trlearner.gpu import claim_gpu
+
+    env = {**os.environ, "TRLEARNER_GPUS": "0"}
+    holder = subprocess.Popen([sys.executable, "-c", CLAIMER.replace("0.4", "60").format(
+        src=str(REPO / "src"), locks=str(tmp_path / "locks"))], env=env, stdout=subprocess.PIPE)
+    for _ in range(100):
+        if (tmp_path / "locks" / "gpu0.lock").exists() and (tmp_path / "locks" / "gpu0.lock").read_text():
+            break
+        time.sleep(0.1)
+    os.environ["TRLEARNER_GPUS"] = "0"
+    try:
+        with pytest.raises(TimeoutError):
+            with claim_gpu(lock_dir=tmp_path / "locks", timeout=0.5, poll=0.05):
+                pass
+        holder.kill()
+        holder.wait()
+        with claim_gpu(lock_dir=tmp_path / "locks", timeout=5, poll=0.05) as gid:
+            assert gid == "0"
+    finally:
+        os.environ.pop("TRLEARNER_GPUS", None)
+        holder.kill()
+
+
+def test_gpu_config_declares_gpu_resources_and_claims_in_the_job(tmp_path):
+    """device: cuda -> training jobs carry gpu=1 and run `train-job`, which claims a GPU."""
+    d = copy_pipeline(tmp_path / "repo")
+    cfg = (d / "config/tiny.yaml").read_text().replace("device: cpu", "device: cuda")
+    (d / "config/tiny.yaml").write_text(cfg)
+    out = snakemake(d, "--dry-run", "--printshellcmds", "--configfile", "config/tiny.yaml")
+    text = out.stdout + out.stderr
+    assert "gpu=1" in text and "trlearner.pipeline train-job --gpu-lock-dir" in text

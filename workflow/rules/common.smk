@@ -1,0 +1,42 @@
+# Helpers shared by the rules: the run a job belongs to, its inputs, its command and resources.
+# All of them read the experiment matrix built from the config by trlearner.pipeline.
+import glob
+import json
+
+GPU = config["device"] == "cuda"
+GPU_LOCK_DIR = config["gpu_lock_dir"]
+REFERENCE = config.get("report", {}).get("reference", "config/reference.yaml")
+
+
+def run_of(wildcards):
+    """The pipeline.Run of a training job (a table run or an ablation run)."""
+    tail = f"{wildcards.dataset}/{wildcards.setting}/{wildcards.algorithm}/{wildcards.variant}"
+    if "ablation" in wildcards.keys():
+        path = f"{RESULTS}/ablations/{wildcards.ablation}/{tail}/{wildcards.point}/seed{wildcards.seed}"
+    else:
+        path = f"{RESULTS}/runs/{tail}/seed{wildcards.seed}"
+    return MATRIX.lookup(path)
+
+
+def train_inputs(wildcards):
+    """The dataset manifest and the source files of the algorithm this run uses: editing one
+    algorithm's module reruns only that algorithm's jobs."""
+    run = run_of(wildcards)
+    return {"manifest": f"{RESULTS}/data/{run.dataset}.manifest.json",
+            "sources": [p for p in run.sources() if os.path.exists(p) or not p.endswith("images.py")]}
+
+
+def train_args(wildcards):
+    return " ".join(run_of(wildcards).train_args(MATRIX.preset, config["device"], config["data_root"]))
+
+
+def train_minutes(wildcards):
+    """Estimated minutes (SLURM `runtime`, with a safety factor of 3 and a floor of 10)."""
+    device = "cpu" if config["device"] == "cpu" else "gpu"
+    return max(10, int(3 * pipeline.estimate_seconds(run_of(wildcards), device) / 60))
+
+
+def train_priority(wildcards):
+    """Long jobs first, so that the short ones fill the gaps at the end."""
+    device = "cpu" if config["device"] == "cpu" else "gpu"
+    return int(pipeline.estimate_seconds(run_of(wildcards), device) // 10)
