@@ -37,7 +37,7 @@ from trlearner.data.tasks import make_source
 from trlearner.engine import BACKENDS, adapt_batch, evaluate_curve
 from trlearner.protocols import REDUCIBLE, paper_protocol
 from trlearner.regularizers import make_regularizer
-from trlearner.relation import TRConfig, TRLearner
+from trlearner.relation import TRConfig, TRLearner, relation_matrix
 from trlearner.results import (atomic_torch_save, atomic_write_json, config_hash, provenance,
                                summarise, tensor_hash)
 
@@ -270,7 +270,7 @@ def train(cfg: RunConfig, out, progress: bool = True) -> dict:
             msg = (f"meta-training diverged at iteration {it}: loss is {loss.item()}; the last good "
                    f"checkpoint is kept in {out}")
             log(msg)
-            atomic_write_json(out / "metrics.json", _diverged_metrics(cfg, it, msg))
+            atomic_write_json(out / "metrics.json", _diverged_metrics(cfg, algo.kind, it, msg))
             raise DivergedError(msg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -312,8 +312,7 @@ def _eval_point(cfg, algo, meta, batch, it, device) -> dict:
             "val": float(val[:, cfg.test_steps].mean())}
 
 
-def _base_metrics(cfg: RunConfig) -> dict:
-    kind = "regression" if cfg.dataset in ("sinusoid", "harmonic") else "classification"
+def _base_metrics(cfg: RunConfig, kind: str) -> dict:
     return {
         "dataset": cfg.dataset, "algorithm": cfg.algorithm, "variant": cfg.variant,
         "shots": cfg.shots, "ways": cfg.ways, "seed": cfg.seed,
@@ -341,7 +340,7 @@ def _metrics(cfg, algo, curve, ep_hash, wall, history) -> dict:
     steps = list(range(curve.shape[1]))
     stats = [summarise(curve[:, s]) for s in steps]
     return {
-        **_base_metrics(cfg),
+        **_base_metrics(cfg, algo.kind),
         "mean": head["mean"], "ci95": head["ci95"], "n_tasks": head["n"],
         "per_task": [round(float(v), 6) for v in per_task],
         "curve": {"steps": steps, "mean": [s["mean"] for s in stats], "ci95": [s["ci95"] for s in stats]},
@@ -349,8 +348,8 @@ def _metrics(cfg, algo, curve, ep_hash, wall, history) -> dict:
     }
 
 
-def _diverged_metrics(cfg, it, msg) -> dict:
-    return {**_base_metrics(cfg), "mean": None, "ci95": None, "n_tasks": 0, "per_task": [],
+def _diverged_metrics(cfg, kind, it, msg) -> dict:
+    return {**_base_metrics(cfg, kind), "mean": None, "ci95": None, "n_tasks": 0, "per_task": [],
             "curve": None, "episodes_hash": None, "status": "diverged",
             "diverged_at_iteration": it, "message": msg, "wall_time_s": None}
 
@@ -367,8 +366,6 @@ def _save_relations(out: Path, cfg, trl, meta, last, running, device):
     xs, ys = b.xs[order].to(device), b.ys[order].to(device)
     gen = torch.Generator().manual_seed(0)
     r, _, _ = trl.representations(meta, xs, ys, gen)
-    from trlearner.relation import relation_matrix
-
     probe = relation_matrix(meta["trl.omega"], r).cpu()
     info = {k: v[order] for k, v in b.info.items() if torch.is_tensor(v)}
     atomic_torch_save(out / "relation.pt", {"last_batch": None if last is None else last.cpu(),
