@@ -51,7 +51,7 @@ report: "workflow/report/workflow.rst"
 
 wildcard_constraints:
     dataset="|".join(pipeline.DATASETS),
-    setting=r"([0-9]+way)?[0-9]+shot",
+    setting=r"([0-9]+way)?[0-9]+shot|varway",
     algorithm="|".join(pipeline.ALGORITHMS),
     variant="baseline|trlearner",
     seed=r"[0-9]+",

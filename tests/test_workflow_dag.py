@@ -60,13 +60,15 @@ def test_default_preset_covers_the_issue_cells():
         for algo in pipeline.ALGORITHMS:
             for v in pipeline.VARIANTS:
                 assert ("omniglot_small", setting, algo, v) in cells
-    assert m.ablation_runs, "the default preset has small ablations"
+    from trlearner.analysis.plan import analysis_runs
+    cfg = yaml.safe_load((REPO / "config" / "default.yaml").read_text())
+    assert analysis_runs(cfg["analyses"]), "the default preset runs the paper's analyses at CPU size"
 
 
 def test_paper_preset_covers_every_dataset_and_declares_gpus(fresh):
     m = _matrix("paper")
-    assert {"sinusoid", "harmonic", "omniglot", "miniimagenet", "cub", "places", "pqsar", "pose",
-            "metadataset"} <= set(m.datasets)
+    assert {"sinusoid", "harmonic", "omniglot", "miniimagenet", "cub", "places", "pqsar", "pascal3d_pose",
+            "metadataset_vgg_flower"} <= set(m.datasets)
     settings = {(r.dataset, r.setting) for r in m.table_runs}
     for s in ("5way1shot", "5way5shot", "20way1shot", "20way5shot"):
         assert ("omniglot", s) in settings
@@ -150,6 +152,14 @@ def _fake_complete(workdir: Path, config: str) -> None:
     files = ([f"results/data/{d}.manifest.json" for d in m.datasets] + [r.metrics for r in m.runs]
              + ["results/expected.json", "reports/REPORT.md", "reports/cells.csv"]
              + (["results/ablations/index.json"] if m.ablation_runs else []))
+    cfg = yaml.safe_load((workdir / config).read_text())
+    if cfg.get("analyses"):
+        from trlearner.analysis.plan import analysis_outputs, analysis_runs
+
+        plan = analysis_runs(cfg["analyses"])
+        files += [f"{r['run_dir']}/metrics.json" for r in plan]
+        files += [f"reports/analyses/{n}/{f}" for n in {r["analysis"] for r in plan}
+                  for f in analysis_outputs(n)]
     for f in files:
         p = workdir / f
         p.parent.mkdir(parents=True, exist_ok=True)

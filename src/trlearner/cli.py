@@ -14,7 +14,7 @@ import sys
 
 # Modules that add a subcommand with ``register(subparsers)``; each sets ``func`` on its parser.
 SUBCOMMAND_MODULES = ("trlearner.train_cli", "trlearner.data.cli", "trlearner.report.cli",
-                      "trlearner.bench")
+                      "trlearner.bench", "trlearner.analysis.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -68,6 +68,8 @@ class RunConfig:
     first_order: bool = False
     backbone: str | None = None
     filters: int | None = None
+    hidden: tuple | None = None
+    metric: str | None = None
     train_queries: int | None = None
     test_tasks: int | None = None
     test_queries: int | None = None
@@ -113,6 +115,11 @@ def resolve_config(**kwargs) -> RunConfig:
         if getattr(cfg, key, None) is None:
             setattr(cfg, key, value)
     cfg.protocol_reference = proto
+    if cfg.trlearner is not None and cfg.dataset.startswith("metadataset_"):
+        raise ValueError(
+            f"TRLearner on {cfg.dataset} is not supported yet: Meta-Dataset episodes have a variable "
+            "number of ways and padded support sets, which the per-class task representation of "
+            "trlearner.relation does not handle; run the baseline, or a fixed-way dataset")
     if cfg.algorithm == "protonet":
         cfg.inner_steps = cfg.test_steps = cfg.curve_steps = 0
     cfg.curve_steps = max(cfg.curve_steps, cfg.test_steps)
@@ -175,9 +182,13 @@ def _save_checkpoint(out: Path, ckpt: dict) -> None:
 
 def build(cfg: RunConfig, source):
     """The algorithm (and TRLearner wrapper, or None) for a run on ``source``."""
-    backbone = make_backbone(cfg.backbone, source.input_shape, source.n_out,
-                             **({"filters": cfg.filters} if cfg.filters else {}))
+    options = {"filters": cfg.filters} if cfg.filters else {}
+    if cfg.hidden:
+        options["hidden"] = list(cfg.hidden)
+    backbone = make_backbone(cfg.backbone, source.input_shape, source.n_out, **options)
     algo = make_algorithm(cfg.algorithm, backbone, source.kind)
+    if cfg.metric:
+        algo.set_metric(cfg.metric)
     trl = None
     if cfg.trlearner is not None:
         trl = TRLearner(algo, cfg.trlearner, shots=cfg.shots, ways=cfg.ways)
@@ -270,7 +281,7 @@ def train(cfg: RunConfig, out, progress: bool = True) -> dict:
             msg = (f"meta-training diverged at iteration {it}: loss is {loss.item()}; the last good "
                    f"checkpoint is kept in {out}")
             log(msg)
-            atomic_write_json(out / "metrics.json", _diverged_metrics(cfg, algo.kind, it, msg))
+            atomic_write_json(out / "metrics.json", _diverged_metrics(cfg, algo, it, msg))
             raise DivergedError(msg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -312,13 +323,13 @@ def _eval_point(cfg, algo, meta, batch, it, device) -> dict:
             "val": float(val[:, cfg.test_steps].mean())}
 
 
-def _base_metrics(cfg: RunConfig, kind: str) -> dict:
+def _base_metrics(cfg: RunConfig, algo) -> dict:
     return {
         "dataset": cfg.dataset, "algorithm": cfg.algorithm, "variant": cfg.variant,
         "shots": cfg.shots, "ways": cfg.ways, "seed": cfg.seed,
-        "metric": "mse" if kind == "regression" else "accuracy",
-        "unit": None if kind == "regression" else "percent",
-        "higher_is_better": kind != "regression",
+        "metric": algo.metric_name,
+        "unit": "percent" if algo.metric_name == "accuracy" else None,
+        "higher_is_better": algo.higher_is_better,
         "protocol": {
             "iterations": cfg.iterations, "meta_batch": cfg.meta_batch,
             "inner_steps_train": cfg.inner_steps, "inner_lr_train": cfg.inner_lr,
@@ -340,7 +351,7 @@ def _metrics(cfg, algo, curve, ep_hash, wall, history) -> dict:
     steps = list(range(curve.shape[1]))
     stats = [summarise(curve[:, s]) for s in steps]
     return {
-        **_base_metrics(cfg, algo.kind),
+        **_base_metrics(cfg, algo),
         "mean": head["mean"], "ci95": head["ci95"], "n_tasks": head["n"],
         "per_task": [round(float(v), 6) for v in per_task],
         "curve": {"steps": steps, "mean": [s["mean"] for s in stats], "ci95": [s["ci95"] for s in stats]},
@@ -348,8 +359,8 @@ def _metrics(cfg, algo, curve, ep_hash, wall, history) -> dict:
     }
 
 
-def _diverged_metrics(cfg, kind, it, msg) -> dict:
-    return {**_base_metrics(cfg, kind), "mean": None, "ci95": None, "n_tasks": 0, "per_task": [],
+def _diverged_metrics(cfg, algo, it, msg) -> dict:
+    return {**_base_metrics(cfg, algo), "mean": None, "ci95": None, "n_tasks": 0, "per_task": [],
             "curve": None, "episodes_hash": None, "status": "diverged",
             "diverged_at_iteration": it, "message": msg, "wall_time_s": None}
 

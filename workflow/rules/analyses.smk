@@ -1,9 +1,62 @@
-# Analyses (paper section 4: motivation curves, meta-layer depth, relation heatmaps, time vs
-# accuracy). The analysis CLI (src/trlearner/analysis/, another engineer) is not there yet: for
-# now this file collects the ablation runs (plain extra training runs, ablations.smk) into an
-# index the analysis CLI will read. When the CLI lands, add a rule here that reads
-# {RESULTS}/ablations/index.json and writes PNG/PDF figures to {REPORTS}/figures/, and append
-# those figures to ANALYSIS_OUTPUTS: the report rule takes them as inputs and embeds them.
+# Analyses (paper section 4): motivation curves, meta-layer depth, relation heatmaps, time vs
+# accuracy, sensitivity to lambda and K. The runs each analysis needs come from
+# trlearner.analysis.plan (scale: the config's `analyses:` block); each analysis then renders a
+# figure (PNG, PDF), the CSV of its numbers, a caption and summary.json into
+# {REPORTS}/analyses/<name>/, which the report embeds. Ablation sweeps (ablations.smk) are
+# collected into an index as before.
+from trlearner.analysis.plan import ANALYSES as ANALYSIS_NAMES
+from trlearner.analysis.plan import ROOT as ANALYSIS_ROOT
+from trlearner.analysis.plan import analysis_runs
+
+ANALYSIS_PLAN = analysis_runs(config["analyses"]) if config.get("analyses") else []
+# run folder relative to {RESULTS}/analyses/ -> plan entry
+ANALYSIS_RUNS = {r["run_dir"][len(ANALYSIS_ROOT) + 1:]: r for r in ANALYSIS_PLAN}
+
+
+
+rule train_analysis:
+    input:
+        analysis_run_sources,
+    output:
+        f"{RESULTS}/analyses/{{arun}}/metrics.json",
+    log:
+        f"{RESULTS}/logs/analyses/{{arun}}.log",
+    wildcard_constraints:
+        arun="|".join(re.escape(k) for k in ANALYSIS_RUNS) or "^$",
+    params:
+        args=lambda wildcards: " ".join(ANALYSIS_RUNS[wildcards.arun]["args"]),
+        lock_dir=GPU_LOCK_DIR,
+        device=config["device"],
+    threads: config["threads"]
+    resources:
+        gpu=1 if GPU else 0,
+        mem_mb=config["mem_mb"],
+    shell:
+        "python -m trlearner.pipeline train-job --gpu-lock-dir {params.lock_dir} -- {params.args} "
+        "--device {params.device} --threads {threads} --out $(dirname {output}) > {log} 2>&1"
+
+
+rule analysis:
+    input:
+        runs=lambda wildcards: [f"{RESULTS}/analyses/{k}/metrics.json" for k, r in ANALYSIS_RUNS.items()
+                                if r["analysis"] == wildcards.name],
+        code=sorted(glob.glob(f"{pipeline.SRC}/analysis/*.py")),
+    output:
+        png=report(f"{REPORTS}/analyses/{{name}}/{{name}}.png", category="Analyses",
+                   caption="../report/analysis.rst"),
+        pdf=f"{REPORTS}/analyses/{{name}}/{{name}}.pdf",
+        csv=f"{REPORTS}/analyses/{{name}}/{{name}}.csv",
+        caption=f"{REPORTS}/analyses/{{name}}/{{name}}.caption.md",
+        summary=f"{REPORTS}/analyses/{{name}}/summary.json",
+    wildcard_constraints:
+        name="|".join(ANALYSIS_NAMES),
+    params:
+        runs=lambda wildcards: f"{RESULTS}/analyses/{wildcards.name}",
+        out=lambda wildcards, output: str(Path(output.png).parent),
+    log:
+        f"{RESULTS}/logs/analyses/{{name}}.log",
+    shell:
+        "python -m trlearner analysis {wildcards.name} --runs {params.runs} --out {params.out} > {log} 2>&1"
 
 
 rule ablations_index:
@@ -21,4 +74,5 @@ rule ablations_index:
         Path(output[0]).write_text(json.dumps(json.loads(params.runs), indent=1) + "\n")
 
 
-ANALYSIS_OUTPUTS = [rules.ablations_index.output[0]] if MATRIX.ablation_runs else []
+ANALYSIS_OUTPUTS = ([rules.ablations_index.output[0]] if MATRIX.ablation_runs else []) + [
+    f"{REPORTS}/analyses/{name}/{name}.png" for name in sorted({r["analysis"] for r in ANALYSIS_PLAN})]

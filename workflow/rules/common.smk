@@ -1,6 +1,7 @@
 # Helpers shared by the rules: the run a job belongs to, its inputs, its command and resources.
 # All of them read the experiment matrix built from the config by trlearner.pipeline.
 import glob
+import re
 import json
 
 GPU = config["device"] == "cuda"
@@ -40,3 +41,10 @@ def train_priority(wildcards):
     """Long jobs first, so that the short ones fill the gaps at the end."""
     device = "cpu" if config["device"] == "cpu" else "gpu"
     return int(pipeline.estimate_seconds(run_of(wildcards), device) // 10)
+
+
+def analysis_run_sources(wildcards):
+    """The code a planned run executes (MAML, regression tasks, TRLearner): an edit reruns it."""
+    src = pipeline.SRC
+    return [*pipeline.COMMON_SOURCES, f"{src}/algorithms/maml.py", *pipeline.DATA_SOURCES["regression"],
+            *pipeline.RELATION_SOURCES, f"{src}/regularizers.py"]

@@ -16,11 +16,12 @@ rule report:
                       caption="../report/tables.rst"),
     params:
         runs=lambda wildcards: f"{RESULTS}/runs",
-        figures=lambda wildcards, output: str(Path(output.md).parent / "figures"),
+        figures=lambda wildcards, output: str(Path(output.md).parent / "analyses"),
         out=lambda wildcards, output: str(Path(output.md).parent),
     log:
         f"{RESULTS}/logs/report.log",
     shell:
         "python -m trlearner.report.cli --results {params.runs} --expected {input.expected} "
-        "--reference {input.reference} --figures {params.figures} --out {params.out} "
+        "--reference {input.reference} --figures {params.figures} --analyses {params.figures} "
+        "--out {params.out} "
         "--relative-to . > {log} 2>&1"

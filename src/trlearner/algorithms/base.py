@@ -15,6 +15,14 @@ stacked over tasks. TRLearner (``trlearner.relation``) uses only these two opera
 The inner gradient is computed by a :class:`~trlearner.engine.InnerGrad` passed in by the
 engine, so the same algorithm code runs under ``vmap`` (``torch.func.grad``) and in the
 per-task reference loop (``torch.autograd.grad``).
+
+Padded episodes (variable-way/shot sources such as Meta-Dataset, label -1 at padding): the
+classification loss and accuracy ignore padded entries and mask the logits of classes the
+task does not have. Limitation: padded inputs (all-zero images) are still part of the batch
+the backbone sees, so with transductive batch norm they enter the batch statistics of the
+support (and query) set; the more an episode is padded, the more its normalisation is
+biased towards zero images. Removing this needs a masked batch norm in the backbone (or
+evaluating/adapting each episode unpadded); it is not done here.
 """
 
 from __future__ import annotations
@@ -36,9 +44,28 @@ def mse_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return ((out - y) ** 2).mean()
 
 
+# Padded entries: variable-way/shot sources (Meta-Dataset) stack episodes of different sizes
+# and mark padding with label -1 (docs/CONTRACTS.md); their heads have ``n_out`` = the largest
+# way (50), so logits of classes the task does not have (index >= the task's ways = max label
+# + 1; labels are 0..ways-1) are masked too. For fixed-way sources (no -1, n_out == ways)
+# both masks are no-ops and the numbers are unchanged.
+PAD_LABEL = -1
+MASKED_LOGIT = -1e9
+
+
+def mask_absent_classes(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``out`` [N, n_out] with logits of classes >= the task's ways (max label + 1) set to
+    a large negative number. Works under ``vmap`` (no data-dependent control flow)."""
+    ways = y.max() + 1
+    keep = torch.arange(out.shape[-1], device=out.device) < ways
+    return torch.where(keep, out, torch.full_like(out, MASKED_LOGIT))
+
+
 def ce_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of one task: ``out`` [N, ways] logits, ``y`` [N] int64 -> scalar."""
-    return F.cross_entropy(out, y)
+    """Cross-entropy of one task: ``out`` [N, n_out] logits, ``y`` [N] int64 -> scalar.
+
+    Entries labelled -1 (padding) are ignored: the mean is over real entries only."""
+    return F.cross_entropy(mask_absent_classes(out, y), y, ignore_index=PAD_LABEL)
 
 
 def mse_metric(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -46,8 +73,23 @@ def mse_metric(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def accuracy_metric(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Fraction of correct argmax predictions, in [0, 1]."""
-    return (out.argmax(dim=-1) == y).float().mean()
+    """Fraction of correct argmax predictions over the real (label >= 0) entries, in [0, 1]."""
+    valid = y >= 0
+    hit = (mask_absent_classes(out, y).argmax(dim=-1) == y) & valid
+    return hit.sum().to(out.dtype) / valid.sum().clamp_min(1).to(out.dtype)
+
+
+def r2_metric(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Coefficient of determination of one task (pQSAR: R^2 per assay): ``out``, ``y``
+    [N, 1] -> scalar (same formula as ``trlearner.data.drug.r2_per_task``)."""
+    ss_res = ((out - y) ** 2).sum()
+    ss_tot = ((y - y.mean()) ** 2).sum()
+    return 1 - ss_res / ss_tot.clamp_min(1e-12)
+
+
+# Metrics an algorithm can report instead of its kind's default (``Algorithm.set_metric``):
+# name -> (metric, higher is better).
+METRICS = {"mse": (mse_metric, False), "accuracy": (accuracy_metric, True), "r2": (r2_metric, True)}
 
 
 TASK_KINDS = {
@@ -73,6 +115,13 @@ class Algorithm:
         self.backbone = backbone
         self.kind = kind
         self.loss_fn, self.metric_fn, self.metric_name, self.higher_is_better = TASK_KINDS[kind]
+
+    def set_metric(self, name: str) -> None:
+        """Report ``name`` (``mse``, ``accuracy``, ``r2``) at evaluation; the loss is unchanged."""
+        if name not in METRICS:
+            raise ValueError(f"unknown metric {name!r}; choose one of {sorted(METRICS)}")
+        self.metric_fn, self.higher_is_better = METRICS[name]
+        self.metric_name = name
 
     # -- meta-parameters --------------------------------------------------------------
     def init_params(self, gen: torch.Generator, inner_lr: float) -> Params:

@@ -4,6 +4,11 @@ The task state is the class prototypes (mean support feature per class); the out
 query is minus its squared Euclidean distance to each prototype. Inner steps do nothing: the
 path yields the same prototypes after every "step", so step curves stay flat.
 
+Padded episodes (Meta-Dataset: labels -1 at padding, ``n_out`` = 50 > the task's ways): padded
+support rows do not enter any prototype, and absent classes get a zero prototype whose logit
+the loss/accuracy mask. Padded rows still enter the backbone's transductive batch-norm
+statistics (the backbone sees the whole padded batch): see docs of ``trlearner.algorithms.base``.
+
 Example::
 
     >>> import torch
@@ -43,8 +48,12 @@ class ProtoNet(Algorithm):
 
     def adapt_path(self, meta, xs, ys, steps, lr, grad):
         h = self.backbone.features(meta, xs)  # [S, d]
-        onehot = F.one_hot(ys, self.n_way).to(h.dtype)  # [S, N]
-        protos = onehot.T @ h / onehot.sum(0).unsqueeze(1)  # [N, d]
+        # padded support rows (label -1, variable-way sources) get an all-zero one-hot row
+        valid = (ys >= 0).to(h.dtype).unsqueeze(1)  # [S, 1]
+        onehot = F.one_hot(ys.clamp_min(0), self.n_way).to(h.dtype) * valid  # [S, N]
+        # classes the task does not have (index >= its ways) get a zero prototype; the loss
+        # and accuracy mask their logits (trlearner.algorithms.base.mask_absent_classes)
+        protos = onehot.T @ h / onehot.sum(0).clamp_min(1).unsqueeze(1)  # [N, d]
         state = {"prototypes": protos}
         for _ in range(steps + 1):
             yield state

@@ -14,7 +14,6 @@ from typing import NamedTuple
 
 import torch
 
-REGRESSION_DATASETS = ("sinusoid", "harmonic")
 
 
 class TaskBatch(NamedTuple):
@@ -41,9 +40,9 @@ def make_source(dataset: str, split: str, shots: int, ways: int | None = None,
     the protocol's default (regression: ``shots`` at train, 100 at val/test; classification:
     15 per class). Classification datasets need ``ways``; pQSAR, pose and Meta-Dataset do not.
     """
-    if dataset in REGRESSION_DATASETS:
-        from trlearner.data.regression import RegressionSource
+    from trlearner.data.regression import FAMILIES, RegressionSource
 
+    if dataset in FAMILIES:
         if queries is None:
             queries = shots if split == "train" else 100
         return RegressionSource(dataset, split, shots, queries, seed)

@@ -1,0 +1,223 @@
+"""Shared pieces of the analyses: reading run folders, statistics with stated CIs, and
+writing a figure (PNG + PDF), its CSV, caption and ``summary.json``.
+
+CI conventions (every CSV row says which one it used, column ``ci_basis``):
+
+- ``tasks``: the test tasks are the same episodes for every run (same ``episodes_hash``), so
+  each task's MSE is first averaged over seeds, then ``ci95 = 1.96 sd / sqrt(n_tasks)`` over
+  those task means. It measures task-sampling noise, not seed-to-seed noise.
+- ``seeds``: with 3 or more seeds, a Student-t 95% interval over the per-seed means.
+
+Paired differences (method - reference) are taken task by task when both cells share the
+test episodes, which removes the variance common to both.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+Z95 = 1.96
+
+
+@dataclass
+class Run:
+    """One finished run folder."""
+
+    path: Path
+    rel: str  # path relative to the analysis' --runs folder, e.g. "trlearner/steps3/seed0"
+    metrics: dict
+
+    @property
+    def seed(self) -> int:
+        return int(self.metrics["seed"])
+
+
+@dataclass
+class RunSet:
+    """The run folders under one analysis folder: finished ones and the others."""
+
+    root: Path
+    runs: list[Run] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)  # rel paths: no metrics.json or not ok
+
+    def select(self, pred) -> list[Run]:
+        return [r for r in self.runs if pred(r)]
+
+
+def load_runs(root) -> RunSet:
+    """Every run folder under ``root`` (a folder holding ``metrics.json``, ``log.txt`` or
+    ``checkpoint.pt``). Runs whose status is not ``ok`` are listed as incomplete."""
+    root = Path(root)
+    rs = RunSet(root)
+    if not root.exists():
+        return rs
+    dirs = {p.parent for pat in ("metrics.json", "log.txt", "checkpoint.pt") for p in root.rglob(pat)}
+    for d in sorted(dirs):
+        rel = d.relative_to(root).as_posix()
+        m = None
+        if (d / "metrics.json").exists():
+            try:
+                m = json.loads((d / "metrics.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                m = None
+        if m is not None and m.get("status") == "ok":
+            rs.runs.append(Run(d, rel, m))
+        else:
+            rs.incomplete.append(rel + ("" if m is None else f" (status {m.get('status')})"))
+    return rs
+
+
+def missing_runs(rs: RunSet, expected: list[str] | None) -> list[str]:
+    """Expected run folders (relative to the analysis folder) that have no finished run,
+    plus any unfinished folder found on disk."""
+    done = {r.rel for r in rs.runs}
+    out = [e for e in (expected or []) if e not in done]
+    out += [i for i in rs.incomplete if i.split(" ")[0] not in out]
+    return out
+
+
+def same_episodes(runs: list[Run]) -> bool:
+    hashes = {r.metrics.get("episodes_hash") for r in runs}
+    ns = {len(r.metrics["per_task"]) for r in runs}
+    return len(hashes) == 1 and None not in hashes and len(ns) == 1
+
+
+def task_matrix(runs: list[Run]) -> np.ndarray:
+    """Per-task values ``[n_seeds, n_tasks]`` (runs must share their test episodes)."""
+    return np.array([r.metrics["per_task"] for r in runs], dtype=float)
+
+
+def cell_stats(runs: list[Run]) -> dict:
+    """Mean and 95% CI of a cell (one setting, several seeds); see the module doc."""
+    if not runs:
+        return {"mean": math.nan, "ci95": math.nan, "ci_basis": "none", "n_seeds": 0, "n_tasks": 0,
+                "seed_sd": math.nan, "seeds": "", "seed_means": ""}
+    seed_means = np.array([r.metrics["mean"] for r in runs], dtype=float)
+    n_tasks = int(min(r.metrics["n_tasks"] for r in runs))
+    seed_sd = float(seed_means.std(ddof=1)) if len(runs) > 1 else math.nan
+    if len(runs) >= 3:
+        from scipy import stats
+
+        ci = float(stats.t.ppf(0.975, len(runs) - 1) * seed_sd / math.sqrt(len(runs)))
+        basis = f"seeds (t, n={len(runs)})"
+    elif same_episodes(runs):
+        tm = task_matrix(runs).mean(axis=0)
+        ci = float(Z95 * tm.std(ddof=1) / math.sqrt(len(tm))) if len(tm) > 1 else math.nan
+        basis = f"tasks (n={len(tm)}, averaged over {len(runs)} seed(s))"
+    else:  # different test episodes: mean of the runs' own CIs, shrunk by the number of runs
+        ci = float(np.mean([r.metrics["ci95"] for r in runs]) / math.sqrt(len(runs)))
+        basis = f"tasks (per-run CIs, {len(runs)} runs)"
+    return {"mean": float(seed_means.mean()), "ci95": ci, "ci_basis": basis, "n_seeds": len(runs),
+            "n_tasks": n_tasks, "seed_sd": seed_sd,
+            "seeds": " ".join(str(r.seed) for r in sorted(runs, key=lambda r: r.seed)),
+            "seed_means": " ".join(f"{r.metrics['mean']:.6g}" for r in sorted(runs, key=lambda r: r.seed))}
+
+
+def paired_diff(a: list[Run], b: list[Run]) -> dict:
+    """``mean(a) - mean(b)`` with a 95% CI: task-paired when every run shares its episodes
+    (per-task values averaged over each side's seeds), else unpaired from the cells' CIs."""
+    if not a or not b:
+        return {"diff": math.nan, "ci95": math.nan, "paired": False, "seed_diffs": {}}
+    ma, mb = {r.seed: r.metrics["mean"] for r in a}, {r.seed: r.metrics["mean"] for r in b}
+    seed_diffs = {s: ma[s] - mb[s] for s in sorted(set(ma) & set(mb))}  # seed-matched, as a check
+    if same_episodes(a + b):
+        d = task_matrix(a).mean(axis=0) - task_matrix(b).mean(axis=0)
+        return {"diff": float(d.mean()), "ci95": float(Z95 * d.std(ddof=1) / math.sqrt(len(d))),
+                "paired": True, "seed_diffs": seed_diffs}
+    sa, sb = cell_stats(a), cell_stats(b)
+    return {"diff": sa["mean"] - sb["mean"], "ci95": math.hypot(sa["ci95"], sb["ci95"]), "paired": False,
+            "seed_diffs": seed_diffs}
+
+
+def interval_text(d: dict, fmt: str = ".3f") -> str:
+    """``+0.123 ± 0.045``, plus the seed-matched differences when there are 2 or more seeds (the
+    task CI does not cover seed-to-seed variation; differing signs flag it)."""
+    text = f"{d['diff']:+{fmt}} ± {d['ci95']:{fmt}}"
+    sd = d.get("seed_diffs") or {}
+    if len(sd) >= 2:
+        text += " [per seed: " + ", ".join(f"{v:+{fmt}}" for v in sd.values())
+        signs = {v > 0 for v in sd.values() if v != 0}
+        text += "; seeds disagree in sign]" if len(signs) > 1 else "]"
+    return text
+
+
+def protocol_text(runs: list[Run]) -> str:
+    """One sentence on the protocol of ``runs`` (iterations, tasks, reduced or not)."""
+    if not runs:
+        return "no finished runs"
+    m = runs[0].metrics
+    p = m["protocol"]
+    its = sorted({r.metrics["protocol"]["iterations"] for r in runs})
+    tasks = sorted({r.metrics["n_tasks"] for r in runs})
+    seeds = sorted({r.seed for r in runs})
+    reduced = sorted({bool(r.metrics["protocol"].get("reduced")) for r in runs})
+    presets = sorted({str(r.metrics["protocol"].get("preset")) for r in runs})
+    datasets = sorted({r.metrics["dataset"] for r in runs})
+    return (f"MAML ({p['backbone']} backbone), {', '.join(datasets)}, {m['shots']}-shot; "
+            f"{'/'.join(map(str, its))} meta-training iterations, meta-batch {p['meta_batch']}, "
+            f"outer lr {p['outer_lr']}, inner lr {p['inner_lr_train']}; {len(seeds)} seed(s) "
+            f"({', '.join(map(str, seeds))}); {'/'.join(map(str, tasks))} fixed test tasks with "
+            f"{p['queries_test']} query points each; metric {m['metric'].upper()}; "
+            f"reduced protocol: {'yes' if reduced == [True] else 'no' if reduced == [False] else 'mixed'}; "
+            f"preset {', '.join(presets)}.")
+
+
+def save_figure(fig, out: Path, name: str) -> list[str]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for ext in ("png", "pdf"):
+        fig.savefig(out / f"{name}.{ext}", dpi=150 if ext == "png" else None, bbox_inches="tight")
+        files.append(f"{name}.{ext}")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return files
+
+
+def write_caption(out: Path, name: str, title: str, body: list[str], missing: list[str],
+                  planned: bool = True) -> None:
+    lines = [f"**{title}**", "", *body, ""]
+    if not planned and not missing:
+        lines += ["No run plan given (`--scale`), so runs never started cannot be listed; "
+                  "no unfinished run folder was found.", ""]
+    elif missing:
+        lines += [f"Missing or unfinished runs ({len(missing)}), left out of the figure:", ""]
+        lines += [f"- `{m}`" for m in missing] + [""]
+    else:
+        lines += ["All planned runs are present.", ""]
+    (out / f"{name}.caption.md").write_text("\n".join(lines))
+
+
+def write_summary(out: Path, summary: dict) -> None:
+    def clean(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        if isinstance(x, np.generic):
+            return clean(x.item())
+        return x
+
+    (out / "summary.json").write_text(json.dumps(clean(summary), indent=2) + "\n")
+
+
+def mpl():
+    """pyplot with a non-interactive backend and readable defaults."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3, "font.size": 9,
+                         "legend.fontsize": 8, "pdf.fonttype": 42})
+    return plt
+
+
+COLORS = {"baseline": "#1f77b4", "trlearner": "#d62728"}

@@ -1,0 +1,146 @@
+"""The runs behind the paper's analyses (TRLEARNER.md section 4), as data.
+
+``analysis_runs(scale)`` lists every training run the five analyses need: one dict per run,
+``{"analysis", "run_dir", "args"}`` with ``args`` the ``trlearner train`` arguments without
+``--out``. ``analysis_outputs(name)`` lists the files ``trlearner analysis <name>`` writes.
+The pipeline trains ``run_dir`` with ``args`` and then calls
+``trlearner analysis <name> --runs results/analyses/<name> --out reports/analyses/<name>``.
+
+``scale`` (config ``analyses:`` block) -- every key optional, defaults in ``DEFAULT_SCALE``;
+a sub-dict under an analysis name overrides the top-level keys for that analysis only::
+
+    >>> runs = analysis_runs({"iterations": 200, "seeds": 1, "depth": {"iterations": 100}})
+    >>> sorted({r["analysis"] for r in runs}) == sorted(ANALYSES)
+    True
+    >>> r = next(r for r in runs if r["run_dir"].endswith("depth/trlearner/steps3/seed0"))
+    >>> r["args"][r["args"].index("--iterations") + 1]
+    '100'
+"""
+
+from __future__ import annotations
+
+ANALYSES = ("motivation", "depth", "relations", "tradeoff", "sensitivity")
+ROOT = "results/analyses"
+
+DEFAULT_SCALE = {
+    "dataset": "sinusoid",       # regression family for analyses 2-5
+    "shots": 5,
+    "seeds": 2,                  # int n -> seeds 0..n-1, or an explicit list
+    "iterations": 2000,
+    "test_tasks": 200,
+    "eval_every": 100,           # motivation curves: a (train, val) point every N iterations
+    "eval_tasks": 100,
+    "threads": 1,
+    "preset": "default",
+    "lam": 0.1,                  # TRLearner defaults where an analysis does not vary them
+    "heads": 4,
+    "motivation_families": ["motivation_d1", "motivation_d2", "motivation_d3", "motivation_d4"],
+    "depth_steps": [1, 2, 3, 4, 5],
+    "relation_variants": ["fixed_cosine", "one_head", "k_heads"],
+    "relation_k": 4,
+    "regularizers": {"weight_decay": 1e-4, "input_noise": 0.1, "meta_aug": 1.0},
+    "lams": [0.0, 0.01, 0.1, 0.5, 1.0],
+    "heads_grid": [1, 2, 4, 8],
+}
+
+# The files every analysis writes into its output folder.
+_COMMON = ["{n}.png", "{n}.pdf", "{n}.csv", "{n}.caption.md", "summary.json"]
+
+
+def analysis_outputs(name: str) -> list[str]:
+    """File names ``trlearner analysis <name>`` writes into ``--out``."""
+    if name not in ANALYSES:
+        raise ValueError(f"unknown analysis {name!r}; choose one of: {', '.join(ANALYSES)}")
+    extra = ["relations_matrix.csv"] if name == "relations" else []
+    return [f.format(n=name) for f in _COMMON] + extra
+
+
+def _seeds(value) -> list[int]:
+    return list(range(int(value))) if isinstance(value, int) else [int(s) for s in value]
+
+
+def _scale(scale: dict | None, name: str) -> dict:
+    s = dict(DEFAULT_SCALE)
+    s.update({k: v for k, v in (scale or {}).items() if k not in ANALYSES})
+    s.update((scale or {}).get(name) or {})
+    return s
+
+
+def _num(x) -> str:
+    """A number as a short, path-safe string: 0.1 -> '0.1', 1.0 -> '1', 1e-4 -> '0.0001'."""
+    return format(float(x), "g") if float(x) >= 1e-3 or float(x) == 0 else format(float(x), ".6f").rstrip("0")
+
+
+def _common(s: dict, seed: int, dataset: str | None = None) -> list[str]:
+    return ["--dataset", dataset or s["dataset"], "--algorithm", "maml", "--shots", str(s["shots"]),
+            "--seed", str(seed), "--iterations", str(s["iterations"]), "--test-tasks", str(s["test_tasks"]),
+            "--threads", str(s["threads"]), "--preset", str(s["preset"]), "--no-progress"]
+
+
+def _trl(lam, heads, fixed: bool = False) -> list[str]:
+    return ["--trlearner", "--lam", _num(lam), "--heads", str(heads)] + (["--fixed-omega"] if fixed else [])
+
+
+def _motivation(s):
+    for seed in _seeds(s["seeds"]):
+        for fam in s["motivation_families"]:
+            for variant in ("baseline", "trlearner"):
+                args = _common(s, seed, fam) + ["--inner-steps", "1", "--test-steps", "1",
+                                                "--eval-every", str(s["eval_every"]),
+                                                "--eval-tasks", str(s["eval_tasks"])]
+                if variant == "trlearner":
+                    args += _trl(s["lam"], s["heads"])
+                yield f"{fam}/{variant}/seed{seed}", args
+
+
+def _depth(s):
+    for seed in _seeds(s["seeds"]):
+        for k in s["depth_steps"]:
+            for variant in ("baseline", "trlearner"):
+                args = _common(s, seed) + ["--inner-steps", str(k), "--test-steps", str(k)]
+                if variant == "trlearner":
+                    args += _trl(s["lam"], s["heads"])
+                yield f"{variant}/steps{k}/seed{seed}", args
+
+
+def _relations(s):
+    variants = {"fixed_cosine": _trl(s["lam"], 1, fixed=True), "one_head": _trl(s["lam"], 1),
+                "k_heads": _trl(s["lam"], s["relation_k"]), "baseline": []}
+    for seed in _seeds(s["seeds"]):
+        for v in ["baseline", *s["relation_variants"]]:
+            yield f"{v}/seed{seed}", _common(s, seed) + variants[v]
+
+
+def _tradeoff(s):
+    for seed in _seeds(s["seeds"]):
+        yield f"baseline/seed{seed}", _common(s, seed)
+        yield f"trlearner/seed{seed}", _common(s, seed) + _trl(s["lam"], s["heads"])
+        for reg, strength in s["regularizers"].items():
+            yield f"{reg}/seed{seed}", _common(s, seed) + ["--regularizer", reg, "--reg-strength", _num(strength)]
+
+
+def _sensitivity(s):
+    cells = [(lam, s["heads"]) for lam in s["lams"]] + [(s["lam"], k) for k in s["heads_grid"]]
+    cells = list(dict.fromkeys((float(lam), int(k)) for lam, k in cells))
+    for seed in _seeds(s["seeds"]):
+        yield f"baseline/seed{seed}", _common(s, seed)
+        for lam, k in cells:
+            yield f"lam{_num(lam)}_heads{k}/seed{seed}", _common(s, seed) + _trl(lam, k)
+
+
+_PLANS = {"motivation": _motivation, "depth": _depth, "relations": _relations,
+          "tradeoff": _tradeoff, "sensitivity": _sensitivity}
+
+
+def analysis_runs(scale: dict | None = None, analyses=ANALYSES) -> list[dict]:
+    """Every run of ``analyses``: ``[{"analysis", "run_dir", "args"}]`` (see module doc).
+
+    Runs are ordered seed by seed within an analysis, so a partial pipeline still covers
+    every cell of a figure with at least one seed.
+    """
+    runs = []
+    for name in analyses:
+        s = _scale(scale, name)
+        for rel, args in _PLANS[name](s):
+            runs.append({"analysis": name, "run_dir": f"{ROOT}/{name}/{rel}", "args": args})
+    return runs
