@@ -154,3 +154,43 @@ def test_gpu_config_declares_gpu_resources_and_claims_in_the_job(tmp_path):
     out = snakemake(d, "--dry-run", "--printshellcmds", "--configfile", "config/tiny.yaml")
     text = out.stdout + out.stderr
     assert "gpu=1" in text and "trlearner.pipeline train-job --gpu-lock-dir" in text
+
+
+@pytest.mark.slow
+def test_an_analysis_is_a_pipeline_target_from_runs_to_figure(tmp_path):
+    import yaml
+
+    d = copy_pipeline(tmp_path / "repo")
+    cfg = yaml.safe_load((d / "config/tiny.yaml").read_text())
+    cfg["analyses"] = {"seeds": 1, "iterations": 10, "test_tasks": 10, "eval_every": 5, "eval_tasks": 5,
+                       "preset": "tiny", "depth_steps": [1, 2]}
+    (d / "config/tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    snakemake(d, "reports/analyses/depth/depth.png", "--cores", "2", "--configfile", "config/tiny.yaml")
+    out = d / "reports/analyses/depth"
+    for name in ("depth.png", "depth.pdf", "depth.csv", "depth.caption.md", "summary.json"):
+        assert (out / name).stat().st_size > 0, name
+    runs = sorted((d / "results/analyses/depth").rglob("metrics.json"))
+    assert len(runs) == 4  # 2 depths x {baseline, trlearner}
+    assert json.loads((out / "summary.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_second_pipeline_in_the_same_checkout_is_refused_while_one_runs(tmp_path):
+    d = copy_pipeline(tmp_path / "repo")
+    cfg = (d / "config/tiny.yaml").read_text().replace("iterations: 20, test_tasks: 20", "iterations: 3000, test_tasks: 20", 1)
+    (d / "config/tiny.yaml").write_text(cfg)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    first = subprocess.Popen([SNAKEMAKE, "--cores", "1", "--configfile", "config/tiny.yaml"], cwd=d, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not any((d / ".snakemake" / "locks").glob("*")) and time.time() < deadline:
+            time.sleep(0.2)
+        assert any((d / ".snakemake" / "locks").glob("*")), "the first pipeline never took its lock"
+        second = snakemake(d, "--cores", "1", "--configfile", "config/tiny.yaml", check=False)
+        assert second.returncode != 0
+        assert "cannot be locked" in (second.stdout + second.stderr)
+        assert first.poll() is None, "the first pipeline must be unaffected"
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
