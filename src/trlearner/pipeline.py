@@ -342,7 +342,10 @@ TRLEARNER_FACTOR = 1.7
 CPU_JOB_OVERHEAD_S = 8.0
 # Conv4 image episodes are far heavier: seconds per iteration per (task x image) on one CPU
 # thread; GPU numbers are assumed from the MAML literature (not measured here).
-CPU_SEC_PER_IMAGE_ITER = 2.0e-4
+CPU_SEC_PER_IMAGE_ITER = 2.0e-3
+# Calibrated on omniglot_small 5-way 5-shot, Conv4-16, meta-batch 8, 300 iterations, 100 test
+# tasks (MAML+TRLearner ~250 s, ProtoNet ~70 s on one busy core; 2026-11-26).
+CPU_SEC_PER_TEST_IMAGE = 4.0e-3
 GPU_SEC_PER_ITER = {"omniglot": 0.05, "omniglot_small": 0.05, "miniimagenet": 0.25, "cub": 0.25,
                     "places": 0.25, "pqsar": 0.02, "pascal3d_pose": 0.1,
                     "sinusoid": 0.004, "harmonic": 0.004, **{d: 0.4 for d in METADATASET}}
@@ -374,8 +377,11 @@ def estimate_seconds(run: Run, device: str = "cpu") -> float:
     else:
         images = (run.ways or 5) * (run.shots + (p.get("train_queries") or 15))
     filt = (p.get("filters") or 64) / 64
-    per = CPU_SEC_PER_IMAGE_ITER * images * p.get("meta_batch", 32) * filt ** 2
-    return CPU_JOB_OVERHEAD_S + 20 + iters * per * factor
+    per = CPU_SEC_PER_IMAGE_ITER * images * p.get("meta_batch", 32) * filt
+    # evaluation: every test task adapted for test_steps steps on support + queries
+    test_images = (run.ways or 5) * (run.shots + (p.get("test_queries") or 15))
+    evaluation = CPU_SEC_PER_TEST_IMAGE * p.get("test_tasks", 600) * test_images * (p.get("test_steps", 10) + 1) * filt
+    return CPU_JOB_OVERHEAD_S + 20 + iters * per * factor + evaluation
 
 
 def estimate(matrix: Matrix, done: set[str] | None = None) -> dict:
