@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,26 @@ REPORT_CLI = REPO / "src" / "trlearner" / "report" / "cli.py"
 needs_report = pytest.mark.skipif(not REPORT_CLI.exists(),
                                   reason="the report CLI (src/trlearner/report/cli.py) is not there yet")
 TINY_RUNS = ["results/runs/sinusoid/5shot/maml/baseline/seed0", "results/runs/sinusoid/5shot/anil/trlearner/seed0"]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def screenshot(html: Path, tmp: Path) -> Path:
+    """Open ``html`` in headless Chromium; fail on JavaScript errors; return the screenshot."""
+    shot = tmp / "screenshot.png"
+    out = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp / 'chromium-profile'}", "--enable-logging=stderr", "--v=0",
+         "--window-size=1280,900", "--virtual-time-budget=5000", f"--screenshot={shot}", html.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-3000:]
+    errors = [line for line in log.splitlines() if "Uncaught" in line]
+    assert not errors, errors
+    assert shot.exists(), log[-3000:]
+    return shot
 
 
 def _plugin(name: str) -> bool:
@@ -43,6 +64,12 @@ def test_tiny_config_end_to_end_then_noop(tmp_path):
     # Snakemake's HTML report (its output folder must exist first)
     snakemake(d, "--configfile", "config/tiny.yaml", "--report", "reports/snakemake_report.html")
     assert (d / "reports/snakemake_report.html").stat().st_size > 10_000
+    if CHROMIUM:
+        shot = screenshot(d / "reports/snakemake_report.html", tmp_path)
+        assert shot.stat().st_size > 5_000  # a rendered page, not an empty one
+    else:
+        import warnings
+        warnings.warn("chromium is not installed: the headless-browser check of the HTML report did not run")
     t0 = time.perf_counter()
     assert planned_jobs(d, "--configfile", "config/tiny.yaml") == {}
     assert time.perf_counter() - t0 < 5
