@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from conftest import SyntheticImages, leaf_params
 from trlearner.algorithms import ALGORITHMS, make_algorithm

@@ -30,10 +30,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 ALGORITHMS = ("maml", "anil", "metasgd", "tnet", "protonet")
 VARIANTS = ("baseline", "trlearner")

@@ -221,3 +221,10 @@ def mpl():
 
 
 COLORS = {"baseline": "#1f77b4", "trlearner": "#d62728"}
+
+
+def start(runs_dir, out_dir):
+    """What every analysis begins with: (pyplot, the created output folder, the loaded runs)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return mpl(), out, load_runs(runs_dir)

@@ -7,7 +7,6 @@ run is read from its metrics (``protocol.inner_steps_train``, ``variant``), not 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 
@@ -22,10 +21,7 @@ def _steps(r: C.Run) -> int:
 
 
 def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
-    plt = C.mpl()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rs = C.load_runs(runs_dir)
+    plt, out, rs = C.start(runs_dir, out_dir)
     steps = sorted({_steps(r) for r in rs.runs})
     cell = {(v, k): rs.select(lambda r, v=v, k=k: r.metrics["variant"] == v and _steps(r) == k)
             for v in VARIANTS for k in steps}
@@ -44,7 +40,7 @@ def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
         d = df[df.variant == v]
         if len(d):
             ax.errorbar(d["meta_layers"] + (i - 0.5) * 0.06, d["mean"], yerr=d["ci95"], marker="o", capsize=3,
-                        color=C.COLORS[v], label=f"MAML + TRLearner" if v == "trlearner" else "MAML")
+                        color=C.COLORS[v], label="MAML + TRLearner" if v == "trlearner" else "MAML")
     ax.set_xlabel("meta-layers (inner steps at training and test)")
     ax.set_ylabel("test MSE (lower is better)")
     ax.set_xticks(steps or [1])

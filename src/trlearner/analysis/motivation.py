@@ -20,7 +20,6 @@ Diagnostics per (family, variant), from the seed-mean curves:
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -109,10 +108,7 @@ def expected_runs(scale: dict | None) -> list[str] | None:
 
 
 def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
-    plt = C.mpl()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rs = C.load_runs(runs_dir)
+    plt, out, rs = C.start(runs_dir, out_dir)
     families = sorted({_family(r) for r in rs.runs})
     rows, diag, cells = [], {}, {}
     for fam in families:

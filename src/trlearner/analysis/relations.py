@@ -17,7 +17,6 @@ similar parameters are exactly the most related.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -63,10 +62,7 @@ def structure(m: np.ndarray, param: np.ndarray | None) -> float:
 
 
 def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
-    plt = C.mpl()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rs = C.load_runs(runs_dir)
+    plt, out, rs = C.start(runs_dir, out_dir)
     base = rs.select(lambda r: variant_of(r) == "baseline")
     rows, mats, entries = [], {}, []
     for v in VARIANTS:

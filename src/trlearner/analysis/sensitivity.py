@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from pathlib import Path
 
 import pandas as pd
 
@@ -20,10 +19,7 @@ NAME = "sensitivity"
 
 
 def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
-    plt = C.mpl()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rs = C.load_runs(runs_dir)
+    plt, out, rs = C.start(runs_dir, out_dir)
     base = rs.select(lambda r: r.metrics["variant"] == "baseline")
     trl = rs.select(lambda r: r.metrics["variant"] == "trlearner")
     key = lambda r: (float(r.metrics["trlearner"]["lam"]), int(r.metrics["trlearner"]["heads"]))  # noqa: E731

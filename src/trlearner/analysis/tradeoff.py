@@ -14,7 +14,6 @@ compare ratios only between runs made on the same machine under the same load.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,10 +37,7 @@ def method_of(r: C.Run) -> str:
 
 
 def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
-    plt = C.mpl()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rs = C.load_runs(runs_dir)
+    plt, out, rs = C.start(runs_dir, out_dir)
     base = rs.select(lambda r: method_of(r) == "baseline")
     base_wall = {r.seed: r.metrics["wall_time_s"] for r in base}
     base_mean_wall = float(np.mean(list(base_wall.values()))) if base_wall else math.nan

@@ -17,7 +17,7 @@ import json
 import pickle
 import tarfile
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 
