@@ -141,3 +141,18 @@ def test_train_command_writes_metrics(tmp_path):
     assert rc == 0 and m["variant"] == "trlearner" and m["trlearner"]["lam"] == 0.2 and m["trlearner"]["heads"] == 2
     rel = torch.load(tmp_path / "relation.pt")
     assert rel["probe"].shape == (25, 25) and rel["last_batch"].shape == (25, 25)
+
+
+def test_chunked_evaluation_equals_one_batch():
+    from trlearner.data.tasks import make_source
+    from trlearner.engine import evaluate_curve
+    from trlearner.train import build, evaluate, init_meta
+
+    cfg = resolve_config(**TINY)
+    algo, _ = build(cfg, make_source("sinusoid", "train", 5))
+    meta = init_meta(cfg, algo, None)
+    curve, digest = evaluate(cfg, algo, meta, "test", 250, "cpu")  # chunks of 100, 100, 50
+    b = make_source("sinusoid", "test", 5, queries=100).batch(range(250))
+    ref = evaluate_curve(algo, meta, b.xs, b.ys, b.xq, b.yq, cfg.curve_steps, cfg.test_lr, chunk=250)
+    torch.testing.assert_close(curve, ref)
+    assert evaluate(cfg, algo, meta, "test", 250, "cpu")[1] == digest
