@@ -42,6 +42,19 @@ def screenshot(html: Path, tmp: Path) -> Path:
     return shot
 
 
+def _start_slow_tiny_pipeline(tmp_path, iterations: int):
+    """A copy of the pipeline whose tiny runs take ``iterations`` iterations, started in the
+    background (its own process group, so a test can SIGKILL all of it)."""
+    d = copy_pipeline(tmp_path / "repo")
+    cfg = (d / "config/tiny.yaml").read_text().replace(
+        "iterations: 20, test_tasks: 20", f"iterations: {iterations}, test_tasks: 20", 1)
+    (d / "config/tiny.yaml").write_text(cfg)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.Popen([SNAKEMAKE, "--cores", "1", "--configfile", "config/tiny.yaml"], cwd=d, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return d, proc
+
+
 def _plugin(name: str) -> bool:
     import importlib.util
 
@@ -78,12 +91,7 @@ def test_tiny_config_end_to_end_then_noop(tmp_path):
 @pytest.mark.slow
 @needs_report
 def test_interrupted_pipeline_reruns_only_unfinished_jobs(tmp_path):
-    d = copy_pipeline(tmp_path / "repo")
-    cfg = (d / "config/tiny.yaml").read_text().replace("iterations: 20, test_tasks: 20", "iterations: 1500, test_tasks: 20", 1)
-    (d / "config/tiny.yaml").write_text(cfg)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.Popen([SNAKEMAKE, "--cores", "1", "--configfile", "config/tiny.yaml"], cwd=d, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    d, proc = _start_slow_tiny_pipeline(tmp_path, iterations=1500)
     runs = d / "results/runs"
     deadline = time.time() + 240
     # wait until one run is complete and another one has written a checkpoint
@@ -203,12 +211,7 @@ def test_an_analysis_is_a_pipeline_target_from_runs_to_figure(tmp_path):
 
 @pytest.mark.slow
 def test_a_second_pipeline_in_the_same_checkout_is_refused_while_one_runs(tmp_path):
-    d = copy_pipeline(tmp_path / "repo")
-    cfg = (d / "config/tiny.yaml").read_text().replace("iterations: 20, test_tasks: 20", "iterations: 3000, test_tasks: 20", 1)
-    (d / "config/tiny.yaml").write_text(cfg)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    first = subprocess.Popen([SNAKEMAKE, "--cores", "1", "--configfile", "config/tiny.yaml"], cwd=d, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    d, first = _start_slow_tiny_pipeline(tmp_path, iterations=3000)
     try:
         deadline = time.time() + 120
         while not any((d / ".snakemake" / "locks").glob("*")) and time.time() < deadline:
