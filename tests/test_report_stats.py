@@ -122,3 +122,23 @@ def test_failed_run_is_recorded_with_its_log(runs):
     failed = runs[runs.status == "failed"]
     assert len(failed) == 1
     assert failed.iloc[0]["log"] == "runs/omniglot/5way1shot/protonet/baseline/seed0/log.txt"
+
+
+def test_r2_cells_show_median_and_count_above_threshold():
+    import pandas as pd
+
+    from trlearner.report.stats import aggregate_cells
+    from trlearner.report.tables import _ours_text
+
+    runs = pd.DataFrame({"dataset": "pqsar", "setting": "10shot", "algorithm": "maml", "variant": "baseline",
+                         "seed": [0, 1], "status": "ok", "metric": "r2", "higher_is_better": True,
+                         "mean": [0.3, 0.2625], "ci95": 0.1, "n_tasks": 4,
+                         "per_task": [(0.1, 0.5, 0.4, 0.2), (0.6, 0.35, 0.1, 0.0)],
+                         "reduced": False, "diverged_at": None})
+    cell = aggregate_cells(runs).iloc[0]
+    # medians 0.3 and 0.225 -> 0.2625; above 0.3: 2 and 2 of 4
+    assert cell["median_task"] == pytest.approx(0.2625) and cell["tasks_above"] == 2 and cell["tasks"] == 4
+    text = _ours_text({**cell.to_dict(), "state": "ok"}, 3)
+    assert "median 0.263; R² > 0.3: 2 of 4 tasks" in text
+    mse = aggregate_cells(runs.assign(metric="mse")).iloc[0]
+    assert "median" not in _ours_text({**mse.to_dict(), "state": "ok"}, 3)

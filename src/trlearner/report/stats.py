@@ -36,6 +36,22 @@ import pandas as pd
 from scipy import stats
 
 CELL_KEYS = ["dataset", "setting", "algorithm", "variant"]
+# pQSAR (Martin et al. 2019): an assay counts as modelled when its R^2 exceeds 0.3.
+R2_THRESHOLD = 0.3
+
+
+def r2_task_summary(per_task: Iterable[Sequence[float]]) -> tuple[float, float, float]:
+    """(median R^2 over tasks, tasks with R^2 > 0.3, tasks), each averaged over seeds.
+
+    >>> r2_task_summary([(0.1, 0.5, 0.4, 0.2), (0.6, 0.35, 0.1, 0.0)])
+    (0.2625, 2.0, 4.0)
+    """
+    runs = [np.asarray(t, float) for t in per_task if len(t)]
+    if not runs:
+        return math.nan, math.nan, math.nan
+    return (float(np.mean([np.median(r) for r in runs])),
+            float(np.mean([(r > R2_THRESHOLD).sum() for r in runs])),
+            float(np.mean([r.size for r in runs])))
 PAIR_KEYS = ["dataset", "setting", "algorithm"]
 
 #: The ``ci_kind`` labels.
@@ -93,7 +109,8 @@ def aggregate_cells(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
     ``higher_is_better``, ``n`` (ok seeds), ``n_runs`` (all runs found), ``n_diverged``,
     ``n_failed``, ``mean``, ``ci95``, ``ci_kind``, ``seeds`` (tuple of ok seeds),
     ``reduced`` (any run of the cell under a reduced protocol), ``diverged_at`` (list of
-    ``(seed, iteration)``), ``wall_time_s`` (sum).
+    ``(seed, iteration)``), ``wall_time_s`` (sum); for R^2 cells also ``median_task``,
+    ``tasks_above`` and ``tasks`` (:func:`r2_task_summary`).
 
     >>> import pandas as pd
     >>> runs = pd.DataFrame({"dataset": "d", "setting": "5shot", "algorithm": "maml",
@@ -106,7 +123,7 @@ def aggregate_cells(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
     """
     columns = CELL_KEYS + ["metric", "higher_is_better", "n", "n_runs", "n_diverged",
                            "n_failed", "mean", "ci95", "ci_kind", "seeds", "reduced",
-                           "diverged_at", "wall_time_s"]
+                           "diverged_at", "wall_time_s", "median_task", "tasks_above", "tasks"]
     if runs.empty:
         return pd.DataFrame(columns=columns)
     rows = []
@@ -122,6 +139,8 @@ def aggregate_cells(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
         else:
             mean, ci, kind = math.nan, math.nan, None
         div = group[group["status"] == "diverged"].sort_values("seed")
+        is_r2 = len(metric) and metric.iloc[0] == "r2"
+        median_task, tasks_above, tasks = r2_task_summary(ok["per_task"]) if is_r2 else (math.nan,) * 3
         wall = group["wall_time_s"] if "wall_time_s" in group else pd.Series(dtype=float)
         rows.append(dict(
             zip(CELL_KEYS, key),
@@ -136,6 +155,7 @@ def aggregate_cells(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
                          for s, it in zip(div["seed"], div["diverged_at"])],
             wall_time_s=float(pd.to_numeric(wall, errors="coerce").sum(min_count=1))
             if len(wall) else math.nan,
+            median_task=median_task, tasks_above=tasks_above, tasks=tasks,
         ))
     return pd.DataFrame(rows, columns=columns)
 

@@ -210,6 +210,10 @@ def _ours_text(rec: dict[str, Any], decimals: int) -> str:
     if rec.get("ci_kind") == CI_TASKS:
         count += ", task CI"
     text = f"{_fmt(rec['mean'], decimals)} ± {_fmt(rec['ci95'], decimals)} ({count})"
+    median = rec.get("median_task")
+    if median is not None and math.isfinite(median):  # R^2 cells: the pQSAR summary per assay
+        text += (f"; median {_fmt(median, decimals)}; R² > 0.3: {rec['tasks_above']:g} of "
+                 f"{rec['tasks']:g} tasks")
     if rec.get("n_diverged"):
         text += f"; also {_diverged_text(rec['diverged_at'])}"
     if rec.get("reduced"):
