@@ -34,6 +34,14 @@ def assert_nothing_trusted(root: Path, name="omniglot_small"):
     assert leftovers == []
 
 
+def _failed_fetch(srv, root, name: str, fault) -> str:
+    """Inject ``fault`` for file ``name``, fetch omniglot_small, return the error message."""
+    srv.faults[name] = fault
+    with pytest.raises(DataFetchError) as ei:
+        fetch("omniglot_small", root, progress=False)
+    return str(ei.value)
+
+
 def test_fetch_verifies_and_publishes_atomically(small):
     srv, spec, root = small
     out = fetch("omniglot_small", root, progress=False)
@@ -49,10 +57,7 @@ def test_fetch_verifies_and_publishes_atomically(small):
 def test_checksum_mismatch_names_file_url_and_action_then_retry(small):
     srv, spec, root = small
     good = (srv.folder / "images_background_small2.zip").read_bytes()
-    srv.faults["images_background_small2.zip"] = good[:-10] + b"corrupted!"
-    with pytest.raises(DataFetchError) as ei:
-        fetch("omniglot_small", root, progress=False)
-    msg = str(ei.value)
+    msg = _failed_fetch(srv, root, "images_background_small2.zip", good[:-10] + b"corrupted!")
     assert "images_background_small2.zip" in msg and srv.url in msg
     assert "checksum mismatch" in msg and "What to do" in msg
     assert_nothing_trusted(root)
@@ -63,10 +68,7 @@ def test_checksum_mismatch_names_file_url_and_action_then_retry(small):
 
 def test_truncated_download_is_reported_and_resumed(small):
     srv, spec, root = small
-    srv.faults["images_background_small1.zip"] = "truncate"
-    with pytest.raises(DataFetchError) as ei:
-        fetch("omniglot_small", root, progress=False)
-    msg = str(ei.value)
+    msg = _failed_fetch(srv, root, "images_background_small1.zip", "truncate")
     assert "truncated" in msg and "images_background_small1.zip" in msg and srv.url in msg and "resume" in msg
     assert_nothing_trusted(root)
     part = root / "downloads" / "omniglot_small" / "images_background_small1.zip.part"
@@ -81,10 +83,7 @@ def test_truncated_download_is_reported_and_resumed(small):
 
 def test_html_page_instead_of_archive(small):
     srv, spec, root = small
-    srv.faults["images_background_small1.zip"] = "html"
-    with pytest.raises(DataFetchError) as ei:
-        fetch("omniglot_small", root, progress=False)
-    msg = str(ei.value)
+    msg = _failed_fetch(srv, root, "images_background_small1.zip", "html")
     assert "HTML" in msg and "images_background_small1.zip" in msg and srv.url in msg
     assert "data/manual" in msg and "browser" in msg
     assert_nothing_trusted(root)
