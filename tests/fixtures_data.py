@@ -172,6 +172,76 @@ def tar_of(path: Path, entries: dict[str, bytes], mode="w:gz"):
             tf.addfile(info, io.BytesIO(data))
 
 
+# pQSAR: the layout of the MetaMix/ATS processed archive (huaxiuyao/ATS README "Drug"; read by
+# huaxiuyao/MetaMix Drug/data.py + Drug/preprocess.py), see trlearner.data.drug.
+PQSAR_TRAIN, PQSAR_VAL, PQSAR_TEST = (688231, 688245, 737101, 737230, 809032, 809118), (872940,), \
+    (1001287, 1002544, 1003190)
+
+
+def pqsar_archive(folder: Path) -> dict:
+    """``drug.zip`` = one folder ``drug/`` with ci9b00375_si_001..003.txt, compound_fp.npy
+    (np.save of a dict compound -> int32[1024] of 0/1), drug_split_id_group{1,17}.pickle
+    ({"train", "val", "test"} -> assay ids) and important_readme.md. si_002 lines are
+    ``<compound> <assay> <pIC50> <pIC50 pred> <TRN|TST>``, interleaved across assays, with the
+    PDF export's header/page lines and one measured pIC50 behind a U+2010 minus sign.
+
+    Every test assay has >= 20 TST and >= 8 TRN measurements. Returns ``split`` (group 1,
+    sorted), ``split17``, ``rows`` (assay -> [(compound, measured, predicted, flag)]),
+    ``fp`` (compound -> bits), ``families`` (assay -> family), ``negative`` ((compound, assay,
+    value) of the U+2010 line)."""
+    rng = np.random.default_rng(1)
+    comps = [f"CHEMBL{31000 + 7 * i}" for i in range(90)]
+    fp = {}
+    for c in comps:  # distinct fingerprints, so a test can map an input row back to its compound
+        while True:
+            v = (rng.random(1024) < 0.08).astype(np.int32)
+            if all(not np.array_equal(v, w) for w in fp.values()):
+                break
+        fp[c] = v
+    assays = PQSAR_TRAIN + PQSAR_VAL + PQSAR_TEST
+    families = {a: ["Kinase", "GPCR", "Protease", "Ion channel"][k % 4] for k, a in enumerate(assays)}
+    rows, lines = {}, []
+    for k, a in enumerate(assays):
+        n_trn, n_tst = 8 + k % 3, 20 + k % 4
+        chosen = rng.choice(len(comps), n_trn + n_tst, replace=False)
+        rows[a] = []
+        for j, ci in enumerate(chosen):
+            y = round(float(rng.normal(6.0, 1.2)), 2)
+            pred = round(y + float(rng.uniform(1.5, 3.0)), 2)  # the pQSAR prediction: never the label
+            rows[a].append((comps[ci], y, pred, "TRN" if j < n_trn else "TST"))
+            lines.append(f"{comps[ci]} {a} {y:.2f} {pred:.2f} {'TRN' if j < n_trn else 'TST'}")
+    order = rng.permutation(len(lines))
+    lines = [lines[i] for i in order]
+    # a negative measured value exported with U+2010 (MetaMix reads it as -float(field[1:]))
+    c0, a0, y0, p0, f0 = rows[PQSAR_TEST[0]][0][0], PQSAR_TEST[0], -0.37, 1.91, "TRN"
+    rows[a0][0] = (c0, y0, p0, f0)
+    lines = [ln for ln in lines if not ln.startswith(f"{c0} {a0} ")]
+    lines.insert(5, f"{c0} {a0} \u20100.37 {p0:.2f} {f0}")
+    text = ["Table S2. Experimental and predicted pIC50 of the 4276 ChEMBL assays", ""] + lines[:40] + \
+        ["", "Page 2", ""] + lines[40:]
+    si1 = ["assay_id\tcol1\tcol2\tfamily"] + [f"{a}\tx\t{n}\t{families[a]}" for n, a in enumerate(assays)]
+    si3 = ["Table S3. SMILES", "compound,SMILES"]
+    for c in comps:
+        si3 += [f"{c},CC(=O)N\u2010c1ccc(O)cc1", "CCN(CC)CC"]  # wrapped continuation line
+    split1 = {"train": list(PQSAR_TRAIN[::-1]), "val": list(PQSAR_VAL), "test": list(PQSAR_TEST[::-1])}
+    split17 = {"train": [PQSAR_TRAIN[0], PQSAR_TEST[0], PQSAR_TEST[1], PQSAR_VAL[0], PQSAR_TEST[2]],
+               "val": [PQSAR_TRAIN[1]], "test": list(PQSAR_TRAIN[2:])}
+    buf = io.BytesIO()
+    np.save(buf, np.array(fp, dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(folder / "drug.zip", "w") as zf:
+        zf.writestr("drug/", b"")
+        zf.writestr("drug/ci9b00375_si_001.txt", "\n".join(si1) + "\n")
+        zf.writestr("drug/ci9b00375_si_002.txt", "\n".join(text) + "\n")
+        zf.writestr("drug/ci9b00375_si_003.txt", "\n".join(si3) + "\n")
+        zf.writestr("drug/compound_fp.npy", buf.getvalue())
+        zf.writestr("drug/drug_split_id_group1.pickle", pickle.dumps(split1))
+        zf.writestr("drug/drug_split_id_group17.pickle", pickle.dumps(split17))
+        zf.writestr("drug/important_readme.md", "processed pQSAR data\n")
+    return {"split": {k: sorted(v) for k, v in split1.items()},
+            "split17": {k: sorted(v) for k, v in split17.items()},
+            "rows": rows, "fp": fp, "families": families, "negative": (c0, a0, y0)}
+
+
 def build(dataset: str, folder: Path) -> dict:
     """Write the fixture files of ``dataset`` into ``folder``; returns facts for assertions
     (e.g. ``split_file`` to use, expected class counts)."""
@@ -224,24 +294,7 @@ def build(dataset: str, folder: Path) -> dict:
         tar_of(folder / "places365standard_easyformat.tar", entries, mode="w")
         return {"classes": {"train": 4, "val": 2, "test": 2}, "converter_args": {"per_class": 3}}
     if dataset == "pqsar":
-        rng = np.random.default_rng(1)
-        comps = [f"CHEMBL{1000 + i}" for i in range(60)]
-        fp = {c: (rng.random(1024) < 0.1).astype(np.int64) for c in comps}
-        np.save(folder / "compound_fp.npy", np.array(fp, dtype=object), allow_pickle=True)
-        lines = []
-        for a in range(10):
-            for c in rng.choice(60, 25 + a, replace=False):
-                lines.append(f"{comps[c]} {5000 + a} {rng.normal(6, 1):.2f} {rng.normal(6, 1):.2f} "
-                             f"{'TRN' if rng.random() < .7 else 'TST'}")
-        lines[3] = lines[3].replace(" ", " ", 1)
-        split = {"train": [5000, 5001, 5002, 5003, 5004, 5005], "val": [5006], "test": [5007, 5008, 5009]}
-        with zipfile.ZipFile(folder / "drug.zip", "w") as zf:
-            zf.writestr("drug/ci9b00375_si_002.txt", "Table S2\n" + "\n".join(lines) + "\n")
-            zf.writestr("drug/ci9b00375_si_001.txt", "assay_id\tx\ty\tgroup\n")
-            zf.write(folder / "compound_fp.npy", "drug/compound_fp.npy")
-            zf.writestr("drug/drug_split_id_group1.pickle", pickle.dumps(split))
-        (folder / "compound_fp.npy").unlink()
-        return {"split": split}
+        return pqsar_archive(folder)
     if dataset == "pascal3d_pose":
         rng = np.random.default_rng(2)
         for fname, n_obj in (("train_data_ins.pkl", 5), ("val_data_ins.pkl", 3)):

@@ -209,58 +209,11 @@ def places(spec, *, archives, extracted, cache, size=84, per_class=200, prefix="
 
 @converter("pqsar")
 def pqsar(spec, *, archives, extracted, cache, bits=1024):
-    """MetaMix's processed pQSAR set -> packed fingerprints, per-assay measurement rows, splits.
+    """MetaMix's processed pQSAR archive -> the cache of :class:`trlearner.data.drug.PQSARSource`
+    (layout and reference loader: :mod:`trlearner.data.drug`)."""
+    from trlearner.data.drug import convert_pqsar
 
-    ``ci9b00375_si_002.txt`` lines: ``<compound> <assay> <pIC50> <pIC50 pred> <TRN|TST>``;
-    ``compound_fp.npy``: a pickled dict compound -> 0/1 vector of ``bits``;
-    ``drug_split_id_group<g>.pickle``: ``{"train": [...], "val": [...], "test": [...]}`` assay ids.
-    """
-    def find(name):
-        hits = sorted(extracted.rglob(name))
-        if not hits:
-            raise DataFetchError(f"{name} is missing from the extracted archive", dataset=spec.name,
-                                 todo="use the MetaMix processed drug archive (see docs/DATA.md)")
-        return hits
-    fp = np.load(find("compound_fp.npy")[0], allow_pickle=True)
-    fp = fp.item() if fp.dtype == object and fp.shape == () else fp
-    compounds = sorted(fp)
-    cindex = {c: i for i, c in enumerate(compounds)}
-    fps = np.zeros((len(compounds), bits), dtype=np.uint8)
-    for c, i in cindex.items():
-        v = np.asarray(fp[c]).reshape(-1)
-        if v.size != bits:
-            raise DataFetchError(f"fingerprint of {c} has {v.size} bits, expected {bits}", dataset=spec.name)
-        fps[i] = v != 0
-    rows: dict[int, list[tuple[int, float, int]]] = {}
-    with open(find("ci9b00375_si_002.txt")[0], encoding="utf-8", errors="ignore") as fh:
-        for line in fh:
-            s = line.split()
-            if len(s) < 5 or "CHEMBL" not in s[0] or s[0] not in cindex:
-                continue
-            try:
-                y = float(s[2].replace("\u2010", "-").replace("\u2212", "-"))
-            except ValueError:
-                continue
-            rows.setdefault(int(s[1]), []).append((cindex[s[0]], y, int(s[4] == "TRN")))
-    assays = sorted(rows)
-    offsets = np.zeros(len(assays) + 1, dtype=np.int64)
-    comp, ys, trn = [], [], []
-    for k, a in enumerate(assays):
-        for c, y, t in rows[a]:
-            comp.append(c), ys.append(y), trn.append(t)
-        offsets[k + 1] = len(comp)
-    splits = {}
-    for p in find("drug_split_id_group*.pickle"):
-        g = p.stem.rsplit("group", 1)[1]
-        with open(p, "rb") as fh:
-            d = pickle.load(fh)
-        splits[g] = {k if k != "valid" else "val": sorted(int(a) for a in v) for k, v in d.items()}
-    np.save(cache / "fingerprints_packed.npy", np.packbits(fps, axis=1))
-    np.save(cache / "compound.npy", np.asarray(comp, dtype=np.int64))
-    np.save(cache / "pic50.npy", np.asarray(ys, dtype=np.float32))
-    np.save(cache / "trn_flag.npy", np.asarray(trn, dtype=np.uint8))
-    np.save(cache / "assay_offsets.npy", offsets)
-    (cache / "assays.json").write_text(json.dumps({"assays": assays, "bits": bits, "splits": splits}))
+    convert_pqsar(spec.name, extracted, cache, bits=bits)
 
 
 # --------------------------------------------------------------------------- Pascal 3D pose
