@@ -242,6 +242,51 @@ def pqsar_archive(folder: Path) -> dict:
             "rows": rows, "fp": fp, "families": families, "negative": (c0, a0, y0)}
 
 
+# Pascal 3D pose: the pickles of google-research meta_learning_without_memorization
+# pose_data/data_gen.py (read by its pose_code/maml_vanilla.py and huaxiuyao/MetaMix Pose/main.py),
+# see trlearner.data.pose.
+POSE_OBJECTS = {"train_data_ins.pkl": 4, "val_data_ins.pkl": 3}
+POSE_VIEWS = 100  # mujoco_render.py renders 100 views per object
+
+
+def _pose_render(angle: float, obj: int) -> np.ndarray:
+    """A 128x128 grey 'render' of object ``obj`` turned by ``angle`` (radians)."""
+    from PIL import ImageDraw
+
+    img = Image.new("L", (128, 128), 255)
+    d = ImageDraw.Draw(img)
+    r = 30 + 6 * obj
+    c, s = np.cos(angle), np.sin(angle)
+    d.polygon([(64 + r * c, 64 + r * s), (64 - r * s / 2, 64 + r * c / 2), (64 - r * c, 64 - r * s)], fill=40 + 20 * obj)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def pose_pickles(folder: Path) -> dict:
+    """train_data_ins.pkl / val_data_ins.pkl: ``pickle.dump([all_images, all_labels])`` with
+    ``all_images[o][v]`` a uint8 [128, 128] array and ``all_labels[o][v]`` the list
+    ``[x, (y + 1) / 2, angle / (2 pi)]`` of mujoco_render.py's label ``[i, x=0.5, y=0, angle]``
+    normalised as data_gen.py does. Returns ``angles`` (file -> radians [objects, views])."""
+    rng = np.random.default_rng(2)
+    angles = {}
+    for fname, n_obj in POSE_OBJECTS.items():
+        all_images, all_labels, ang = [], [], np.empty((n_obj, POSE_VIEWS))
+        for o in range(n_obj):
+            images, labels = [], []
+            for v in range(POSE_VIEWS):
+                a = float(rng.uniform(0, 2 * np.pi))
+                ang[o, v] = a
+                raw = np.array([[v, 0.5, 0.0, a]])
+                normed = (raw[:, 1:] - np.array([0, -1, 0])) / np.array([1, 2, 2 * np.pi])
+                labels.append(normed[0].tolist())
+                images.append(_pose_render(a, o))
+            all_images.append(images)
+            all_labels.append(labels)
+        with open(folder / fname, "wb") as fh:
+            pickle.dump([all_images, all_labels], fh)
+        angles[fname] = ang
+    return {"angles": angles}
+
+
 def build(dataset: str, folder: Path) -> dict:
     """Write the fixture files of ``dataset`` into ``folder``; returns facts for assertions
     (e.g. ``split_file`` to use, expected class counts)."""
@@ -296,13 +341,7 @@ def build(dataset: str, folder: Path) -> dict:
     if dataset == "pqsar":
         return pqsar_archive(folder)
     if dataset == "pascal3d_pose":
-        rng = np.random.default_rng(2)
-        for fname, n_obj in (("train_data_ins.pkl", 5), ("val_data_ins.pkl", 3)):
-            x = rng.random((n_obj, 12, 128, 128, 1)).astype(np.float32)
-            y = rng.random((n_obj, 12, 2)).astype(np.float32) * 10
-            with open(folder / fname, "wb") as fh:
-                pickle.dump((x, y), fh)
-        return {}
+        return pose_pickles(folder)
     if dataset == "metadataset_vgg_flower":
         from scipy.io import savemat
 

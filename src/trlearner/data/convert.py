@@ -220,27 +220,12 @@ def pqsar(spec, *, archives, extracted, cache, bits=1024):
 
 @converter("pose")
 def pose(spec, *, archives, extracted, cache):
-    """``(x, y)`` pickles: x ``[objects, views, 128, 128, 1]``, y ``[objects, views, k]`` whose
-    last column is the target angle (as read by the MR-MAML / MetaMix code)."""
-    out = {}
-    for split, fname in (("train", spec.split.get("train", "train_data_ins.pkl")),
-                         ("test", spec.split.get("test", "val_data_ins.pkl"))):
-        with open(archives / fname, "rb") as fh:
-            try:
-                x, y = pickle.load(fh)
-            except Exception as exc:
-                raise DataFetchError(f"is not an (x, y) pickle ({exc})", file=fname, dataset=spec.name,
-                                     todo="use the MR-MAML / MetaMix pose pickles") from exc
-        x, y = np.asarray(x), np.asarray(y)
-        if x.ndim == 5:
-            x = x[..., 0]
-        if x.dtype != np.uint8:
-            scale = 255.0 if float(x.max(initial=0)) <= 1.0 + 1e-6 else 1.0
-            x = np.clip(np.rint(x.astype(np.float32) * scale), 0, 255).astype(np.uint8)
-        np.save(cache / f"{split}_images.npy", x)  # [objects, views, H, W] uint8
-        np.save(cache / f"{split}_angle.npy", y[:, :, -1].astype(np.float32))
-        out[split] = {"objects": int(x.shape[0]), "views": int(x.shape[1]), "image": list(x.shape[2:])}
-    (cache / "pose.json").write_text(json.dumps(out))
+    """MR-MAML / MetaMix pose pickles -> the cache of :class:`trlearner.data.pose.PoseSource`
+    (layout and reference loaders: :mod:`trlearner.data.pose`)."""
+    from trlearner.data.pose import convert_pose
+
+    convert_pose(spec.name, archives, cache, train=spec.split.get("train", "train_data_ins.pkl"),
+                 test=spec.split.get("test", "val_data_ins.pkl"))
 
 
 # --------------------------------------------------------------------------- generated regression
