@@ -26,16 +26,22 @@ def _one(extracted: Path, pattern: str, spec) -> Path:
 
 @converter("md_aircraft")
 def md_aircraft(spec, *, archives, extracted, cache, size=84):
-    """FGVC-Aircraft: variant labels from images_variant_{train,val,test}.txt, crops from images_box.txt."""
+    """FGVC-Aircraft 2013b (``fgvc-aircraft-2013b/data/``): the class of an image is its variant
+    (``images_variant_trainval.txt`` + ``images_variant_test.txt``, lines ``<image id> <variant>``,
+    the variant may contain spaces and ``/``); every image is cropped to its box in
+    ``images_box.txt`` (lines ``<image id> xmin ymin xmax ymax``), which also removes the 20-pixel
+    copyright banner at the bottom (as the meta-dataset conversion does)."""
     data = _one(extracted, "images_variant_trainval.txt", spec).parent
     label = {}
-    for part in ("train", "val", "test"):
+    for part in ("trainval", "test"):
         p = data / f"images_variant_{part}.txt"
-        if p.exists():
-            for line in p.read_text().splitlines():
-                if line.strip():
-                    img, var = line.strip().split(" ", 1)
-                    label[img] = var
+        if not p.exists():
+            raise DataFetchError(f"{p.name} is missing from fgvc-aircraft-2013b/data/", dataset=spec.name,
+                                 todo="use the published fgvc-aircraft-2013b.tar.gz")
+        for line in p.read_text().splitlines():
+            if line.strip():
+                img, var = line.strip().split(" ", 1)
+                label[img] = var
     boxes = {}
     for line in (data / "images_box.txt").read_text().splitlines():
         if line.strip():
@@ -44,9 +50,18 @@ def md_aircraft(spec, *, archives, extracted, cache, size=84):
     by_cls: dict[str, list[str]] = {}
     for img, var in label.items():
         by_cls.setdefault(var, []).append(img)
-    classes = [(c, sorted(by_cls.get(c, []))) for c in _split_classes(spec)]
+    missing = [c for c in _split_classes(spec) if c not in by_cls]
+    if missing:
+        raise DataFetchError(f"{len(missing)} variants of the split file are not in images_variant_*.txt, "
+                             f"e.g. {missing[:3]}", dataset=spec.name,
+                             todo="use the published fgvc-aircraft-2013b.tar.gz (variant labels)")
+    no_box = sorted(img for c in _split_classes(spec) for img in by_cls[c] if img not in boxes)
+    if no_box:
+        raise DataFetchError(f"{len(no_box)} images have no line in images_box.txt, e.g. {no_box[:3]}",
+                             dataset=spec.name, todo="use the published fgvc-aircraft-2013b.tar.gz")
+    classes = [(c, sorted(by_cls[c])) for c in _split_classes(spec)]
     write_image_cache(cache, classes, size, "RGB",
-                      loader=lambda img: load_image(data / "images" / f"{img}.jpg", size, "RGB", box=boxes.get(img)))
+                      loader=lambda img: load_image(data / "images" / f"{img}.jpg", size, "RGB", box=boxes[img]))
 
 
 @converter("md_vgg_flower")
@@ -78,14 +93,19 @@ def md_traffic_sign(spec, *, archives, extracted, cache, size=84):
 
 @converter("md_quickdraw")
 def md_quickdraw(spec, *, archives, extracted, cache, size=84, per_class=1000):
-    """QuickDraw: one ``<class>.npy`` of 28x28 bitmaps ``[n, 784]`` per class; the first
-    ``per_class`` drawings of each class are kept (a CPU-sized cap; Meta-Dataset keeps all)."""
+    """QuickDraw: one ``<class>.npy`` of 28x28 bitmaps (uint8 ``[n, 784]``, 0 = background,
+    255 = stroke) per class; the first ``per_class`` drawings of each class are kept (a CPU-sized
+    cap; Meta-Dataset keeps all). Strokes stay bright on black, as in the meta-dataset conversion
+    (which does not invert QuickDraw) and as our Omniglot."""
     classes = []
     for c in _split_classes(spec):
-        arr = np.load(archives / f"{c}.npy", mmap_mode="r")[:per_class]
-        classes.append((c, list(np.asarray(arr).reshape(-1, 28, 28))))
+        arr = np.load(archives / f"{c}.npy", mmap_mode="r")
+        if arr.ndim != 2 or arr.shape[1] != 28 * 28:
+            raise DataFetchError(f"has shape {arr.shape}, expected [n, 784] (28x28 bitmaps)", file=f"{c}.npy",
+                                 dataset=spec.name, todo="use the numpy_bitmap files of the QuickDraw dataset")
+        classes.append((c, list(np.asarray(arr[:per_class]).reshape(-1, 28, 28))))
     write_image_cache(cache, classes, size, "RGB", extra={"per_class": per_class},
-                      loader=lambda a: load_image(_pil(255 - a), size, "RGB"))
+                      loader=lambda a: load_image(_pil(a), size, "RGB"))
 
 
 def _pil(a):
@@ -95,90 +115,153 @@ def _pil(a):
 
 @converter("md_fungi")
 def md_fungi(spec, *, archives, extracted, cache, size=84):
-    """FGVCx Fungi: ``images/<class folder>/*.jpg``; the split names are ``NNNN.<species>``
-    where NNNN indexes the sorted categories of train.json."""
+    """FGVCx Fungi 2018: ``train.json``/``val.json`` (COCO-style ``images`` with ``file_name``
+    ``images/<folder>/<file>``, ``annotations`` image -> category, ``categories`` id/name) from
+    train_val_annotations.tgz; the images from fungi_train_val.tgz. Train and val images are pooled
+    (the meta-dataset conversion ignores the original split). The split names are
+    ``NNNN.<species>`` where NNNN is the category id (0..1393) and <species> its name."""
     import json
 
-    ann = json.loads(_one(extracted, "train.json", spec).read_text())
-    cats = {c["id"]: c["name"] for c in ann["categories"]}
-    names = {c.split(".", 1)[1]: c for c in _split_classes(spec)}
-    by: dict[str, list[Path]] = {}
+    roots = sorted(p for p in extracted.iterdir() if p.is_dir())
+    cats, by_id = None, {}
     for part in ("train.json", "val.json"):
-        for p in extracted.rglob(part):
-            a = json.loads(p.read_text())
-            id2cat = {x["image_id"]: x["category_id"] for x in a["annotations"]}
-            for im in a["images"]:
-                cname = cats[id2cat[im["id"]]]
-                if cname in names:
-                    hits = list(extracted.glob(f"*/{im['file_name']}"))
-                    if hits:
-                        by.setdefault(names[cname], []).append(hits[0])
-    classes = [(c, sorted(by.get(c, []))) for c in _split_classes(spec)]
+        a = json.loads(_one(extracted, part, spec).read_text())
+        these = {int(c["id"]): c["name"] for c in a["categories"]}
+        if cats is not None and these != cats:
+            raise DataFetchError("train.json and val.json list different categories", dataset=spec.name,
+                                 todo="use the published train_val_annotations.tgz")
+        cats = these
+        id2cat = {x["image_id"]: int(x["category_id"]) for x in a["annotations"]}
+        for im in a["images"]:
+            by_id.setdefault(id2cat[im["id"]], []).append(im["file_name"])
+    wanted = {}
+    for c in _split_classes(spec):
+        k, name = c.split(".", 1)
+        if cats.get(int(k)) != name:
+            raise DataFetchError(f"split class {c!r}: category {int(k)} is {cats.get(int(k))!r} in train.json",
+                                 dataset=spec.name, todo="use the FGVCx Fungi 2018 annotations "
+                                 "(train_val_annotations.tgz) that the meta-dataset split refers to")
+        wanted[c] = int(k)
+
+    def path(fname):
+        for r in roots:
+            if (r / fname).is_file():
+                return r / fname
+        raise DataFetchError(f"image {fname} (listed in the annotations) is not in the extracted archives",
+                             dataset=spec.name, todo="use the published fungi_train_val.tgz")
+
+    classes = [(c, [path(f) for f in sorted(by_id.get(k, []))]) for c, k in wanted.items()]
+    classes.sort(key=lambda x: x[0])
     write_image_cache(cache, classes, size, "RGB")
+
+
+def coco_crop_box(bbox, scale, width, height):
+    """The meta-dataset crop of a COCO box ``[x, y, w, h]``: enlarged ``scale`` times around its
+    centre, COCO's half-integer pixel coordinates turned into PIL's corners, clipped to the image."""
+    x, y, w, h = (float(v) for v in bbox)
+    x, y, w, h = x - 0.5 * w * (scale - 1.0), y - 0.5 * h * (scale - 1.0), w * scale, h * scale
+    return (max(int(round(x - 0.5)), 0), max(int(round(y - 0.5)), 0),
+            min(int(round(x + w - 0.5)) + 1, width), min(int(round(y + h - 0.5)) + 1, height))
 
 
 @converter("md_mscoco")
 def md_mscoco(spec, *, archives, extracted, cache, size=84, box_scale_ratio=1.2):
-    """MSCOCO 2017 train: every instance box (enlarged by ``box_scale_ratio``) is an image of its category."""
+    """MSCOCO 2017 train: every instance annotation of ``annotations/instances_train2017.json``
+    (box ``[x, y, w, h]``) is an image of its category: the box enlarged ``box_scale_ratio`` times
+    (:func:`coco_crop_box`), cut from ``train2017/<file_name>``. Class names are category names."""
     import json
+
+    from PIL import Image
 
     ann = json.loads(_one(extracted, "instances_train2017.json", spec).read_text())
     cats = {c["id"]: c["name"] for c in ann["categories"]}
-    files = {im["id"]: im["file_name"] for im in ann["images"]}
-    img_dir = _one(extracted, files[ann["annotations"][0]["image_id"]], spec).parent
+    missing = sorted(set(_split_classes(spec)) - set(cats.values()))
+    if missing:
+        raise DataFetchError(f"split classes {missing[:3]} are not categories of instances_train2017.json",
+                             dataset=spec.name, todo="use the published annotations_trainval2017.zip")
+    img_dirs = [p for p in extracted.glob("*/train2017") if p.is_dir()]
+    if not img_dirs:
+        raise DataFetchError("train2017/ not found in the extracted archives", dataset=spec.name,
+                             todo="use the published train2017.zip")
+    img_dir = img_dirs[0]
+    files = {im["id"]: (im["file_name"], im.get("width"), im.get("height")) for im in ann["images"]}
     by: dict[str, list] = {}
     for a in ann["annotations"]:
-        x, y, w, h = a["bbox"]
-        if w < 1 or h < 1:
-            continue
-        cx, cy, s = x + w / 2, y + h / 2, box_scale_ratio
-        box = (cx - w * s / 2, cy - h * s / 2, cx + w * s / 2, cy + h * s / 2)
-        by.setdefault(cats[a["category_id"]], []).append((files[a["image_id"]], box))
+        fname, _, _ = files[a["image_id"]]
+        by.setdefault(cats[a["category_id"]], []).append((fname, a["id"], tuple(a["bbox"])))
     classes = [(c, sorted(by.get(c, []))) for c in _split_classes(spec)]
 
     def load(item):
-        from PIL import Image
-        fname, box = item
-        img = Image.open(img_dir / fname).convert("RGB")
-        box = (max(0, box[0]), max(0, box[1]), min(img.width, box[2]), min(img.height, box[3]))
-        return load_image(img, size, "RGB", box=tuple(int(round(v)) for v in box))
+        fname, _, bbox = item
+        with Image.open(img_dir / fname) as im:
+            img = im.convert("RGB")
+        box = coco_crop_box(bbox, box_scale_ratio, img.width, img.height)
+        if box[2] <= box[0] or box[3] <= box[1]:
+            raise DataFetchError(f"box {bbox} of {fname} is empty after cropping", dataset=spec.name)
+        return load_image(img, size, "RGB", box=box)
 
-    write_image_cache(cache, classes, size, "RGB", loader=load)
+    write_image_cache(cache, classes, size, "RGB", loader=load, extra={"box_scale_ratio": box_scale_ratio})
 
 
 @converter("md_omniglot")
 def md_omniglot(spec, *, archives, extracted, cache, size=84):
-    """Omniglot for Meta-Dataset: classes ``background|evaluation/Alphabet/characterNN``."""
-    found = {}
+    """Omniglot for Meta-Dataset: every character of images_background.zip and
+    images_evaluation.zip is a class ``Alphabet/characterNN`` (alphabet names are unique across
+    the two zips); strokes bright on black (inverted, as the meta-dataset conversion does)."""
+    found: dict[str, list[Path]] = {}
     for zipdir in sorted(p for p in extracted.iterdir() if p.is_dir()):
-        part = "evaluation" if "evaluation" in zipdir.name else "background"
         for png in zipdir.rglob("*.png"):
-            found.setdefault(f"{part}/{png.parent.parent.name}/{png.parent.name}", []).append(png)
-    classes = [(k, sorted(found[k])) for k in sorted(found)]
+            key = f"{png.parent.parent.name}/{png.parent.name}"
+            found.setdefault(key, []).append(png)
+    classes = [(k, sorted(found[k], key=lambda p: p.name)) for k in sorted(found)]
     write_image_cache(cache, classes, size, "RGB", invert=True)
+
+
+class _TarClass:
+    """The images of one synset: a member ``<wnid>.tar`` of the ILSVRC train tar, decoded lazily
+    (one class in memory at a time, so the 1.28M images stream into the memory-mapped cache)."""
+
+    def __init__(self, outer, member, names, size, archive):
+        self.outer, self.member, self.names, self.size, self.archive = outer, member, names, size, archive
+
+    def __len__(self):
+        return len(self.names)
+
+    def __iter__(self):
+        import tarfile
+
+        inner = tarfile.open(fileobj=self.outer.extractfile(self.member))
+        byname = {m.name: m for m in inner.getmembers()}
+        for n in self.names:
+            yield load_image(inner.extractfile(byname[n]).read(), self.size, "RGB")
 
 
 @converter("md_ilsvrc")
 def md_ilsvrc(spec, *, archives, extracted, cache, size=84, per_class=1300):
-    """ILSVRC-2012 train tar of per-synset tars; classes are the synsets of the manual split JSON."""
-    import io
+    """ILSVRC-2012 ``ILSVRC2012_img_train.tar``: one member ``<wnid>.tar`` per synset holding
+    ``<wnid>_<n>.JPEG``; the first ``per_class`` images (sorted names) of every synset, read from
+    the tar in place. Classes are the WordNet ids."""
     import tarfile
 
     from trlearner.data.archives import _check_name
 
     (archive,) = [archives / f.name for f in spec.files]
-    classes = []
     with tarfile.open(archive) as outer:
-        for m in outer:
+        classes = []
+        for m in outer.getmembers():
             _check_name(m.name, archive, None)
-            if not m.name.endswith(".tar"):
+            if not (m.isfile() and m.name.endswith(".tar")):
                 continue
-            inner = tarfile.open(fileobj=io.BytesIO(outer.extractfile(m).read()))
-            imgs = []
-            for im in sorted(inner.getmembers(), key=lambda x: x.name)[:per_class]:
+            inner = tarfile.open(fileobj=outer.extractfile(m))
+            names = []
+            for im in inner.getmembers():
                 _check_name(im.name, archive, None)
                 if im.isfile():
-                    imgs.append(load_image(inner.extractfile(im).read(), size, "RGB"))
-            classes.append((m.name[:-4], imgs))
-    classes.sort()
-    write_image_cache(cache, classes, size, "RGB", loader=lambda a: a)
+                    names.append(im.name)
+            wnid = Path(m.name).name[:-4]
+            classes.append((wnid, _TarClass(outer, m, sorted(names)[:per_class], size, archive)))
+        if not classes:
+            raise DataFetchError("no per-synset <wnid>.tar members in the archive", file=archive.name,
+                                 dataset=spec.name, todo="use ILSVRC2012_img_train.tar as published by image-net.org")
+        classes.sort(key=lambda c: c[0])
+        write_image_cache(cache, classes, size, "RGB", loader=lambda a: a, extra={"per_class": per_class})
