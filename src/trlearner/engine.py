@@ -107,6 +107,29 @@ def adapt_batch(
     raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
 
 
+def adapt_cross(algo: Algorithm, meta: Params, xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor,
+                steps: int, lr: float, first_order: bool = False) -> torch.Tensor:
+    """Adapt to every task and predict on every task's queries, in one ``vmap``.
+
+    ``xs`` [T, S, *input], ``ys`` [T, S(, 1)], ``xq`` [T, Q, *input] -> ``out`` [T, T, Q, n_out]
+    with ``out[p, i] = f^p(xq[i])``; the diagonal ``out[i, i]`` is each task's own query
+    prediction, so the task loss needs no separate forward. Each adapted model sees all T*Q
+    queries as one batch, which is exact only for backbones without batch statistics
+    (``algo.backbone.batch_stats`` False); the same numbers as ``adapt_batch`` followed by
+    ``cross_predict``, with one vmapped call instead of two.
+    """
+    if algo.backbone.batch_stats:
+        raise ValueError("adapt_cross needs a backbone without batch statistics; use adapt_batch + cross_predict")
+    n, q = xq.shape[:2]
+    flat = xq.reshape(n * q, *xq.shape[2:])
+    grad = InnerGrad("func", first_order)
+
+    def one_task(xs_t, ys_t):
+        return algo.predict(meta, algo.adapt(meta, xs_t, ys_t, steps, lr, grad), flat)
+
+    return vmap(one_task, randomness="error")(xs, ys).reshape(n, n, q, -1)
+
+
 def cross_predict(algo: Algorithm, meta: Params, states: State, xq: torch.Tensor, backend: str = "vmap"):
     """Every task model on every task's queries: ``out[p, i] = f^p(xq[i])``.
 

@@ -50,6 +50,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
@@ -59,9 +60,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import vmap
 
-from trlearner.algorithms.base import Algorithm
+from trlearner.algorithms.base import Algorithm, mse_loss
 from trlearner.backbones import Params
-from trlearner.engine import adapt_batch, cross_predict
+from trlearner.engine import adapt_batch, adapt_cross, cross_predict
 
 SAMPLERS = ("diverse", "random")
 WEIGHTS = ("relu", "raw")
@@ -106,21 +107,24 @@ def farthest_point_mask(z: torch.Tensor, m: int) -> torch.Tensor:
 
     ``z`` [B, n, d] -> 0/1 mask [B, n] with exactly ``min(m, n)`` ones per group. The first
     point is the one nearest the group's centroid; each next one maximises the distance to
-    the points already chosen.
+    the points already chosen. Not differentiated through: the greedy loop runs in numpy
+    (a handful of tiny steps; as torch ops they cost more in dispatch than
+    in arithmetic).
     """
     b, n, _ = z.shape
     m = min(m, n)
-    dist = torch.cdist(z, z)  # [B, n, n]
-    first = (z - z.mean(1, keepdim=True)).norm(dim=-1).argmin(1)  # [B]
-    rows = torch.arange(b)
-    mask = torch.zeros(b, n, dtype=z.dtype)
-    mask[rows, first] = 1
-    mind = dist[rows, first]  # [B, n]
+    with torch.no_grad():
+        dist = torch.cdist(z, z).cpu().numpy()  # [B, n, n]
+        first = (z - z.mean(1, keepdim=True)).norm(dim=-1).argmin(1).cpu().numpy()  # [B]
+    rows = np.arange(b)
+    mask = np.zeros((b, n), dtype=bool)
+    mask[rows, first] = True
+    mind = dist[rows, first]  # [B, n]: distance to the nearest chosen point
     for _ in range(m - 1):
-        nxt = mind.masked_fill(mask.bool(), -1.0).argmax(1)
-        mask[rows, nxt] = 1
-        mind = torch.minimum(mind, dist[rows, nxt])
-    return mask
+        nxt = np.where(mask, -1.0, mind).argmax(1)
+        mask[rows, nxt] = True
+        mind = np.minimum(mind, dist[rows, nxt])
+    return torch.from_numpy(mask).to(device=z.device, dtype=z.dtype)
 
 
 def random_mask(b: int, n: int, m: int, gen: torch.Generator) -> torch.Tensor:
@@ -142,26 +146,39 @@ def relation_matrix(omega: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     return z @ z.T / omega.shape[0]
 
 
+@functools.lru_cache(maxsize=16)
+def _off_diagonal(t: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``1 - I`` [T, T], made once per (T, dtype, device)."""
+    return 1.0 - torch.eye(t, dtype=dtype, device=device)
+
+
 def relation_weights(m: torch.Tensor, mode: str = "relu") -> torch.Tensor:
     """Row-normalised weights over the OTHER tasks: ``m`` [T, T] -> ``W`` [T, T],
     ``W[i, i] = 0`` and ``sum_p W[i, p] = 1``."""
-    off = 1.0 - torch.eye(m.shape[0], dtype=m.dtype)
     if mode == "relu":
-        w = (F.relu(m) + EPS) * off
+        w = (F.relu(m) + EPS) * _off_diagonal(m.shape[0], m.dtype, m.device)
         return w / w.sum(1, keepdim=True)
     if mode == "raw":
-        w = m * off
+        w = m * _off_diagonal(m.shape[0], m.dtype, m.device)
         den = w.sum(1, keepdim=True)
         den = torch.where(den >= 0, den.clamp_min(EPS), den.clamp_max(-EPS))
         return w / den
     raise ValueError(f"unknown relation weight mode {mode!r}; choose one of {WEIGHTS}")
 
 
+def per_task_loss(loss_fn, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``loss_fn`` of each task: ``out`` [T, Q, out], ``y`` [T, Q(, 1)] -> [T]. The mean squared
+    error is written batched (``vmap`` of a three-op loss costs more than the loss itself)."""
+    if loss_fn is mse_loss:
+        return ((out - y) ** 2).flatten(1).mean(1)
+    return vmap(loss_fn)(out, y)
+
+
 def consistency_loss(weights: torch.Tensor, cross_out: torch.Tensor, yq: torch.Tensor, loss_fn):
     """Per-task L_TR: ``weights`` [T, T] (``W[i, p]``), ``cross_out`` [T(p), T(i), Q, out]
     with ``cross_out[p, i] = f^p(xq_i)``, ``yq`` [T, Q(, 1)] -> [T]."""
-    mixed = torch.einsum("ip,piqo->iqo", weights, cross_out)  # [T, Q, out]
-    return vmap(loss_fn)(mixed, yq)
+    mixed = (weights.T[:, :, None, None] * cross_out).sum(0)  # [T(i), Q, out]: sum_p W[i, p] f^p(xq_i)
+    return per_task_loss(loss_fn, mixed, yq)
 
 
 def align_classes(cross_out: torch.Tensor, class_feats: torch.Tensor) -> torch.Tensor:
@@ -224,11 +241,16 @@ class TRLearner:
         ``xs`` [T, S, *input], ``ys`` [T, S(, 1)] -> (``r`` [T, D], class means [T, N, d] or
         None, selection mask [T, S]).
         """
-        h = vmap(self.algo.backbone.features, in_dims=(None, 0))(meta, xs)  # [T, S, d]
-        t, s, d = h.shape
+        backbone = self.algo.backbone
+        t, s = xs.shape[:2]
+        if backbone.batch_stats:  # statistics per task: one batch per task
+            h = vmap(backbone.features, in_dims=(None, 0))(meta, xs)  # [T, S, d]
+        else:  # no batch statistics: one call over all T*S points
+            h = backbone.features(meta, xs.reshape(t * s, *xs.shape[2:])).reshape(t, s, -1)
+        d = h.shape[-1]
         if self.kind == "regression":
             groups, n = 1, s
-            points = torch.cat([h, ys], -1).detach().reshape(t, 1, s, d + 1)
+            points = torch.cat([h.detach(), ys], -1).reshape(t, 1, s, d + 1)
         else:
             groups, n = self.ways, s // self.ways
             points = h.detach().reshape(t, groups, n, d)
@@ -241,8 +263,11 @@ class TRLearner:
             mask = random_mask(t * groups, n, self.meta_data, gen)
         mask = mask.reshape(t, s).to(h.dtype)
         if self.kind == "regression":
-            w = (mask / mask.sum(1, keepdim=True)).unsqueeze(-1)  # [T, S, 1]
-            r = torch.cat([(w * h * ys).sum(1), (w * h).sum(1)], -1)
+            # r_i = [sum_j a_j y_j h_j, sum_j a_j h_j] with a = mask / |mask|: one batched matmul
+            # with a label-dependent coefficient matrix that carries no gradient
+            a = (mask / mask.sum(1, keepdim=True)).unsqueeze(-1)  # [T, S, 1]
+            coef = torch.cat([a * ys.reshape(t, s, 1), a], -1)  # [T, S, 2]
+            r = (coef.transpose(1, 2) @ h).reshape(t, 2 * d)
             return r, None, mask
         mh = (mask.unsqueeze(-1) * h).reshape(t, groups, n, d)
         class_means = mh.sum(2) / mask.reshape(t, groups, n).sum(2, keepdim=True)  # [T, N, d]
@@ -253,14 +278,22 @@ class TRLearner:
                   first_order: bool = False, gen: torch.Generator | None = None) -> TROutput:
         """``mean_i [L(D^q_i, f^i) + lam L_TR(D^q_i, f^i)]`` over the meta-batch."""
         xs, ys, xq, yq = batch.xs, batch.ys, batch.xq, batch.yq
-        out = adapt_batch(self.algo, meta, xs, ys, xq, yq, steps, lr, backend, first_order)
+        if backend == "vmap" and not self.algo.backbone.batch_stats:
+            # one vmapped call adapts every task and predicts on every task's queries; the
+            # task's own predictions are the diagonal (the same numbers as the path below)
+            cross = adapt_cross(self.algo, meta, xs, ys, xq, steps, lr, first_order)  # [T, T, Q, out]
+            own = torch.diagonal(cross, 0, 0, 1).movedim(-1, 0)  # [T, Q, out]: f^i(xq_i)
+            task_losses = per_task_loss(self.algo.loss_fn, own, yq)
+        else:
+            out = adapt_batch(self.algo, meta, xs, ys, xq, yq, steps, lr, backend, first_order)
+            cross = cross_predict(self.algo, meta, out.states, xq, backend)  # [T, T, Q, out]
+            task_losses = out.losses
         r, class_means, _ = self.representations(meta, xs, ys, gen)
         omega = meta["trl.omega"] if self.cfg.learn_omega else meta["trl.omega"].detach()
         m = relation_matrix(omega, r)
-        cross = cross_predict(self.algo, meta, out.states, xq, backend)  # [T, T, Q, out]
         if self.kind == "classification" and self.cfg.align == "match":
             cross = align_classes(cross, class_means)
         tr = consistency_loss(relation_weights(m, self.cfg.weights), cross, yq, self.algo.loss_fn)
-        task_loss = out.losses.mean()
+        task_loss = task_losses.mean()
         tr_loss = tr.mean()
         return TROutput(task_loss + self.cfg.lam * tr_loss, task_loss, tr_loss, m.detach())
