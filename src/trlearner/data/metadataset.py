@@ -93,7 +93,7 @@ def load_hierarchy(dataset: str, split: str, root: str | Path = "data") -> dict[
             f"Download {sp.get('hierarchy_manual', 'ilsvrc_2012_dataset_spec.json')} from {HIERARCHY_URL} "
             f"into {Path(root) / 'manual' / dataset}/, or use class_sampling='uniform'.")
     out = _children(json.loads(Path(path).read_text()), split)
-    for node, kids in out.items():
+    for kids in list(out.values()):
         for k in kids:
             out.setdefault(k, [])  # leaves listed only as children
     return out
