@@ -127,11 +127,67 @@ def farthest_point_mask(z: torch.Tensor, m: int) -> torch.Tensor:
     return torch.from_numpy(mask).to(device=z.device, dtype=z.dtype)
 
 
+def class_farthest_point_mask(z: torch.Tensor, labels: torch.Tensor, m: int | None = None) -> torch.Tensor:
+    """Farthest-point selection within each class of each task, for classes of any size.
+
+    ``z`` [T, S, d], ``labels`` [T, S] (class ids, ``-1`` = padding) -> 0/1 mask [T, S] with
+    ``min(m, k)`` points chosen among each class's ``k`` points (``m=None``: ``ceil(k / 2)``),
+    by the rule of :func:`farthest_point_mask` (start nearest the class centroid, then the
+    farthest from those chosen). Used for variable-way, variable-shot episodes (Meta-Dataset).
+    """
+    t, s, _ = z.shape
+    lab = labels.detach().cpu().numpy()
+    with torch.no_grad():
+        dist = torch.cdist(z, z).cpu().numpy()  # [T, S, S]
+        pts = z.detach().cpu().numpy()
+    # one group per (task, class): member indices padded with -1 to the largest class
+    members = [np.flatnonzero(lab[ti] == c) for ti in range(t) for c in np.unique(lab[ti][lab[ti] >= 0])]
+    task_of = np.array([ti for ti in range(t) for _ in np.unique(lab[ti][lab[ti] >= 0])], dtype=np.int64)
+    g, kmax = len(members), max(len(x) for x in members)
+    idx = np.full((g, kmax), -1, dtype=np.int64)
+    for j, x in enumerate(members):
+        idx[j, : len(x)] = x
+    valid = idx >= 0
+    size = valid.sum(1)
+    take = np.minimum(m, size) if m is not None else np.ceil(size / 2).astype(np.int64)
+    safe = np.where(valid, idx, 0)
+    gp = pts[task_of[:, None], safe]  # [G, K, d]
+    centroid = (gp * valid[..., None]).sum(1, keepdims=True) / size[:, None, None]
+    first = np.where(valid, np.linalg.norm(gp - centroid, axis=-1), np.inf).argmin(1)  # [G]
+    gd = dist[task_of[:, None, None], safe[:, :, None], safe[:, None, :]]  # [G, K, K]
+    rows = np.arange(g)
+    chosen = np.zeros((g, kmax), dtype=bool)
+    chosen[rows, first] = True
+    mind = gd[rows, first]
+    for step in range(1, int(take.max())):
+        nxt = np.where(chosen | ~valid, -1.0, mind).argmax(1)
+        more = take > step
+        chosen[rows[more], nxt[more]] = True
+        mind = np.minimum(mind, gd[rows, nxt])
+    mask = np.zeros((t, s), dtype=bool)
+    gi, ki = np.nonzero(chosen)
+    mask[task_of[gi], idx[gi, ki]] = True
+    return torch.from_numpy(mask).to(device=z.device, dtype=z.dtype)
+
+
 def random_mask(b: int, n: int, m: int, gen: torch.Generator) -> torch.Tensor:
     """A uniformly random subset of ``min(m, n)`` of ``n`` points per group -> mask [B, n]."""
     order = torch.rand(b, n, generator=gen).argsort(1)
     mask = torch.zeros(b, n)
     mask.scatter_(1, order[:, : min(m, n)], 1.0)
+    return mask
+
+
+def class_random_mask(labels: torch.Tensor, m: int | None, gen: torch.Generator) -> torch.Tensor:
+    """A uniformly random subset of ``min(m, k)`` (``m=None``: ``ceil(k / 2)``) of each class's
+    ``k`` points: ``labels`` [T, S] (-1 = padding) -> mask [T, S]."""
+    key = torch.rand(labels.shape, generator=gen)
+    mask = torch.zeros(labels.shape)
+    for t in range(labels.shape[0]):
+        for c in labels[t][labels[t] >= 0].unique():
+            idx = (labels[t] == c).nonzero().flatten()
+            take = min(m, len(idx)) if m is not None else math.ceil(len(idx) / 2)
+            mask[t, idx[key[t, idx].argsort()[:take]]] = 1.0
     return mask
 
 
@@ -181,23 +237,34 @@ def consistency_loss(weights: torch.Tensor, cross_out: torch.Tensor, yq: torch.T
     return per_task_loss(loss_fn, mixed, yq)
 
 
-def align_classes(cross_out: torch.Tensor, class_feats: torch.Tensor) -> torch.Tensor:
+def align_classes(cross_out: torch.Tensor, class_feats: torch.Tensor, ways: torch.Tensor | None = None) -> torch.Tensor:
     """Permute each model's class outputs to the classes of the task it is applied to.
 
     ``class_feats`` [T, N, d] (class-mean features); for every pair (p, i) the Hungarian
     matching of task i's classes to task p's classes by cosine similarity of class means
     gives ``pi``; returns ``out[p, i, :, c] = cross_out[p, i, :, pi(c)]``.
+
+    ``ways`` [T] (variable-way episodes): task i has classes ``0..ways[i]-1`` and model p
+    outputs ``0..ways[p]-1``; the matching is rectangular, and when p has fewer classes than
+    i, i's unmatched classes read p's most similar class. Outputs beyond a task's ways keep
+    their index (the loss masks them).
     """
     from scipy.optimize import linear_sum_assignment
 
     t, n = class_feats.shape[:2]
+    n_out = cross_out.shape[-1]
     f = F.normalize(class_feats.detach(), dim=-1)
     sim = torch.einsum("icd,pkd->pick", f, f).cpu().numpy()  # [p, i, c, k]
-    perm = np.empty((t, t, n), dtype=np.int64)
+    w = [n] * t if ways is None else [int(v) for v in ways]
+    perm = np.tile(np.arange(n_out), (t, t, 1))
     for p in range(t):
         for i in range(t):
-            rows, cols = linear_sum_assignment(-sim[p, i])
+            block = sim[p, i, : w[i], : w[p]]
+            rows, cols = linear_sum_assignment(-block)
             perm[p, i, rows] = cols
+            if w[p] < w[i]:  # classes of i left unmatched: the most similar class of p
+                rest = np.setdiff1d(np.arange(w[i]), rows)
+                perm[p, i, rest] = block[rest].argmax(1)
     index = torch.from_numpy(perm).to(cross_out.device)[:, :, None, :].expand_as(cross_out)
     return torch.gather(cross_out, 3, index)
 
@@ -212,19 +279,33 @@ class TROutput(NamedTuple):
 class TRLearner:
     """TRLearner around any algorithm: ``meta_loss`` replaces the baseline's objective."""
 
-    def __init__(self, algo: Algorithm, config: TRConfig, shots: int, ways: int | None = None):
+    def __init__(self, algo: Algorithm, config: TRConfig, shots: int | None, ways: int | None = None,
+                 variable_ways: bool = False):
         self.algo = algo
         self.cfg = config
         self.kind = algo.kind
         self.ways = ways
+        self.variable_ways = variable_ways
+        d = algo.backbone.feature_dim
+        if variable_ways:
+            # episodes of any ways and shots (Meta-Dataset): classes come from the labels
+            # (-1 = padding), meta-data per class = min(meta_data, k) or ceil(k / 2)
+            if self.kind != "classification":
+                raise ValueError("variable_ways is for classification episodes")
+            if config.class_repr != "mean":
+                raise ValueError("TRLearner on variable-way episodes needs class_repr='mean' (--class-repr mean): "
+                                 "concatenated class means have a different size for every number of ways")
+            self.meta_data = None if config.meta_data is None else max(1, config.meta_data)
+            self.repr_dim = d
+            return
         m = config.meta_data if config.meta_data is not None else math.ceil(shots / 2)
         self.meta_data = max(1, min(m, shots))
-        d = algo.backbone.feature_dim
         if self.kind == "regression":
             self.repr_dim = 2 * d
         else:
             if ways is None:
-                raise ValueError("TRLearner on classification needs the number of ways")
+                raise ValueError("TRLearner on classification needs the number of ways "
+                                 "(or variable_ways=True for variable-way episodes)")
             self.repr_dim = ways * d if config.class_repr == "concat" else d
 
     def init_params(self, gen: torch.Generator) -> Params:
@@ -248,6 +329,8 @@ class TRLearner:
         else:  # no batch statistics: one call over all T*S points
             h = backbone.features(meta, xs.reshape(t * s, *xs.shape[2:])).reshape(t, s, -1)
         d = h.shape[-1]
+        if self.variable_ways:
+            return self._variable_way_representations(h, ys, gen)
         if self.kind == "regression":
             groups, n = 1, s
             points = torch.cat([h.detach(), ys], -1).reshape(t, 1, s, d + 1)
@@ -274,6 +357,24 @@ class TRLearner:
         r = class_means.flatten(1) if self.cfg.class_repr == "concat" else class_means.mean(1)
         return r, class_means, mask
 
+    def _variable_way_representations(self, h: torch.Tensor, ys: torch.Tensor, gen: torch.Generator | None):
+        """``h`` [T, S, d], ``ys`` [T, S] (-1 = padding) -> (``r`` [T, d] = mean over the task's
+        classes of their meta-data means, class means [T, C, d] (C = the most ways in the batch;
+        absent classes 0), selection mask [T, S])."""
+        if self.cfg.sampler == "diverse":
+            mask = class_farthest_point_mask(h.detach(), ys, self.meta_data)
+        else:
+            if gen is None:
+                raise ValueError("the random sampler needs a torch.Generator")
+            mask = class_random_mask(ys, self.meta_data, gen)
+        mask = mask.to(h.dtype)
+        ways = ys.max(1).values + 1  # [T]; labels are 0..ways-1
+        onehot = F.one_hot(ys.clamp_min(0), int(ways.max())).to(h.dtype) * mask.unsqueeze(-1)  # [T, S, C]
+        counts = onehot.sum(1)  # [T, C]
+        class_means = (onehot.transpose(1, 2) @ h) / counts.clamp_min(1).unsqueeze(-1)  # [T, C, d]
+        r = class_means.sum(1) / ways.unsqueeze(-1).to(h.dtype)
+        return r, class_means, mask
+
     def meta_loss(self, meta: Params, batch, steps: int, lr: float, backend: str = "vmap",
                   first_order: bool = False, gen: torch.Generator | None = None) -> TROutput:
         """``mean_i [L(D^q_i, f^i) + lam L_TR(D^q_i, f^i)]`` over the meta-batch."""
@@ -292,7 +393,8 @@ class TRLearner:
         omega = meta["trl.omega"] if self.cfg.learn_omega else meta["trl.omega"].detach()
         m = relation_matrix(omega, r)
         if self.kind == "classification" and self.cfg.align == "match":
-            cross = align_classes(cross, class_means)
+            ways = ys.max(1).values + 1 if self.variable_ways else None
+            cross = align_classes(cross, class_means, ways)
         tr = consistency_loss(relation_weights(m, self.cfg.weights), cross, yq, self.algo.loss_fn)
         task_loss = task_losses.mean()
         tr_loss = tr.mean()
