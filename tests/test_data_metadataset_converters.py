@@ -320,10 +320,14 @@ def build_ilsvrc(folder: Path) -> dict:
         for c in classes:
             inner_buf = io.BytesIO()
             with tarfile.open(fileobj=inner_buf, mode="w") as inner:
-                for i in range(5):
-                    # the 5th image (sorted last) is darker: per_class=4 must drop it
-                    data = jpg(solid(48, 40, col[c] if i < 4 else (0, 0, 0)))
-                    info = tarfile.TarInfo(f"{c}_{10001 + i}.JPEG")
+                names = [f"{c}_{20001 + i}.JPEG" for i in range(5)]
+                if c == "n01531178":  # a listed ILSVRC/CUB duplicate, sorted first: must be skipped
+                    names.insert(0, "n01531178_1502.JPEG")
+                for name in names:
+                    # black: the duplicate, and the 5th image (sorted last) that per_class=4 drops
+                    black = name.endswith("_1502.JPEG") or name.endswith("_20005.JPEG")
+                    data = jpg(solid(48, 40, (0, 0, 0) if black else col[c]))
+                    info = tarfile.TarInfo(name)
                     info.size = len(data)
                     inner.addfile(info, io.BytesIO(data))
             data = inner_buf.getvalue()
@@ -536,6 +540,8 @@ def test_ilsvrc_manual_tar_to_episodes(ilsvrc):
         (manual / "ilsvrc_2012_dataset_spec.json").write_text(json.dumps(facts["hierarchy"]))
         src = MetaDatasetSource("metadataset_ilsvrc_2012", "train", root=root)
         assert src.class_names == facts["classes"]["train"] and src.class_sampling == "wordnet"
+        meta = json.loads((root / "raw" / "metadataset_ilsvrc_2012" / "cache" / "classes.json").read_text())
+        assert meta["skipped_duplicates"] == ["n01531178_1502.JPEG"]
         for c in src.class_names:
             rows = cache_rows(src, c)
             assert len(rows) == 4  # per_class=4: the 5th (black) image is dropped

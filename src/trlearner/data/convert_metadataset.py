@@ -236,16 +236,32 @@ class _TarClass:
             yield load_image(inner.extractfile(byname[n]).read(), self.size, "RGB")
 
 
+def _duplicates(files) -> set[str]:
+    """Image file names listed (``<wnid>/<file>  # ...``) in shipped duplicate lists."""
+    from trlearner.data.registry import split_path
+
+    out = set()
+    for f in files:
+        for line in split_path(f).read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                out.add(line.rsplit("/", 1)[-1])
+    return out
+
+
 @converter("md_ilsvrc")
-def md_ilsvrc(spec, *, archives, extracted, cache, size=84, per_class=1300):
+def md_ilsvrc(spec, *, archives, extracted, cache, size=84, per_class=1300, skip=()):
     """ILSVRC-2012 ``ILSVRC2012_img_train.tar``: one member ``<wnid>.tar`` per synset holding
     ``<wnid>_<n>.JPEG``; the first ``per_class`` images (sorted names) of every synset, read from
-    the tar in place. Classes are the WordNet ids."""
+    the tar in place. Classes are the WordNet ids. Images named in the ``skip`` lists (shipped
+    split files, e.g. the ILSVRC/CUB duplicates) are left out, as the meta-dataset conversion does."""
     import tarfile
 
     from trlearner.data.archives import _check_name
 
     (archive,) = [archives / f.name for f in spec.files]
+    drop = _duplicates(skip)
+    skipped = []
     with tarfile.open(archive) as outer:
         classes = []
         for m in outer.getmembers():
@@ -257,11 +273,15 @@ def md_ilsvrc(spec, *, archives, extracted, cache, size=84, per_class=1300):
             for im in inner.getmembers():
                 _check_name(im.name, archive, None)
                 if im.isfile():
-                    names.append(im.name)
+                    if Path(im.name).name in drop:
+                        skipped.append(im.name)
+                    else:
+                        names.append(im.name)
             wnid = Path(m.name).name[:-4]
             classes.append((wnid, _TarClass(outer, m, sorted(names)[:per_class], size, archive)))
         if not classes:
             raise DataFetchError("no per-synset <wnid>.tar members in the archive", file=archive.name,
                                  dataset=spec.name, todo="use ILSVRC2012_img_train.tar as published by image-net.org")
         classes.sort(key=lambda c: c[0])
-        write_image_cache(cache, classes, size, "RGB", loader=lambda a: a, extra={"per_class": per_class})
+        write_image_cache(cache, classes, size, "RGB", loader=lambda a: a,
+                          extra={"per_class": per_class, "skipped_duplicates": sorted(skipped)})
