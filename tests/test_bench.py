@@ -72,6 +72,30 @@ def test_quick_harness_writes_json_and_markdown(tmp_path):
     assert res["loading"] and res["loading"][0]["status"] == "ok"
     md = (tmp_path / "bench.md").read_text()
     assert md.startswith("# Benchmark results (quick mode)") and "| maml | vmap |" in md
+    # run from the repository root: the default preset's dry run is timed
+    dag = res["pipeline"][0]
+    assert dag["what"] == "DAG construction (dry run)" and dag["status"] == "ok" and dag["median_s"] > 0
+    assert "## Pipeline overheads" in md
+
+
+def test_pipeline_overheads_time_the_dry_run_and_the_noop_rerun(tmp_path):
+    from trlearner.bench_pipeline import find_root, pipeline_overheads
+
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "default.yaml").write_text("n: 1\n")
+    (tmp_path / "Snakefile").write_text(
+        'rule all:\n    input: "out.txt"\n\nrule make:\n    output: "out.txt"\n    shell: "echo {config[n]} > {output}"\n')
+    assert find_root(tmp_path / "config") == tmp_path
+    rows = pipeline_overheads(("default", "paper"), repeats=1, root=tmp_path)
+    by = {(r["what"], r["preset"]): r for r in rows}
+    assert by["DAG construction (dry run)", "default"]["status"] == "ok"
+    assert by["DAG construction (dry run)", "paper"]["status"] == "skipped: no config/paper.yaml"
+    assert by["no-op rerun", "default"]["status"].startswith("skipped: the default pipeline has jobs left")
+    assert not (tmp_path / "out.txt").exists()  # a dry run runs nothing
+    (tmp_path / "out.txt").write_text("1\n")
+    rows = pipeline_overheads(("default",), repeats=2, root=tmp_path)
+    noop = [r for r in rows if r["what"] == "no-op rerun"][0]
+    assert noop["status"] == "ok" and len(noop["samples_s"]) == 2
 
 
 def test_memory_is_measured_in_a_subprocess():

@@ -452,7 +452,8 @@ def loading_throughput(quick: bool, repeats: int) -> list[dict]:
         med = statistics.median(ts)
         rows.append({"source": f"{ds}/{split}", "episodes_per_batch": n, "median_s": med,
                      "episodes_per_s": n / med, "status": "ok"})
-    for ds, ways, shots, n in (("omniglot", 5, 1, 4 if quick else 32), ("miniimagenet", 5, 1, 4)):
+    for ds, ways, shots, n in (("omniglot_small", 5, 1, 4 if quick else 32), ("omniglot", 5, 1, 4 if quick else 32),
+                               ("miniimagenet", 5, 1, 4)):
         try:
             src = make_source(ds, "train", shots=shots, ways=ways, queries=15)
             src.batch(range(n))
@@ -562,6 +563,12 @@ def to_markdown(res: dict) -> str:
             out.append(f"| {r['source']} | {r['episodes_per_batch']} | {r['episodes_per_s']:.0f} |")
         else:
             out.append(f"| {r['source']} | - | {r['status']} |")
+    if res.get("pipeline"):
+        out += ["", "## Pipeline overheads (wall time of the snakemake command, median)", "",
+                "| what | preset | seconds |", "|---|---|---|"]
+        for r in res["pipeline"]:
+            val = f"{r['median_s']:.2f} ({len(r['samples_s'])} runs)" if r["status"] == "ok" else r["status"]
+            out.append(f"| {r['what']} | {r['preset']} | {val} |")
     return "\n".join(out) + "\n"
 
 
@@ -586,6 +593,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-loading", dest="loading", action="store_false", default=True)
     p.add_argument("--paper-sizes", action="store_true",
                    help="image groups at the protocol's sizes (slow on a small CPU)")
+    p.add_argument("--no-pipeline", dest="pipeline", action="store_false", default=True,
+                   help="skip the pipeline overheads (snakemake dry runs of the presets, no-op rerun)")
     p.add_argument("--memory-case", default=None, help=argparse.SUPPRESS)
 
 
@@ -611,7 +620,8 @@ def run(args) -> int:
     res = {"settings": {"quick": quick, "repeats": repeats, "repeats_heavy": heavy, "warmup": warmup,
                         "min_sample_s": min_sample, "threads": args.threads, "command": command,
                         "memory_method": "fresh subprocess per case; Linux: peak RSS (VmHWM, reset via /proc/self/clear_refs after building the case) during 2 meta-iterations minus RSS before them"},
-           "machine": machine_info(args.threads), "groups": {}, "cases": [], "ratios": [], "loading": []}
+           "machine": machine_info(args.threads), "groups": {}, "cases": [], "ratios": [], "loading": [],
+           "pipeline": []}
     timings = {}
     t_start = time.perf_counter()
     for gname in names:
@@ -627,6 +637,11 @@ def run(args) -> int:
     res["ratios"] = ratio_rows(timings, cases)
     if args.loading:
         res["loading"] = loading_throughput(quick, repeats)
+    if args.pipeline:
+        from trlearner.bench_pipeline import pipeline_overheads
+
+        print("[bench] pipeline overheads (snakemake dry runs)", flush=True)
+        res["pipeline"] = pipeline_overheads(("default",) if quick else ("default", "paper"), 1 if quick else 3)
     res["wall_s"] = time.perf_counter() - t_start
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
