@@ -76,13 +76,6 @@ def split_classes(dataset: str, split: str, store: ImageStore) -> list[tuple[str
         if split == "trainval":
             return [(c, 0) for c in _rule_mod4(store.classes, "train") + _rule_mod4(store.classes, "val")]
         return [(c, 0) for c in _rule_mod4(store.classes, split)]
-    if sp.get("rule") == "md_omniglot":  # background alphabets (last 5 sorted: valid) / evaluation
-        bg = sorted({c.split("/")[1] for c in store.classes if c.startswith("background/")})
-        val = set(bg[-5:])
-        pick = {"train": lambda c: c.startswith("background/") and c.split("/")[1] not in val,
-                "val": lambda c: c.startswith("background/") and c.split("/")[1] in val,
-                "test": lambda c: c.startswith("evaluation/")}[split]
-        return [(c, 0) for c in store.classes if pick(c)]
     if fmt == "class_lists":
         d = split_file(sp["file"])
         keys = {"val": ["val", "valid"], "trainval": ["train", "val", "valid"]}.get(split, [split])
