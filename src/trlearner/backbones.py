@@ -11,6 +11,17 @@ Batch normalisation is *transductive* (MAML's convention): statistics are those 
 being processed (the support set while adapting, the query set while predicting), at
 meta-training and at meta-test alike. There are no running statistics.
 
+Padded episodes (variable-way/shot sources such as Meta-Dataset, stacked to a common size):
+a padded example is an input whose entries are all NaN (``mark_padding``; the task sources
+of ``trlearner.data.tasks.make_source`` mark their padding this way). Image backbones built
+with ``padded=True`` find these rows, replace them by zeros and compute the batch-norm
+statistics over the real rows only (``masked_batch_norm``), so the real rows' outputs -- and
+everything computed from them -- equal those of the same episode unpadded (exact up to float
+summation order; tests/test_masked_bn.py). Padded rows still get (finite, meaningless)
+outputs, which the losses and metrics ignore (label -1). Backbones built with
+``padded=False`` (every fixed-way source) run exactly the code they ran before; a NaN input
+there propagates to a NaN loss and stops the run (never a silent bias).
+
 T-NET support: if the parameter dict holds ``"<layer>.T"`` (a square matrix over the
 layer's output units or channels), the layer's output is multiplied by it. Backbones never
 create these keys themselves; :mod:`trlearner.algorithms.tnet` adds them.
@@ -53,6 +64,8 @@ class Backbone:
         layer_width: output units/channels of each layer in ``layers``.
         batch_stats: True when outputs depend on the whole batch (batch norm), False when
             every row of ``x`` is processed independently.
+        padded: True when the backbone accepts NaN-marked padded rows (see the module
+            docstring) and keeps them out of the batch-norm statistics.
     """
 
     name: str
@@ -64,6 +77,7 @@ class Backbone:
     layers: tuple[str, ...]
     layer_width: tuple[int, ...]
     batch_stats: bool = True
+    padded: bool = False
 
     def __call__(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         return self.head(params, self.features(params, x))
@@ -101,6 +115,46 @@ def batch_norm(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tor
     shape = [1, -1] + [1] * (h.dim() - 2)
     scale = torch.rsqrt(var + BN_EPS) * weight.view(shape)
     return (h - mean) * scale + bias.view(shape)
+
+
+def mark_padding(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``x`` [..., N, *input] with every row whose ``mask`` [..., N] is False set to NaN: the
+    padding convention the ``padded=True`` backbones read."""
+    keep = mask.reshape(*mask.shape, *([1] * (x.dim() - mask.dim())))
+    return torch.where(keep, x, torch.full_like(x, float("nan")))
+
+
+def split_padding(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(``x`` [B, *input] with NaN-marked padded rows replaced by zeros, mask [B] of real rows).
+
+    A row is padding when ALL its entries are NaN; a real row with some NaN entries stays NaN
+    (and makes the loss NaN: corrupt data is reported, not hidden)."""
+    pad = torch.isnan(x).flatten(1).all(1)
+    keep = ~pad
+    clean = torch.where(keep.view(-1, *([1] * (x.dim() - 1))), x, torch.zeros_like(x))
+    return clean, keep
+
+
+def masked_batch_norm(h: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor,
+                      bias: torch.Tensor) -> torch.Tensor:
+    """Transductive batch norm whose statistics use the rows where ``mask`` [B] is True only:
+    ``h`` [B, C, ...] -> same shape. With every row real it equals :func:`batch_norm` (up to
+    summation order). Padded rows must be finite (``split_padding`` zeroes them)."""
+    dims = [0] + list(range(2, h.dim()))
+    m = mask.to(h.dtype).view(-1, *([1] * (h.dim() - 1)))
+    count = (m.sum() * h[0, 0].numel()).clamp_min(1)  # real rows x spatial positions
+    mean = (h * m).sum(dims, keepdim=True) / count
+    var = (((h - mean) * m) ** 2).sum(dims, keepdim=True) / count
+    shape = [1, -1] + [1] * (h.dim() - 2)
+    scale = torch.rsqrt(var + BN_EPS) * weight.view(shape)
+    return (h - mean) * scale + bias.view(shape)
+
+
+def _norm(padded: bool):
+    """The batch norm of a backbone: ``(h, mask, w, b) -> h``; ``mask`` is None unpadded."""
+    if padded:
+        return masked_batch_norm
+    return lambda h, mask, w, b: batch_norm(h, w, b)
 
 
 # ---------------------------------------------------------------------------------- MLP
@@ -158,12 +212,14 @@ def _init_bn(params: Params, layer: str, c: int):
     params[f"{layer}.bn_b"] = torch.zeros(c)
 
 
-def conv4(in_shape: tuple[int, int, int], n_out: int, filters: int = 32) -> Backbone:
+def conv4(in_shape: tuple[int, int, int], n_out: int, filters: int = 32, padded: bool = False) -> Backbone:
     """Conv4 of MAML/ProtoNet: 4 x [conv3x3(filters, no bias) -> BN -> ReLU -> max-pool 2].
 
     ``x`` [B, C, H, W] -> features [B, filters * H' * W'] (flattened) -> logits [B, n_out].
-    With 28x28 inputs H' = W' = 1; with 84x84, H' = W' = 5.
+    With 28x28 inputs H' = W' = 1; with 84x84, H' = W' = 5. ``padded=True``: NaN-marked
+    padded rows are kept out of the batch-norm statistics (module docstring).
     """
+    norm = _norm(padded)
     c, h, w = in_shape
     blocks = [f"conv{i}" for i in range(1, 5)]
     for _ in blocks:
@@ -181,11 +237,11 @@ def conv4(in_shape: tuple[int, int, int], n_out: int, filters: int = 32) -> Back
         return params
 
     def features(params: Params, x: torch.Tensor) -> torch.Tensor:
-        out = x
+        out, mask = split_padding(x) if padded else (x, None)
         for name in blocks:
             out = F.conv2d(out, params[f"{name}.w"], padding=1)
             out = _transform(params, name, out)
-            out = batch_norm(out, params[f"{name}.bn_w"], params[f"{name}.bn_b"])
+            out = norm(out, mask, params[f"{name}.bn_w"], params[f"{name}.bn_b"])
             out = F.max_pool2d(F.relu(out), 2)
         return out.flatten(1)
 
@@ -201,19 +257,23 @@ def conv4(in_shape: tuple[int, int, int], n_out: int, filters: int = 32) -> Back
         feature_dim=feature_dim,
         layers=tuple(blocks) + ("head",),
         layer_width=(filters,) * 4 + (n_out,),
+        padded=padded,
     )
 
 
 # ---------------------------------------------------------------------------- ResNet-12
 
 
-def resnet12(in_shape: tuple[int, int, int], n_out: int, widths=(64, 160, 320, 640)) -> Backbone:
+def resnet12(in_shape: tuple[int, int, int], n_out: int, widths=(64, 160, 320, 640),
+             padded: bool = False) -> Backbone:
     """ResNet-12 (MetaOptNet/TADAM style): 4 residual blocks of 3 conv3x3+BN, leaky ReLU 0.1,
     a 1x1 conv+BN shortcut, and 2x2 max-pool; then global average pooling.
 
-    ``x`` [B, C, H, W] -> features [B, widths[-1]] -> logits [B, n_out].
+    ``x`` [B, C, H, W] -> features [B, widths[-1]] -> logits [B, n_out]. ``padded=True``:
+    NaN-marked padded rows are kept out of the batch-norm statistics (module docstring).
     """
     c = in_shape[0]
+    norm = _norm(padded)
     blocks = [f"res{i}" for i in range(1, len(widths) + 1)]
 
     def init(gen: torch.Generator) -> Params:
@@ -229,23 +289,23 @@ def resnet12(in_shape: tuple[int, int, int], n_out: int, widths=(64, 160, 320, 6
         _init_linear(gen, params, "head", widths[-1], n_out)
         return params
 
-    def block(params: Params, name: str, x: torch.Tensor) -> torch.Tensor:
+    def block(params: Params, name: str, x: torch.Tensor, mask) -> torch.Tensor:
         out = x
         for j in range(3):
             layer = f"{name}.c{j}"
             out = F.conv2d(out, params[f"{layer}.w"], padding=1)
-            out = batch_norm(out, params[f"{layer}.bn_w"], params[f"{layer}.bn_b"])
+            out = norm(out, mask, params[f"{layer}.bn_w"], params[f"{layer}.bn_b"])
             if j < 2:
                 out = F.leaky_relu(out, 0.1)
         sc = F.conv2d(x, params[f"{name}.sc.w"])
-        sc = batch_norm(sc, params[f"{name}.sc.bn_w"], params[f"{name}.sc.bn_b"])
+        sc = norm(sc, mask, params[f"{name}.sc.bn_w"], params[f"{name}.sc.bn_b"])
         out = _transform(params, name, out + sc)
         return F.max_pool2d(F.leaky_relu(out, 0.1), 2)
 
     def features(params: Params, x: torch.Tensor) -> torch.Tensor:
-        out = x
+        out, mask = split_padding(x) if padded else (x, None)
         for name in blocks:
-            out = block(params, name, out)
+            out = block(params, name, out, mask)
         return out.mean(dim=(2, 3))
 
     def head(params: Params, feats: torch.Tensor) -> torch.Tensor:
@@ -260,16 +320,24 @@ def resnet12(in_shape: tuple[int, int, int], n_out: int, widths=(64, 160, 320, 6
         feature_dim=widths[-1],
         layers=tuple(blocks) + ("head",),
         layer_width=tuple(widths) + (n_out,),
+        padded=padded,
     )
 
 
-def make_backbone(name: str, input_shape: tuple[int, ...], n_out: int, **kwargs) -> Backbone:
-    """Build a backbone by name: ``mlp`` (regression), ``conv4``, ``resnet12``."""
+def make_backbone(name: str, input_shape: tuple[int, ...], n_out: int, padded: bool = False,
+                  **kwargs) -> Backbone:
+    """Build a backbone by name: ``mlp`` (regression), ``conv4``, ``resnet12``.
+
+    ``padded=True`` (variable-way sources) builds the image backbones with padding-aware batch
+    norm; the MLP has no batch statistics and refuses it (its sources are never padded)."""
     if name == "mlp":
+        if padded:
+            raise ValueError("the mlp backbone has no padded mode: padded (variable-size) episodes "
+                             "are image episodes; use conv4 or resnet12")
         hidden = kwargs.get("hidden", [40, 40])
         return mlp([input_shape[0], *hidden], n_out)
     if name == "conv4":
-        return conv4(tuple(input_shape), n_out, filters=kwargs.get("filters", 32))
+        return conv4(tuple(input_shape), n_out, filters=kwargs.get("filters", 32), padded=padded)
     if name == "resnet12":
-        return resnet12(tuple(input_shape), n_out)
+        return resnet12(tuple(input_shape), n_out, padded=padded)
     raise ValueError(f"unknown backbone {name!r}; choose one of: mlp, conv4, resnet12")

@@ -59,6 +59,38 @@ METADATASET = dict(MINIIMAGENET, test_queries=10)
 METADATASET_SOURCES = ("ilsvrc_2012", "omniglot", "aircraft", "cu_birds", "dtd", "quickdraw", "fungi",
                        "vgg_flower", "traffic_sign", "mscoco")
 
+# Multi-source Meta-Dataset (dataset ``metadataset``, trlearner.data.metadataset_multi): the
+# paper's out-of-distribution experiment, "train on some sources, test on held-out ones".
+# The paper does not name the sources. Our decision: train on the 8 sources with training
+# classes, hold out the 2 test-only sources (as Triantafillou et al. 2020 do); each task of a
+# meta-batch comes from a training source drawn uniformly. Test: 600 episodes per source, all
+# 10 sources; "overall" = mean over all sources, "ood" = mean over the held-out sources.
+# Override per run with ``train_sources`` / ``heldout_sources`` (config protocol keys).
+METADATASET_TRAIN_SOURCES = ("ilsvrc_2012", "omniglot", "aircraft", "cu_birds", "dtd", "quickdraw", "fungi",
+                             "vgg_flower")
+METADATASET_HELDOUT_SOURCES = ("traffic_sign", "mscoco")
+METADATASET_MULTI = dict(METADATASET, train_sources=METADATASET_TRAIN_SOURCES,
+                         heldout_sources=METADATASET_HELDOUT_SOURCES)
+# The report cells of a multi-source run: (metadataset, overall) and (metadataset, ood), the
+# keys of config/reference.yaml's paper numbers, then one cell per source under the dataset
+# name METADATASET_PER_SOURCE (its own table section; setting = the source, "(held out)" added
+# for held-out ones). Used by trlearner.pipeline (expected cells) and trlearner.report.runs.
+METADATASET_SUMMARIES = ("overall", "ood")
+METADATASET_PER_SOURCE = "metadataset (per source)"
+
+
+def per_source_setting(source: str, heldout: bool) -> str:
+    """The report setting of one source of a multi-source run, e.g. ``mscoco (held out)``."""
+    return f"{source} (held out)" if heldout else source
+
+
+def metadataset_cells(train_sources, heldout_sources) -> list[tuple[str, str]]:
+    """(dataset, setting) of every report cell of a multi-source Meta-Dataset run."""
+    cells = [("metadataset", "overall")] + ([("metadataset", "ood")] if heldout_sources else [])
+    cells += [(METADATASET_PER_SOURCE, per_source_setting(s, False)) for s in train_sources]
+    cells += [(METADATASET_PER_SOURCE, per_source_setting(s, True)) for s in heldout_sources]
+    return cells
+
 DATASET_PROTOCOLS = {
     "sinusoid": REGRESSION,
     "harmonic": REGRESSION,
@@ -75,6 +107,7 @@ DATASET_PROTOCOLS = {
     "pqsar": PQSAR,
     "pascal3d_pose": POSE,
     **{f"metadataset_{source}": METADATASET for source in METADATASET_SOURCES},
+    "metadataset": METADATASET_MULTI,
 }
 
 # Settings that make a run "reduced" when they are below the protocol's value.

@@ -84,6 +84,9 @@ class RunConfig:
     trlearner: TRConfig | None = None
     regularizer: str = "none"
     reg_strength: float = 0.0
+    # multi-source Meta-Dataset (dataset "metadataset") only: sources trained on / held out
+    train_sources: tuple | None = None
+    heldout_sources: tuple | None = None
     protocol_reference: dict = field(default_factory=dict)
 
     @property
@@ -95,7 +98,21 @@ class RunConfig:
         d = asdict(self)
         for k in ("device", "checkpoint_every", "preset", "data_root", "protocol_reference"):
             d.pop(k)
+        for k in ("train_sources", "heldout_sources"):  # unset for every other dataset: the
+            if d[k] is None:                             # identity (and hash) stays as before
+                d.pop(k)
         return d
+
+    @property
+    def multi_source(self) -> bool:
+        """True for the multi-source Meta-Dataset run (train on some sources, test on all)."""
+        return self.dataset == "metadataset"
+
+    def source_options(self) -> dict:
+        """Extra ``make_source`` options of this run's dataset."""
+        if not self.multi_source:
+            return {}
+        return {"train_sources": self.train_sources, "heldout_sources": self.heldout_sources}
 
 
 def resolve_config(**kwargs) -> RunConfig:
@@ -105,6 +122,9 @@ def resolve_config(**kwargs) -> RunConfig:
     if unknown:
         raise ValueError(f"unknown run setting(s): {', '.join(sorted(unknown))}")
     cfg = RunConfig(**kwargs)
+    if not cfg.multi_source and (cfg.train_sources is not None or cfg.heldout_sources is not None):
+        raise ValueError(f"train_sources/heldout_sources apply to the multi-source dataset 'metadataset' only, "
+                         f"not to {cfg.dataset!r}")
     if cfg.algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {cfg.algorithm!r}; choose one of: {', '.join(ALGORITHMS)}")
     if cfg.backend not in BACKENDS:
@@ -116,7 +136,11 @@ def resolve_config(**kwargs) -> RunConfig:
         if getattr(cfg, key, None) is None:
             setattr(cfg, key, value)
     cfg.protocol_reference = proto
-    if cfg.trlearner is not None and cfg.dataset.startswith("metadataset_"):
+    if cfg.multi_source:
+        from trlearner.data.metadataset_multi import check_sources
+
+        cfg.train_sources, cfg.heldout_sources = check_sources(cfg.train_sources, cfg.heldout_sources)
+    if cfg.trlearner is not None and cfg.dataset.startswith("metadataset"):
         raise ValueError(
             f"TRLearner on {cfg.dataset} is not supported yet: Meta-Dataset episodes have a variable "
             "number of ways and padded support sets, which the per-class task representation of "
@@ -186,7 +210,8 @@ def build(cfg: RunConfig, source):
     options = {"filters": cfg.filters} if cfg.filters else {}
     if cfg.hidden:
         options["hidden"] = list(cfg.hidden)
-    backbone = make_backbone(cfg.backbone, source.input_shape, source.n_out, **options)
+    backbone = make_backbone(cfg.backbone, source.input_shape, source.n_out,
+                             padded=getattr(source, "padded", False), **options)
     algo = make_algorithm(cfg.algorithm, backbone, source.kind)
     if cfg.metric:
         algo.set_metric(cfg.metric)
@@ -217,15 +242,22 @@ def meta_objective(cfg: RunConfig, algo, trl, reg, meta, batch, it: int):
     return o.loss + reg.penalty(meta), {"loss": o.task_loss.item(), "tr": o.tr_loss.item()}, o.relation
 
 
-def evaluate(cfg: RunConfig, algo, meta, split: str, n_tasks: int, device: str):
+def run_source(cfg: RunConfig, split: str, seed: int, queries: int | None):
+    """The task source of the run's dataset for ``split``."""
+    return make_source(cfg.dataset, split, cfg.shots, cfg.ways, queries, seed=seed, root=cfg.data_root,
+                       **cfg.source_options())
+
+
+def evaluate(cfg: RunConfig, algo, meta, split: str, n_tasks: int, device: str, src=None):
     """Per-task metric curve [n_tasks, curve_steps + 1] on the fixed episodes of ``split``
     (seed 0: the same tasks for every algorithm, run and machine) and their hash.
+    ``src`` replaces the run's own source of ``split`` (e.g. one Meta-Dataset source).
 
     Episodes are built and evaluated a chunk at a time, so memory stays bounded for large
     image episodes (Meta-Dataset episodes are padded per chunk, not to the whole test set).
     """
-    src = make_source(cfg.dataset, split, cfg.shots, cfg.ways, cfg.test_queries, seed=0,
-                      root=cfg.data_root)
+    if src is None:
+        src = run_source(cfg, split, 0, cfg.test_queries)
     chunk = 100 if src.kind == "regression" else 10
     curves, digest = [], hashlib.sha256()
     for start in range(0, n_tasks, chunk):
@@ -237,6 +269,32 @@ def evaluate(cfg: RunConfig, algo, meta, split: str, n_tasks: int, device: str):
     if algo.metric_name == "accuracy":
         curve = curve * 100.0
     return curve, digest.hexdigest()[:16]
+
+
+def evaluate_sources(cfg: RunConfig, algo, meta, device: str) -> dict:
+    """Multi-source Meta-Dataset test: source -> (curve [test_tasks, curve_steps + 1], hash)
+    on ``test_tasks`` test episodes of every source (train and held-out), each source's own
+    episodes (the same as a single-source run's), in the order train sources, held-out."""
+    out = {}
+    for name in cfg.train_sources + cfg.heldout_sources:
+        src = make_source(f"metadataset_{name}", "test", cfg.shots, cfg.ways, cfg.test_queries, seed=0,
+                          root=cfg.data_root)
+        out[name] = evaluate(cfg, algo, meta, "test", cfg.test_tasks, device, src=src)
+    return out
+
+
+def mean_of_sources(curves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean over sources of the per-source mean curves, and its 95% CI half-width.
+
+    ``curves``: K tensors [n_k, steps]. The mean is (1/K) sum_k mean_k (every source weighs
+    the same, whatever its number of episodes); the sources are independent samples, so
+    ``ci95 = 1.96 * sqrt(sum_k sd_k^2 / n_k) / K`` (sd_k: sample sd of source k's tasks).
+    """
+    means = torch.stack([c.double().mean(0) for c in curves])
+    var = torch.stack([c.double().var(0, unbiased=True) / c.shape[0] if c.shape[0] > 1 else
+                       torch.full(c.shape[1:], float("nan"), dtype=torch.float64) for c in curves])
+    k = len(curves)
+    return means.mean(0), 1.96 * var.sum(0).sqrt() / k
 
 
 def train(cfg: RunConfig, out, progress: bool = True) -> dict:
@@ -253,8 +311,7 @@ def train(cfg: RunConfig, out, progress: bool = True) -> dict:
     ident = cfg.identity()
     ident_hash = config_hash(ident)
 
-    train_src = make_source(cfg.dataset, "train", cfg.shots, cfg.ways, cfg.train_queries,
-                            seed=cfg.seed, root=cfg.data_root)
+    train_src = run_source(cfg, "train", cfg.seed, cfg.train_queries)
     algo, trl = build(cfg, train_src)
     reg = make_regularizer(cfg.regularizer, cfg.reg_strength)
     meta = {k: v.to(device).requires_grad_() for k, v in init_meta(cfg, algo, trl).items()}
@@ -312,8 +369,12 @@ def train(cfg: RunConfig, out, progress: bool = True) -> dict:
         checkpoint(cfg.iterations)
     wall = elapsed + time.perf_counter() - t0
 
-    curve, ep_hash = evaluate(cfg, algo, meta, "test", cfg.test_tasks, device)
-    metrics = _metrics(cfg, algo, curve, ep_hash, wall, history)
+    if cfg.multi_source:
+        metrics = _multi_source_metrics(cfg, algo, evaluate_sources(cfg, algo, meta, device), wall, history)
+        ep_hash = metrics["episodes_hash"]
+    else:
+        curve, ep_hash = evaluate(cfg, algo, meta, "test", cfg.test_tasks, device)
+        metrics = _metrics(cfg, algo, curve, ep_hash, wall, history)
     if trl is not None:
         _save_relations(out, cfg, trl, meta, relation, rel_mean, device)
     atomic_write_json(out / "provenance.json", provenance(ident, device, dataset_hash=ep_hash))
@@ -350,6 +411,9 @@ def _base_metrics(cfg: RunConfig, algo) -> dict:
             "test_tasks": cfg.test_tasks, "queries_test": cfg.test_queries,
             "ci": "1.96*sd/sqrt(n_tasks)", "reduced": is_reduced(cfg), "preset": cfg.preset,
             "backend": cfg.backend,
+            **({"bn_padding": "masked (padded entries excluded from the batch statistics)"}
+               if cfg.dataset.startswith("metadataset") else {}),
+            **({"metadataset": _multi_source_protocol(cfg)} if cfg.multi_source else {}),
         },
         "trlearner": None if cfg.trlearner is None else cfg.trlearner.to_dict(),
         "regularizer": {"name": cfg.regularizer, "strength": cfg.reg_strength},
@@ -370,6 +434,57 @@ def _metrics(cfg, algo, curve, ep_hash, wall, history) -> dict:
     }
 
 
+def _multi_source_protocol(cfg: RunConfig) -> dict:
+    return {
+        "train_sources": list(cfg.train_sources), "heldout_sources": list(cfg.heldout_sources),
+        "train_episodes": "each task of a meta-batch from a train source drawn uniformly "
+                          "(trlearner.data.metadataset_multi)",
+        "validation": "the train sources' validation classes",
+        "test_episodes_per_source": cfg.test_tasks,
+        "overall": "mean over all sources of the per-source accuracy",
+        "ood": "mean over the held-out sources of the per-source accuracy",
+        "ci_of_means": "1.96*sqrt(sum_k sd_k^2/n_k)/K over the K sources averaged",
+        "sources_chosen_by": "this project (the paper does not name its held-out sources)",
+    }
+
+
+def _multi_source_metrics(cfg: RunConfig, algo, per_source: dict, wall, history) -> dict:
+    """metrics.json of a multi-source run: ``mean``/``ci95``/``curve`` are the *overall*
+    numbers (mean over all sources; ``per_task`` = every source's tasks, source by source, so
+    its mean is the overall mean when all sources have the same number of test episodes);
+    ``sources`` holds each source's numbers and ``summary`` the overall and OOD means."""
+    s = cfg.test_steps
+    sources, digest = {}, hashlib.sha256()
+    for name, (curve, h) in per_source.items():
+        head = summarise(curve[:, s])
+        sources[name] = {"role": "heldout" if name in cfg.heldout_sources else "train", "mean": head["mean"],
+                         "ci95": head["ci95"], "n_tasks": head["n"],
+                         "per_task": [round(float(v), 6) for v in curve[:, s]],
+                         "curve_mean": [float(v) for v in curve.double().mean(0)], "episodes_hash": h}
+        digest.update(h.encode())
+
+    def summary(names):
+        mean, ci = mean_of_sources([per_source[n][0] for n in names])
+        return {"mean": float(mean[s]), "ci95": float(ci[s]), "sources": list(names),
+                "n_tasks": sum(sources[n]["n_tasks"] for n in names),
+                "curve": {"mean": [float(v) for v in mean], "ci95": [float(v) for v in ci]}}
+
+    groups = {"overall": cfg.train_sources + cfg.heldout_sources, "ood": cfg.heldout_sources,
+              "in_domain": cfg.train_sources}
+    summaries = {k: summary(v) for k, v in groups.items() if v}
+    overall = summaries["overall"]
+    per_task = [v for name in per_source for v in sources[name]["per_task"]]
+    return {
+        **_base_metrics(cfg, algo),
+        "mean": overall["mean"], "ci95": overall["ci95"], "n_tasks": overall["n_tasks"], "per_task": per_task,
+        "curve": {"steps": list(range(len(overall["curve"]["mean"]))), **overall["curve"]},
+        "sources": sources, "summary": {k: {kk: vv for kk, vv in v.items() if kk != "curve"}
+                                        for k, v in summaries.items()},
+        "history": history, "episodes_hash": digest.hexdigest()[:16], "status": "ok",
+        "wall_time_s": round(wall, 2),
+    }
+
+
 def _diverged_metrics(cfg, algo, it, msg) -> dict:
     return {**_base_metrics(cfg, algo), "mean": None, "ci95": None, "n_tasks": 0, "per_task": [],
             "curve": None, "episodes_hash": None, "status": "diverged",
@@ -380,8 +495,7 @@ def _diverged_metrics(cfg, algo, it, msg) -> dict:
 def _save_relations(out: Path, cfg, trl, meta, last, running, device):
     """Relation matrices for the heatmaps: the last meta-batch's, the running mean over
     batches, and M on 25 fixed validation tasks ordered by a task parameter."""
-    src = make_source(cfg.dataset, "val", cfg.shots, cfg.ways, cfg.test_queries, seed=0,
-                      root=cfg.data_root)
+    src = run_source(cfg, "val", 0, cfg.test_queries)
     b = src.batch(range(25))
     order_key = "amplitude" if "amplitude" in b.info else ("omega" if "omega" in b.info else None)
     order = torch.argsort(b.info[order_key]) if order_key else torch.arange(25)

@@ -35,6 +35,25 @@ def _nonneg(kind):
     return parse
 
 
+def _source_list(text):
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    from trlearner.protocols import METADATASET_SOURCES
+
+    bad = [n for n in names if n not in METADATASET_SOURCES]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown Meta-Dataset source(s) {bad}; allowed: "
+                                         f"{','.join(METADATASET_SOURCES)}")
+    return names
+
+
+# run settings taken from the command line (the names of trlearner.train.RunConfig fields)
+RUN_KEYS = ("dataset", "algorithm", "shots", "ways", "seed", "iterations", "meta_batch", "inner_steps",
+            "inner_lr", "test_steps", "test_lr", "curve_steps", "outer_lr", "first_order", "backbone",
+            "filters", "train_queries", "test_tasks", "test_queries", "backend", "device",
+            "checkpoint_every", "eval_every", "eval_tasks", "preset", "data_root", "regularizer",
+            "reg_strength", "train_sources", "heldout_sources")
+
+
 def register(sub) -> None:
     p = sub.add_parser("train", help="meta-train and evaluate one run",
                        description="Meta-train one algorithm on one benchmark, then evaluate it on "
@@ -61,6 +80,12 @@ def register(sub) -> None:
     g.add_argument("--train-queries", type=_positive(int))
     g.add_argument("--test-tasks", type=_positive(int))
     g.add_argument("--test-queries", type=_positive(int))
+    g.add_argument("--train-sources", type=_source_list,
+                   help="multi-source 'metadataset' only: comma-separated sources to train on "
+                        "(default: trlearner.protocols.METADATASET_TRAIN_SOURCES)")
+    g.add_argument("--heldout-sources", type=_source_list,
+                   help="multi-source 'metadataset' only: comma-separated held-out test sources "
+                        "(default: traffic_sign,mscoco)")
     e = p.add_argument_group("execution")
     e.add_argument("--backend", choices=BACKENDS, default="vmap")
     e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
@@ -101,13 +126,8 @@ def run(args) -> int:
         trl = TRConfig(lam=args.lam, heads=args.heads, meta_data=args.meta_data, sampler=args.sampler,
                        weights=args.weights, align=args.align, class_repr=args.class_repr,
                        learn_omega=not args.fixed_omega)
-    keys = ("dataset", "algorithm", "shots", "ways", "seed", "iterations", "meta_batch", "inner_steps",
-            "inner_lr", "test_steps", "test_lr", "curve_steps", "outer_lr", "first_order", "backbone",
-            "filters", "train_queries", "test_tasks", "test_queries", "backend", "device",
-            "checkpoint_every", "eval_every", "eval_tasks", "preset", "data_root", "regularizer",
-            "reg_strength")
     try:
-        cfg = resolve_config(**{k: getattr(args, k) for k in keys}, trlearner=trl)
+        cfg = resolve_config(**{k: getattr(args, k) for k in RUN_KEYS}, trlearner=trl)
     except ValueError as exc:
         print(f"trlearner train: error: {exc}", file=sys.stderr)
         return 2

@@ -18,11 +18,11 @@ per-task reference loop (``torch.autograd.grad``).
 
 Padded episodes (variable-way/shot sources such as Meta-Dataset, label -1 at padding): the
 classification loss and accuracy ignore padded entries and mask the logits of classes the
-task does not have. Limitation: padded inputs (all-zero images) are still part of the batch
-the backbone sees, so with transductive batch norm they enter the batch statistics of the
-support (and query) set; the more an episode is padded, the more its normalisation is
-biased towards zero images. Removing this needs a masked batch norm in the backbone (or
-evaluating/adapting each episode unpadded); it is not done here.
+task does not have. Padded inputs are NaN-marked by the task source
+(``trlearner.data.tasks.PaddedSource``) and the backbone, built with ``padded=True``, keeps
+them out of its transductive batch-norm statistics (``trlearner.backbones.masked_batch_norm``),
+so a padded episode gives the same losses and meta-gradients as the same episode unpadded
+(tests/test_masked_bn.py). The algorithms need no mask of their own.
 """
 
 from __future__ import annotations

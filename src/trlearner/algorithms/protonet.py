@@ -6,8 +6,8 @@ path yields the same prototypes after every "step", so step curves stay flat.
 
 Padded episodes (Meta-Dataset: labels -1 at padding, ``n_out`` = 50 > the task's ways): padded
 support rows do not enter any prototype, and absent classes get a zero prototype whose logit
-the loss/accuracy mask. Padded rows still enter the backbone's transductive batch-norm
-statistics (the backbone sees the whole padded batch): see docs of ``trlearner.algorithms.base``.
+the loss/accuracy mask. Padded rows stay out of the backbone's transductive batch-norm
+statistics (NaN-marked padding, ``padded=True`` backbone): see ``trlearner.algorithms.base``.
 
 Example::
 

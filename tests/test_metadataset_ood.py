@@ -1,0 +1,165 @@
+"""Multi-source Meta-Dataset (the paper's OOD experiment): the source draw, a tiny end-to-end
+run on fixture sources (overall and OOD are the means of the per-source numbers), and the
+report cells it becomes."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from fixtures_data import Server, build, fixture_spec
+from trlearner.data.fetch import fetch
+from trlearner.data.registry import override
+from trlearner.data.tasks import make_source
+from trlearner.relation import TRConfig
+from trlearner.train import resolve_config, train
+
+# fixture sources (tests/fixtures_data.py): vgg_flower (5/5/5 classes), dtd (6 train, 6 test
+# classes), traffic_sign (test only, 6 classes)
+TRAIN, HELDOUT = ("vgg_flower", "dtd"), ("traffic_sign",)
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    """(data root, registry specs) of the three fixture sources, fetched once."""
+    tmp = tmp_path_factory.mktemp("md_multi")
+    specs = []
+    for name in TRAIN + HELDOUT:
+        dataset = f"metadataset_{name}"
+        files = tmp / "served" / dataset
+        facts = build(dataset, files)
+        with Server(files) as srv:
+            spec = fixture_spec(dataset, files, srv.url, split_file=facts.get("split_file"),
+                                converter_args=facts.get("converter_args"))
+            with override(spec):
+                fetch(dataset, tmp / "data", progress=False)
+        specs.append(spec)
+    return tmp / "data", specs
+
+
+def _source(sources, split="train", seed=0):
+    root, specs = sources
+    return make_source("metadataset", split, 1, seed=seed, root=str(root), train_sources=TRAIN,
+                       heldout_sources=HELDOUT)
+
+
+def test_each_task_comes_from_a_uniformly_drawn_train_source(sources):
+    root, specs = sources
+    with override(*specs):
+        src = _source(sources)
+        b = src.batch(range(40))
+        again = src.batch([7, 3])
+    assert src.padded and src.sources == TRAIN and src.n_out == 50
+    drawn = b.info["source"].tolist()
+    assert set(drawn) == {0, 1} and 8 <= drawn.count(0) <= 32  # both sources, roughly half each
+    # pure function of (split, seed, index): the same episode whatever batch it is in
+    for pos, i in enumerate([7, 3]):
+        assert again.info["source"][pos] == b.info["source"][i]
+        n = int(again.info["support_mask"][pos].sum())
+        assert n == int(b.info["support_mask"][i].sum())
+        assert torch.equal(again.xs[pos, :n], b.xs[i, :n]) and torch.equal(again.ys[pos], b.ys[i, :again.ys.shape[1]])
+    # padding: label -1 and NaN inputs (kept out of batch norm), real entries finite
+    assert torch.isnan(b.xs[~b.info["support_mask"]]).all() and torch.isfinite(b.xs[b.info["support_mask"]]).all()
+    assert ((b.ys >= 0) == b.info["support_mask"]).all()
+
+
+def test_test_split_draws_from_every_source_and_bad_lists_are_refused(sources):
+    root, specs = sources
+    with override(*specs):
+        assert _source(sources, "test").sources == TRAIN + HELDOUT
+        with pytest.raises(ValueError, match="both train and held-out"):
+            make_source("metadataset", "train", 1, root=str(root), train_sources=TRAIN,
+                        heldout_sources=("dtd",))
+        with pytest.raises(ValueError, match="test classes only"):
+            make_source("metadataset", "train", 1, root=str(root), train_sources=("traffic_sign",),
+                        heldout_sources=())
+    with pytest.raises(ValueError, match="unknown Meta-Dataset source"):
+        resolve_config(dataset="metadataset", algorithm="maml", shots=1, train_sources=("imagenet",))
+    with pytest.raises(ValueError, match="apply to the multi-source dataset 'metadataset' only"):
+        resolve_config(dataset="omniglot", algorithm="maml", shots=1, ways=5, train_sources=TRAIN)
+    with pytest.raises(ValueError, match="TRLearner on metadataset is not supported"):
+        resolve_config(dataset="metadataset", algorithm="maml", shots=1, trlearner=TRConfig())
+
+
+def test_validation_uses_the_train_sources_validation_classes(sources):
+    root, specs = sources
+    with override(*specs):
+        val = make_source("metadataset", "val", 1, root=str(root), train_sources=("vgg_flower",),
+                          heldout_sources=HELDOUT)
+        b = val.batch(range(3))
+        assert val.sources == ("vgg_flower",) and torch.isfinite(b.xs[b.info["support_mask"]]).all()
+        # the dtd fixture has no validation classes: said clearly, not skipped silently
+        with pytest.raises(ValueError, match="'dtd' has no usable 'val' split"):
+            _source(sources, "val")
+
+
+def test_protocol_defaults_are_the_documented_sources():
+    cfg = resolve_config(dataset="metadataset", algorithm="maml", shots=1)
+    assert cfg.train_sources == ("ilsvrc_2012", "omniglot", "aircraft", "cu_birds", "dtd", "quickdraw", "fungi",
+                                 "vgg_flower")
+    assert cfg.heldout_sources == ("traffic_sign", "mscoco") and cfg.test_tasks == 600
+    # other datasets keep their identity (and so their checkpoints' config hash)
+    assert "train_sources" not in resolve_config(dataset="sinusoid", algorithm="maml", shots=5).identity()
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "protonet"])
+def test_multi_source_run_end_to_end(sources, tmp_path, algorithm):
+    root, specs = sources
+    cfg = resolve_config(dataset="metadataset", algorithm=algorithm, shots=1, iterations=2, meta_batch=3,
+                         test_tasks=4, filters=4, inner_steps=1, test_steps=1, curve_steps=1,
+                         data_root=str(root), device="cpu", train_sources=TRAIN, heldout_sources=HELDOUT)
+    with override(*specs):
+        m = train(cfg, tmp_path / "run", progress=False)
+    assert m["status"] == "ok" and m["dataset"] == "metadataset" and m["metric"] == "accuracy"
+    src = m["sources"]
+    assert list(src) == list(TRAIN + HELDOUT)
+    assert [src[n]["role"] for n in src] == ["train", "train", "heldout"]
+    for n in src:
+        assert src[n]["n_tasks"] == 4 and len(src[n]["per_task"]) == 4
+        assert src[n]["mean"] == pytest.approx(sum(src[n]["per_task"]) / 4, abs=1e-4)
+        assert all(0.0 <= v <= 100.0 for v in src[n]["per_task"])
+    # overall / OOD: the means of the per-source numbers, with the CI of a mean of independent means
+    overall, ood = m["summary"]["overall"], m["summary"]["ood"]
+    means = [src[n]["mean"] for n in src]
+    assert overall["mean"] == pytest.approx(sum(means) / 3, abs=1e-9)
+    assert ood["mean"] == pytest.approx(src["traffic_sign"]["mean"], abs=1e-9)
+    assert m["summary"]["in_domain"]["mean"] == pytest.approx((means[0] + means[1]) / 2, abs=1e-9)
+    sd2n = [(src[n]["ci95"] / 1.96) ** 2 for n in src]
+    assert overall["ci95"] == pytest.approx(1.96 * math.sqrt(sum(sd2n)) / 3, rel=1e-4)
+    assert ood["ci95"] == pytest.approx(src["traffic_sign"]["ci95"], rel=1e-4)
+    assert m["mean"] == pytest.approx(overall["mean"]) and m["n_tasks"] == 12
+    assert sum(m["per_task"]) / 12 == pytest.approx(overall["mean"], abs=1e-4)
+    proto = m["protocol"]
+    assert proto["metadataset"]["train_sources"] == list(TRAIN)
+    assert proto["metadataset"]["heldout_sources"] == list(HELDOUT)
+    assert proto["metadataset"]["test_episodes_per_source"] == 4 and proto["bn_padding"].startswith("masked")
+    on_disk = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert on_disk["summary"]["ood"]["sources"] == list(HELDOUT)
+
+    # the report: overall and OOD cells of dataset "metadataset" (the paper's keys), one per source
+    from trlearner.protocols import METADATASET_PER_SOURCE
+    from trlearner.report.reference import Reference
+    from trlearner.report.runs import load_runs
+    from trlearner.report.tables import build_tables
+
+    results = tmp_path / "results"
+    dest = results / "metadataset" / "varway" / algorithm / "baseline" / "seed0"
+    dest.mkdir(parents=True)
+    (dest / "metrics.json").write_text((tmp_path / "run" / "metrics.json").read_text())
+    runs = load_runs(results)
+    cells = {(r.dataset, r.setting): r for r in runs.itertuples()}
+    assert cells[("metadataset", "overall")].mean == pytest.approx(overall["mean"])
+    assert cells[("metadataset", "ood")].mean == pytest.approx(ood["mean"])
+    assert cells[(METADATASET_PER_SOURCE, "traffic_sign (held out)")].mean == pytest.approx(src["traffic_sign"]["mean"])
+    assert len(cells[("metadataset", "overall")].per_task) == 12
+    tables = build_tables(runs, expected=None, reference=Reference.load())
+    md = next(t for t in tables if t.family == "meta_dataset")
+    frame = md.sections[0].frame
+    assert list(frame.columns.get_level_values(0).unique()) == ["overall", "ood"]
+    if algorithm == "maml":
+        assert frame.loc["MAML", ("overall", "paper")].startswith("24.5")
+        assert frame.loc["MAML", ("ood", "paper")].startswith("19.2")
+        assert frame.loc["MAML + TRLearner", ("ood", "paper")].startswith("29.5")
