@@ -7,6 +7,7 @@ Fast: dry runs only (no training). Each test works on a throw-away copy of the p
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -76,6 +77,58 @@ def test_paper_preset_covers_every_dataset_and_declares_gpus(fresh):
         assert {(ds, "5way1shot"), (ds, "5way5shot")} <= settings
     out = snakemake(fresh, "--dry-run", "--configfile", "config/paper.yaml")
     assert "gpu=1" in out.stdout + out.stderr
+
+
+MD_TRAIN = ("ilsvrc_2012", "omniglot", "aircraft", "cu_birds", "dtd", "quickdraw", "fungi", "vgg_flower")
+MD_HELDOUT = ("traffic_sign", "mscoco")
+
+
+def test_paper_preset_runs_the_metadataset_ood_experiment(fresh):
+    m = _matrix("paper")
+    md = [r for r in m.table_runs if r.dataset == "metadataset"]
+    assert {(r.algorithm, r.seed) for r in md} == {(a, s) for a in pipeline.ALGORITHMS for s in (0, 1, 2)}
+    assert {r.variant for r in md} == {"baseline"} and {r.setting for r in md} == {"varway"}
+    assert md[0].sources_of_metadataset() == (MD_TRAIN, MD_HELDOUT)
+    # the job reads every source: one manifest (and dataset_manifest job) per source
+    assert md[0].data_datasets() == [f"metadataset_{s}" for s in MD_TRAIN + MD_HELDOUT]
+    assert set(md[0].data_datasets()) <= set(m.datasets)
+    assert "src/trlearner/data/metadataset_multi.py" in md[0].sources()
+    # the report expects overall and OOD (the paper's cells) and every source, per algorithm
+    cells = {(c["dataset"], c["setting"], c["algorithm"]): c["seeds"] for c in m.expected_cells()
+             if c["dataset"].startswith("metadataset")}
+    for a in pipeline.ALGORITHMS:
+        assert cells[("metadataset", "overall", a)] == [0, 1, 2] and ("metadataset", "ood", a) in cells
+        assert ("metadataset (per source)", "mscoco (held out)", a) in cells
+        assert ("metadataset (per source)", "ilsvrc_2012", a) in cells
+    # Snakemake plans the 15 jobs with the source lists on their command line
+    out = snakemake(fresh, "--dry-run", "--printshellcmds", "--configfile", "config/paper.yaml")
+    text = out.stdout + out.stderr
+    planned = set(re.findall(r"output: (results/runs/metadataset/varway/\S+/metrics.json)", text))
+    assert planned == {r.metrics for r in md}
+    assert f"--train-sources {','.join(MD_TRAIN)}" in text and f"--heldout-sources {','.join(MD_HELDOUT)}" in text
+
+
+def test_metadataset_trlearner_is_a_one_line_change_and_source_lists_are_checked():
+    cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    cfg["experiments"]["metadataset_ood"]["variants"] = ["baseline", "trlearner"]
+    m = pipeline.check_config(cfg)
+    assert len([r for r in m.table_runs if r.dataset == "metadataset"]) == 30
+    # the command of a run parses back to the same source lists
+    from trlearner.cli import build_parser
+    run = next(r for r in m.table_runs if r.dataset == "metadataset")
+    args = build_parser().parse_args(["train", *run.train_args("paper", "cpu", "data"), "--out", "x"])
+    assert (args.train_sources, args.heldout_sources) == (MD_TRAIN, MD_HELDOUT)
+    bad = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    bad["experiments"]["metadataset_ood"]["protocol"]["heldout_sources"] = ["dtd"]
+    with pytest.raises(pipeline.ConfigError, match=r"\['dtd'\] are in both"):
+        pipeline.check_config(bad)
+    bad["experiments"]["metadataset_ood"]["protocol"]["heldout_sources"] = ["traffic_signs"]
+    with pytest.raises(pipeline.ConfigError, match="traffic_signs"):
+        pipeline.check_config(bad)
+    omni = _tiny()
+    omni["experiments"]["regression"]["protocol"]["train_sources"] = ["dtd"]
+    with pytest.raises(pipeline.ConfigError, match="allowed only for the multi-source dataset"):
+        pipeline.check_config(omni)
 
 
 def test_dry_run_prints_an_estimate(fresh):

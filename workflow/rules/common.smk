@@ -20,10 +20,11 @@ def run_of(wildcards):
 
 
 def train_inputs(wildcards):
-    """The dataset manifest and the source files of the algorithm this run uses: editing one
-    algorithm's module reruns only that algorithm's jobs."""
+    """The dataset manifest(s) and the source files of the algorithm this run uses: editing one
+    algorithm's module reruns only that algorithm's jobs. A multi-source Meta-Dataset run reads
+    every source it trains or tests on: one manifest per source."""
     run = run_of(wildcards)
-    return {"manifest": f"{RESULTS}/data/{run.dataset}.manifest.json",
+    return {"manifest": [f"{RESULTS}/data/{d}.manifest.json" for d in run.data_datasets()],
             "sources": [p for p in run.sources() if os.path.exists(p) or not p.endswith("images.py")]}
 
 

@@ -171,6 +171,48 @@ def read_run(run_dir: str | os.PathLike, root: str | os.PathLike,
     return row
 
 
+def expand_multi_source(row: dict[str, Any], metrics: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The report rows of one run: the run's row, or for a multi-source Meta-Dataset run
+    (dataset ``metadataset``) one row per report cell (``trlearner.protocols.metadataset_cells``):
+    ``overall`` and ``ood`` (metrics.json ``summary``) and every source (``sources``), each with
+    its own mean, CI, per-task values and episode hash. A failed or diverged multi-source run
+    gives ``overall`` and ``ood`` rows with its status, so those cells say why they are empty."""
+    from trlearner.protocols import METADATASET_PER_SOURCE, METADATASET_SUMMARIES, per_source_setting
+
+    if row.get("dataset") != "metadataset":
+        return [row]
+    summary = (metrics or {}).get("summary")
+    sources = (metrics or {}).get("sources")
+    if row["status"] != "ok" or not summary or not sources:
+        return [{**row, "setting": name} for name in METADATASET_SUMMARIES]
+    scale, _ = _accuracy_scale({"metric": metrics.get("metric"), "unit": metrics.get("unit")})
+    out = []
+
+    def cell(dataset, setting, names, mean, ci95):
+        per_task = tuple(_num(v) * scale for n in names for v in sources[n]["per_task"])
+        digest = "+".join(str(sources[n].get("episodes_hash")) for n in names)
+        return {**row, "dataset": dataset, "setting": setting, "mean": _num(mean) * scale,
+                "ci95": _num(ci95) * scale, "n_tasks": len(per_task), "per_task": per_task,
+                "episodes_hash": digest}
+
+    for name in METADATASET_SUMMARIES:
+        s = summary.get(name)
+        if s:
+            out.append(cell("metadataset", name, s["sources"], s["mean"], s["ci95"]))
+    for name, src in sources.items():
+        setting = per_source_setting(name, src.get("role") == "heldout")
+        out.append(cell(METADATASET_PER_SOURCE, setting, [name], src["mean"], src["ci95"]))
+    return out
+
+
+def _metrics_of(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def load_runs(results_dir: str | os.PathLike,
               relative_to: str | os.PathLike | None = None) -> pd.DataFrame:
     """All runs under ``results_dir`` as a DataFrame with :data:`RUN_COLUMNS`, sorted.
@@ -184,7 +226,8 @@ def load_runs(results_dir: str | os.PathLike,
     if root.is_dir():
         for name in ("metrics.json", "provenance.json", "log.txt"):
             dirs.update(p.parent for p in root.rglob(name))
-    rows = [read_run(d, root, relative_to) for d in sorted(dirs)]
+    rows = [r for d in sorted(dirs)
+            for r in expand_multi_source(read_run(d, root, relative_to), _metrics_of(d))]
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
     if frame.empty:
         return frame

@@ -72,20 +72,29 @@ class FamilyTable:
     footnotes: list[str] = field(default_factory=list)
 
 
+# Named settings shown first among the named ones (Meta-Dataset: overall, then OOD).
+NAMED_SETTINGS_FIRST = ("overall", "ood")
+
+
 def setting_sort_key(setting: str) -> tuple:
-    """Sort settings by ways then shots, named settings last.
+    """Sort settings by ways then shots, named settings last (``overall``, ``ood`` first
+    among them, then held-out sources after the others, then by name).
 
     >>> sorted(["10shot", "5shot", "20way1shot", "5way5shot", "5way1shot"], key=setting_sort_key)
     ['5shot', '10shot', '5way1shot', '5way5shot', '20way1shot']
+    >>> sorted(["ood", "dtd", "mscoco (held out)", "overall", "aircraft"], key=setting_sort_key)
+    ['overall', 'ood', 'aircraft', 'dtd', 'mscoco (held out)']
     """
     s = str(setting)
+    if s in NAMED_SETTINGS_FIRST:
+        return (2, NAMED_SETTINGS_FIRST.index(s), 0, s)
     m = re.fullmatch(r"(\d+)way(\d+)shot", s)
     if m:
         return (1, int(m.group(1)), int(m.group(2)), s)
     m = re.fullmatch(r"(\d+)shot", s)
     if m:
         return (0, 0, int(m.group(1)), s)
-    return (2, 0, 0, s)
+    return (3, int(s.endswith("(held out)")), 0, s)
 
 
 def load_expected(path_or_cells: str | os.PathLike | Iterable[dict] | dict | None) -> list[dict[str, Any]] | None:
