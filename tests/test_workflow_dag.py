@@ -110,7 +110,7 @@ def test_paper_preset_runs_the_metadataset_ood_experiment(fresh):
 
 def test_metadataset_trlearner_is_a_one_line_change_and_source_lists_are_checked():
     cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-    cfg["experiments"]["metadataset_ood"]["variants"] = ["baseline", "trlearner"]
+    cfg["experiments"]["meta_dataset"]["variants"] = ["baseline", "trlearner"]
     m = pipeline.check_config(cfg)
     assert len([r for r in m.table_runs if r.dataset == "metadataset"]) == 30
     # the command of a run parses back to the same source lists
@@ -119,10 +119,10 @@ def test_metadataset_trlearner_is_a_one_line_change_and_source_lists_are_checked
     args = build_parser().parse_args(["train", *run.train_args("paper", "cpu", "data"), "--out", "x"])
     assert (args.train_sources, args.heldout_sources) == (MD_TRAIN, MD_HELDOUT)
     bad = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-    bad["experiments"]["metadataset_ood"]["protocol"]["heldout_sources"] = ["dtd"]
+    bad["experiments"]["meta_dataset"]["protocol"]["heldout_sources"] = ["dtd"]
     with pytest.raises(pipeline.ConfigError, match=r"\['dtd'\] are in both"):
         pipeline.check_config(bad)
-    bad["experiments"]["metadataset_ood"]["protocol"]["heldout_sources"] = ["traffic_signs"]
+    bad["experiments"]["meta_dataset"]["protocol"]["heldout_sources"] = ["traffic_signs"]
     with pytest.raises(pipeline.ConfigError, match="traffic_signs"):
         pipeline.check_config(bad)
     omni = _tiny()

@@ -140,4 +140,6 @@ def run(args) -> int:
     print(f"{m['dataset']} {m['algorithm']} {m['variant']} {m['shots']}-shot seed {m['seed']}: "
           f"{m['metric']} = {m['mean']:.4f}{unit} ± {m['ci95']:.4f}{unit} over {m['n_tasks']} test tasks "
           f"({cfg.test_steps} inner steps); wall {m['wall_time_s']:.1f}s -> {args.out}/metrics.json")
+    for name, s in (m.get("summary") or {}).items():  # multi-source Meta-Dataset: overall, ood, ...
+        print(f"  {name}: {s['mean']:.2f}{unit} ± {s['ci95']:.2f}{unit} over {', '.join(s['sources'])}")
     return 0
