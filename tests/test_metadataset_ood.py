@@ -163,3 +163,24 @@ def test_multi_source_run_end_to_end(sources, tmp_path, algorithm):
         assert frame.loc["MAML", ("overall", "paper")].startswith("24.5")
         assert frame.loc["MAML", ("ood", "paper")].startswith("19.2")
         assert frame.loc["MAML + TRLearner", ("ood", "paper")].startswith("29.5")
+
+
+def test_pipeline_train_job_reads_the_source_lists_when_checking_a_checkpoint(tmp_path):
+    """A checkpoint of other source lists is stale (moved away); one of the same lists is kept."""
+    import torch as _torch
+
+    from trlearner.pipeline import _remove_stale_checkpoint
+    from trlearner.results import config_hash
+
+    argv = ["--dataset", "metadataset", "--algorithm", "maml", "--shots", "1", "--train-sources",
+            ",".join(TRAIN), "--heldout-sources", ",".join(HELDOUT), "--out", str(tmp_path)]
+    same = resolve_config(dataset="metadataset", algorithm="maml", shots=1, train_sources=TRAIN,
+                          heldout_sources=HELDOUT)
+    _torch.save({"meta": {}, "config_hash": config_hash(same.identity())}, tmp_path / "checkpoint.pt")
+    _remove_stale_checkpoint(tmp_path, argv)
+    assert (tmp_path / "checkpoint.pt").exists()
+    other = resolve_config(dataset="metadataset", algorithm="maml", shots=1, train_sources=TRAIN[:1],
+                           heldout_sources=HELDOUT)
+    _torch.save({"meta": {}, "config_hash": config_hash(other.identity())}, tmp_path / "checkpoint.pt")
+    _remove_stale_checkpoint(tmp_path, argv)
+    assert not (tmp_path / "checkpoint.pt").exists() and (tmp_path / "checkpoint.stale.pt").exists()
