@@ -80,8 +80,9 @@ def test_test_split_draws_from_every_source_and_bad_lists_are_refused(sources):
         resolve_config(dataset="metadataset", algorithm="maml", shots=1, train_sources=("imagenet",))
     with pytest.raises(ValueError, match="apply to the multi-source dataset 'metadataset' only"):
         resolve_config(dataset="omniglot", algorithm="maml", shots=1, ways=5, train_sources=TRAIN)
-    with pytest.raises(ValueError, match="TRLearner on metadataset is not supported"):
-        resolve_config(dataset="metadataset", algorithm="maml", shots=1, trlearner=TRConfig())
+    # TRLearner: variable ways need the order-invariant class representation
+    assert resolve_config(dataset="metadataset", algorithm="maml", shots=1,
+                          trlearner=TRConfig()).trlearner.class_repr == "mean"
 
 
 def test_validation_uses_the_train_sources_validation_classes(sources):
@@ -163,6 +164,23 @@ def test_multi_source_run_end_to_end(sources, tmp_path, algorithm):
         assert frame.loc["MAML", ("overall", "paper")].startswith("24.5")
         assert frame.loc["MAML", ("ood", "paper")].startswith("19.2")
         assert frame.loc["MAML + TRLearner", ("ood", "paper")].startswith("29.5")
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "protonet"])
+def test_multi_source_trlearner_run_end_to_end(sources, tmp_path, algorithm):
+    root, specs = sources
+    cfg = resolve_config(dataset="metadataset", algorithm=algorithm, shots=1, iterations=2, meta_batch=3,
+                         test_tasks=2, filters=4, inner_steps=1, test_steps=1, curve_steps=1,
+                         data_root=str(root), device="cpu", train_sources=("vgg_flower",),
+                         heldout_sources=("dtd", "traffic_sign"), trlearner=TRConfig(lam=0.5, heads=2))
+    with override(*specs):
+        m = train(cfg, tmp_path / "run", progress=False)
+    # (only vgg_flower has validation classes among the fixtures: the relation probe uses them)
+    assert m["status"] == "ok" and m["variant"] == "trlearner"
+    assert m["trlearner"]["class_repr"] == "mean" and m["trlearner"]["lam"] == 0.5
+    assert set(m["summary"]) >= {"overall", "ood"} and 0.0 <= m["summary"]["overall"]["mean"] <= 100.0
+    rel = torch.load(tmp_path / "run" / "relation.pt")
+    assert rel["last_batch"].shape == (3, 3) and torch.isfinite(rel["last_batch"]).all()
 
 
 def test_pipeline_train_job_reads_the_source_lists_when_checking_a_checkpoint(tmp_path):

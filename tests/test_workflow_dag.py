@@ -86,8 +86,9 @@ MD_HELDOUT = ("traffic_sign", "mscoco")
 def test_paper_preset_runs_the_metadataset_ood_experiment(fresh):
     m = _matrix("paper")
     md = [r for r in m.table_runs if r.dataset == "metadataset"]
-    assert {(r.algorithm, r.seed) for r in md} == {(a, s) for a in pipeline.ALGORITHMS for s in (0, 1, 2)}
-    assert {r.variant for r in md} == {"baseline"} and {r.setting for r in md} == {"varway"}
+    assert {(r.algorithm, r.variant, r.seed) for r in md} == {
+        (a, v, s) for a in pipeline.ALGORITHMS for v in ("baseline", "trlearner") for s in (0, 1, 2)}
+    assert {r.setting for r in md} == {"varway"}
     assert md[0].sources_of_metadataset() == (MD_TRAIN, MD_HELDOUT)
     # the job reads every source: one manifest (and dataset_manifest job) per source
     assert md[0].data_datasets() == [f"metadataset_{s}" for s in MD_TRAIN + MD_HELDOUT]
@@ -100,7 +101,7 @@ def test_paper_preset_runs_the_metadataset_ood_experiment(fresh):
         assert cells[("metadataset", "overall", a)] == [0, 1, 2] and ("metadataset", "ood", a) in cells
         assert ("metadataset (per source)", "mscoco (held out)", a) in cells
         assert ("metadataset (per source)", "ilsvrc_2012", a) in cells
-    # Snakemake plans the 15 jobs with the source lists on their command line
+    # Snakemake plans the 30 jobs with the source lists on their command line
     out = snakemake(fresh, "--dry-run", "--printshellcmds", "--configfile", "config/paper.yaml")
     text = out.stdout + out.stderr
     planned = set(re.findall(r"output: (results/runs/metadataset/varway/\S+/metrics.json)", text))
@@ -108,11 +109,11 @@ def test_paper_preset_runs_the_metadataset_ood_experiment(fresh):
     assert f"--train-sources {','.join(MD_TRAIN)}" in text and f"--heldout-sources {','.join(MD_HELDOUT)}" in text
 
 
-def test_metadataset_trlearner_is_a_one_line_change_and_source_lists_are_checked():
+def test_metadataset_runs_baseline_and_trlearner_and_source_lists_are_checked():
     cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-    cfg["experiments"]["meta_dataset"]["variants"] = ["baseline", "trlearner"]
     m = pipeline.check_config(cfg)
-    assert len([r for r in m.table_runs if r.dataset == "metadataset"]) == 30
+    md_runs = [r for r in m.table_runs if r.dataset == "metadataset"]
+    assert len(md_runs) == 30 and {r.variant for r in md_runs} == {"baseline", "trlearner"}
     # the command of a run parses back to the same source lists
     from trlearner.cli import build_parser
     run = next(r for r in m.table_runs if r.dataset == "metadataset")

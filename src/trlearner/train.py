@@ -24,8 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -140,11 +141,11 @@ def resolve_config(**kwargs) -> RunConfig:
         from trlearner.data.metadataset_multi import check_sources
 
         cfg.train_sources, cfg.heldout_sources = check_sources(cfg.train_sources, cfg.heldout_sources)
-    if cfg.trlearner is not None and cfg.dataset.startswith("metadataset"):
-        raise ValueError(
-            f"TRLearner on {cfg.dataset} is not supported yet: Meta-Dataset episodes have a variable "
-            "number of ways and padded support sets, which the per-class task representation of "
-            "trlearner.relation does not handle; run the baseline, or a fixed-way dataset")
+    if cfg.trlearner is not None and cfg.dataset.startswith("metadataset") and cfg.trlearner.class_repr == "concat":
+        # variable ways: concatenated class means would change size with every episode
+        print("note: TRLearner on variable-way episodes uses class_repr='mean' (concatenated class "
+              "means are undefined when the number of ways varies); recorded in metrics.json", file=sys.stderr)
+        cfg.trlearner = replace(cfg.trlearner, class_repr="mean")
     if cfg.algorithm == "protonet":
         cfg.inner_steps = cfg.test_steps = cfg.curve_steps = 0
     cfg.curve_steps = max(cfg.curve_steps, cfg.test_steps)
@@ -217,7 +218,10 @@ def build(cfg: RunConfig, source):
         algo.set_metric(cfg.metric)
     trl = None
     if cfg.trlearner is not None:
-        trl = TRLearner(algo, cfg.trlearner, shots=cfg.shots, ways=cfg.ways)
+        if getattr(source, "padded", False):  # variable-way, variable-shot episodes (Meta-Dataset)
+            trl = TRLearner(algo, cfg.trlearner, shots=None, variable_ways=True)
+        else:
+            trl = TRLearner(algo, cfg.trlearner, shots=cfg.shots, ways=cfg.ways)
     return algo, trl
 
 
