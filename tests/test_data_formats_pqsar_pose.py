@@ -244,3 +244,17 @@ def test_registry_describes_the_checked_layouts():
     assert [f.name for f in s.files] == ["train_data_ins.pkl", "val_data_ins.pkl"]
     assert (s.split["train"], s.split["test"]) == ("train_data_ins.pkl", "val_data_ins.pkl")
     assert p.cache_version >= 2 and s.cache_version >= 2  # caches of the old layouts are rebuilt
+
+
+def test_the_training_metric_r2_is_the_same_score_as_r2_per_task():
+    # what metrics.json reports for pQSAR runs (Algorithm.set_metric("r2")), per task under vmap
+    from torch.func import vmap
+
+    from trlearner.algorithms.base import r2_metric
+
+    g = torch.Generator().manual_seed(1)
+    target = torch.randn(5, 20, 1, generator=g)
+    pred = 0.3 * target + torch.randn(5, 20, 1, generator=g)
+    pred[4] = 1.5  # constant prediction: 0
+    torch.testing.assert_close(vmap(r2_metric)(pred, target), r2_per_task(pred, target), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(r2_metric(2 * target[0] + 1, target[0]), torch.tensor(1.0))

@@ -89,12 +89,12 @@ def test_metadataset_trains_on_variable_way_episodes(fetched, tmp_path, algorith
     assert all(0.0 <= v <= 100.0 for v in m["per_task"])
 
 
-def test_metadataset_with_trlearner_fails_fast(fetched, tmp_path):
-    """TRLearner's per-class task representation needs fixed ways: refused before training."""
-    with pytest.raises(ValueError, match="TRLearner on metadataset_vgg_flower is not supported"):
-        _run(fetched, tmp_path, "metadataset_vgg_flower", "maml", TRConfig(), shots=1, filters=4,
-             inner_steps=1, test_steps=1, curve_steps=1)
-    assert not (tmp_path / "run" / "metrics.json").exists()
+def test_metadataset_single_source_with_trlearner(fetched, tmp_path):
+    """Variable-way episodes of one source: TRLearner trains with the mean class representation."""
+    m, _ = _run(fetched, tmp_path, "metadataset_vgg_flower", "maml", TRConfig(lam=0.5, heads=2), shots=1,
+                filters=4, inner_steps=1, test_steps=1, curve_steps=1)
+    assert m["status"] == "ok" and m["variant"] == "trlearner" and m["trlearner"]["class_repr"] == "mean"
+    assert all(0.0 <= v <= 100.0 for v in m["per_task"])
 
 
 # --------------------------------------------------------------------------- padding rules

@@ -80,11 +80,15 @@ def accuracy_metric(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def r2_metric(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Coefficient of determination of one task (pQSAR: R^2 per assay): ``out``, ``y``
-    [N, 1] -> scalar (same formula as ``trlearner.data.drug.r2_per_task``)."""
-    ss_res = ((out - y) ** 2).sum()
-    ss_tot = ((y - y.mean()) ** 2).sum()
-    return 1 - ss_res / ss_tot.clamp_min(1e-12)
+    """pQSAR's per-assay "R^2" as MetaMix computes it: the squared Pearson correlation of
+    predictions and targets of one task, 0 where it is undefined (constant predictions or
+    targets): ``out``, ``y`` [N, 1] -> scalar. Same formula as
+    ``trlearner.data.drug.r2_per_task``; not ``1 - SS_res/SS_tot``."""
+    p = out - out.mean()
+    t = y - y.mean()
+    cov = (p * t).sum()
+    var = (p * p).sum() * (t * t).sum()
+    return torch.where(var > 0, cov * cov / var.clamp_min(1e-30), torch.zeros_like(var))
 
 
 # Metrics an algorithm can report instead of its kind's default (``Algorithm.set_metric``):
