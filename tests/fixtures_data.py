@@ -287,6 +287,22 @@ def pose_pickles(folder: Path) -> dict:
     return {"angles": angles}
 
 
+def fetch_fixture(dataset: str, tmp: Path) -> tuple[Path, object, dict]:
+    """Build ``dataset``'s fixture files in ``tmp/served/<dataset>``, serve them on 127.0.0.1 and
+    fetch them into ``tmp/data``: returns (data root, registry spec, facts of :func:`build`)."""
+    from trlearner.data.fetch import fetch
+    from trlearner.data.registry import override
+
+    files = tmp / "served" / dataset
+    facts = build(dataset, files)
+    with Server(files) as srv:
+        spec = fixture_spec(dataset, files, srv.url, split_file=facts.get("split_file"),
+                            converter_args=facts.get("converter_args"))
+        with override(spec):
+            fetch(dataset, tmp / "data", progress=False)
+    return tmp / "data", spec, facts
+
+
 def build(dataset: str, folder: Path) -> dict:
     """Write the fixture files of ``dataset`` into ``folder``; returns facts for assertions
     (e.g. ``split_file`` to use, expected class counts)."""

@@ -10,8 +10,7 @@ import math
 import pytest
 import torch
 
-from fixtures_data import Server, build, fixture_spec
-from trlearner.data.fetch import fetch
+from fixtures_data import fetch_fixture
 from trlearner.data.registry import override
 from trlearner.data.tasks import make_source
 from trlearner.relation import TRConfig
@@ -28,15 +27,7 @@ def sources(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("md_multi")
     specs = []
     for name in TRAIN + HELDOUT:
-        dataset = f"metadataset_{name}"
-        files = tmp / "served" / dataset
-        facts = build(dataset, files)
-        with Server(files) as srv:
-            spec = fixture_spec(dataset, files, srv.url, split_file=facts.get("split_file"),
-                                converter_args=facts.get("converter_args"))
-            with override(spec):
-                fetch(dataset, tmp / "data", progress=False)
-        specs.append(spec)
+        specs.append(fetch_fixture(f"metadataset_{name}", tmp)[1])
     return tmp / "data", specs
 
 

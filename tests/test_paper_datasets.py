@@ -9,11 +9,10 @@ import math
 import pytest
 import torch
 
-from fixtures_data import Server, build, fixture_spec
+from fixtures_data import fetch_fixture
 from trlearner.algorithms.base import accuracy_metric, ce_loss
 from trlearner.algorithms.protonet import ProtoNet
 from trlearner.backbones import mlp
-from trlearner.data.fetch import fetch
 from trlearner.data.registry import override
 from trlearner.relation import TRConfig
 from trlearner.train import resolve_config, train
@@ -25,14 +24,8 @@ def fetched(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("paper_data")
     out = {}
     for dataset in ("pqsar", "pascal3d_pose", "metadataset_vgg_flower"):
-        files = tmp / "served" / dataset
-        facts = build(dataset, files)
-        with Server(files) as srv:
-            spec = fixture_spec(dataset, files, srv.url, split_file=facts.get("split_file"),
-                                converter_args=facts.get("converter_args"))
-            with override(spec):
-                fetch(dataset, tmp / "data", progress=False)
-        out[dataset] = (tmp / "data", spec)
+        root, spec, _ = fetch_fixture(dataset, tmp)
+        out[dataset] = (root, spec)
     return out
 
 
