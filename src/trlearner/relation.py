@@ -346,11 +346,12 @@ class TRLearner:
             mask = random_mask(t * groups, n, self.meta_data, gen)
         mask = mask.reshape(t, s).to(h.dtype)
         if self.kind == "regression":
-            # r_i = [sum_j a_j y_j h_j, sum_j a_j h_j] with a = mask / |mask|: one batched matmul
-            # with a label-dependent coefficient matrix that carries no gradient
+            # r_i = [sum_j a_j y_j h_j, sum_j a_j h_j] with a = mask / |mask|: one broadcast product
+            # with label-dependent coefficients that carry no gradient (a CPU bmm of these tiny
+            # matrices loops over the batch and costs twice as much)
             a = (mask / mask.sum(1, keepdim=True)).unsqueeze(-1)  # [T, S, 1]
             coef = torch.cat([a * ys.reshape(t, s, 1), a], -1)  # [T, S, 2]
-            r = (coef.transpose(1, 2) @ h).reshape(t, 2 * d)
+            r = (coef.unsqueeze(-1) * h.unsqueeze(2)).sum(1).reshape(t, 2 * d)
             return r, None, mask
         mh = (mask.unsqueeze(-1) * h).reshape(t, groups, n, d)
         class_means = mh.sum(2) / mask.reshape(t, groups, n).sum(2, keepdim=True)  # [T, N, d]
