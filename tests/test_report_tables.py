@@ -161,10 +161,11 @@ def test_summary_claims_and_provenance(report):
     summary = text.split("## Tables")[0]
     assert "14 runs found: 12 completed, 1 diverged, 1 failed" in summary
     assert "Total wall time: 0h 02m 10s" in summary
-    reproduced = summary.split("**Reproduced**")[1].split("**Not reproduced**")[0]
+    reproduced = summary.split("**Reproduced**")[1].split("**Partially reproduced**")[0]
     assert "MAML on sinusoid 5shot" in reproduced
     assert "the paper's 0.593 lies inside our CI" in reproduced
     assert "ours -0.140 ± 0.090 (paired over 3 seeds, p=0.021), paper -0.193: same sign, significant" in reproduced
+    assert "the paper's effect lies inside our effect's CI" in reproduced
     untested = summary.split("**Could not be tested**")[1]
     assert "MAML on meta_dataset overall" in untested and "MAML on meta_dataset ood" in untested
     prov = text.split("## Provenance")[1]
@@ -179,6 +180,19 @@ def test_not_reproduced_when_effect_has_opposite_sign(tmp_path):
     text = write_report(tmp_path / "runs", tmp_path / "out").read_text()
     block = text.split("**Not reproduced**")[1].split("**Could not be tested**")[0]
     assert "MAML on sinusoid 5shot" in block and "opposite sign" in block
+
+
+def test_partially_reproduced_when_the_effect_is_significant_but_far_smaller(tmp_path):
+    # TRLearner better by ~0.015 in every seed (significant), the paper's effect is -0.193
+    for seed, (b, t) in enumerate([(0.611, 0.597), (0.616, 0.600), (0.601, 0.585)]):
+        write_run(tmp_path / "runs", "sinusoid", "maml", "baseline", seed, shots=5, per_task=[b, b])
+        write_run(tmp_path / "runs", "sinusoid", "maml", "trlearner", seed, shots=5, per_task=[t, t])
+    text = write_report(tmp_path / "runs", tmp_path / "out").read_text()
+    block = text.split("**Partially reproduced**")[1].split("**Not reproduced**")[0]
+    assert "MAML on sinusoid 5shot" in block and "same sign, significant" in block
+    assert "the paper's effect lies outside our effect's CI" in block
+    assert "Verdict: partially reproduced" in block
+    assert "MAML on sinusoid 5shot" not in text.split("**Reproduced**")[1].split("**Partially reproduced**")[0]
 
 
 def test_latex_and_html_renderings(report):

@@ -29,7 +29,7 @@ from .tables import (DAGGER, FOOTNOTES, FamilyTable, build_tables, format_p, htm
                      load_expected,
                      render_family, resolve_cells, setting_sort_key, to_markdown)
 
-VERDICTS = ("reproduced", "not reproduced", "could not be tested")
+VERDICTS = ("reproduced", "partially reproduced", "not reproduced", "could not be tested")
 
 
 def _fmt(x: float, d: int, sign: bool = False) -> str:
@@ -54,9 +54,12 @@ def summarize_claims(resolved: pd.DataFrame, diffs: pd.DataFrame, reference: Ref
     general claim that TRLearner improves its baselines.
 
     Each item: ``claim``, ``verdict`` (one of :data:`VERDICTS`) and ``sentence``. A known cell
-    is *reproduced* when our paired effect has the paper's sign and is significant
-    (p < alpha), *not reproduced* otherwise, and *could not be tested* when a variant did not
-    produce a number (not run, failed, diverged) or ran under a reduced protocol.
+    is *reproduced* when our paired effect has the paper's sign, is significant (p < alpha)
+    and the paper's effect lies inside our effect's 95 % CI; *partially reproduced* when the
+    sign and significance hold but the paper's effect lies outside that CI (the direction
+    holds, the size does not); *not reproduced* otherwise; and *could not be tested* when a
+    variant did not produce a number (not run, failed, diverged) or ran under a reduced
+    protocol.
     """
     by_key = {(r["dataset"], r["setting"], r["algorithm"], r["variant"]): r for r in records(resolved)}
     diff_by = {(r["dataset"], r["setting"], r["algorithm"]): r for r in records(diffs)}
@@ -101,11 +104,20 @@ def summarize_claims(resolved: pd.DataFrame, diffs: pd.DataFrame, reference: Ref
             significant = p is not None and math.isfinite(p) and p < reference.alpha
             how = "paired over the test tasks of 1 seed" if diff["pairing"] == PAIR_TASKS \
                 else f"paired over {int(diff['n'])} seeds" if diff["pairing"] else "unpaired, no test"
+            size_holds = in_ci(paper_eff, diff["diff"], diff["ci95"])
             text += (f" Effect TRLearner − baseline: ours {_fmt(diff['diff'], d, True)} ± "
                      f"{_fmt(diff['ci95'], d)} ({how}, {format_p(p)}), paper {_fmt(paper_eff, d, True)}: "
                      f"{'same' if same_sign else 'opposite'} sign, "
-                     f"{'significant' if significant else 'not significant'} at α={reference.alpha:g}.")
-            verdict = "reproduced" if same_sign and significant else "not reproduced"
+                     f"{'significant' if significant else 'not significant'} at α={reference.alpha:g}; "
+                     f"the paper's effect lies "
+                     f"{'inside' if size_holds else 'outside' if size_holds is False else 'unknown relative to'} "
+                     f"our effect's CI.")
+            if same_sign and significant:
+                verdict = "reproduced" if size_holds is True else "partially reproduced"
+                if not size_holds:
+                    text += " The direction holds; the size of the paper's effect does not."
+            else:
+                verdict = "not reproduced"
         else:
             text += " No paired effect could be computed."
             verdict = "could not be tested"
