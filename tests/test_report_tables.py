@@ -173,21 +173,23 @@ def test_summary_claims_and_provenance(report):
     assert "![MSE against inner steps.](figures/curve.png)" in text
 
 
-def test_not_reproduced_when_effect_has_opposite_sign(tmp_path):
-    for seed, (b, t) in enumerate([(0.5, 0.60), (0.6, 0.72), (0.7, 0.79)]):
+def _sinusoid_maml_report(tmp_path, pairs) -> str:
+    """REPORT.md of MAML sinusoid 5-shot runs: one (baseline, TRLearner) value per seed."""
+    for seed, (b, t) in enumerate(pairs):
         write_run(tmp_path / "runs", "sinusoid", "maml", "baseline", seed, shots=5, per_task=[b, b])
         write_run(tmp_path / "runs", "sinusoid", "maml", "trlearner", seed, shots=5, per_task=[t, t])
-    text = write_report(tmp_path / "runs", tmp_path / "out").read_text()
+    return write_report(tmp_path / "runs", tmp_path / "out").read_text()
+
+
+def test_not_reproduced_when_effect_has_opposite_sign(tmp_path):
+    text = _sinusoid_maml_report(tmp_path, [(0.5, 0.60), (0.6, 0.72), (0.7, 0.79)])
     block = text.split("**Not reproduced**")[1].split("**Could not be tested**")[0]
     assert "MAML on sinusoid 5shot" in block and "opposite sign" in block
 
 
 def test_partially_reproduced_when_the_effect_is_significant_but_far_smaller(tmp_path):
     # TRLearner better by ~0.015 in every seed (significant), the paper's effect is -0.193
-    for seed, (b, t) in enumerate([(0.611, 0.597), (0.616, 0.600), (0.601, 0.585)]):
-        write_run(tmp_path / "runs", "sinusoid", "maml", "baseline", seed, shots=5, per_task=[b, b])
-        write_run(tmp_path / "runs", "sinusoid", "maml", "trlearner", seed, shots=5, per_task=[t, t])
-    text = write_report(tmp_path / "runs", tmp_path / "out").read_text()
+    text = _sinusoid_maml_report(tmp_path, [(0.611, 0.597), (0.616, 0.600), (0.601, 0.585)])
     block = text.split("**Partially reproduced**")[1].split("**Not reproduced**")[0]
     assert "MAML on sinusoid 5shot" in block and "same sign, significant" in block
     assert "the paper's effect lies outside our effect's CI" in block
