@@ -102,29 +102,35 @@ class TRConfig:
 # ------------------------------------------------------------------------------ sampler
 
 
+def _greedy_farthest(dist: np.ndarray, first: np.ndarray, take: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The greedy farthest-point loop over G groups at once: ``dist`` [G, K, K], start points
+    ``first`` [G], ``take`` [G] points per group, ``valid`` [G, K] members -> chosen [G, K]."""
+    rows = np.arange(len(first))
+    chosen = np.zeros(valid.shape, dtype=bool)
+    chosen[rows, first] = True
+    mind = dist[rows, first]  # [G, K]: distance to the nearest chosen point
+    for step in range(1, int(take.max(initial=1))):
+        nxt = np.where(chosen | ~valid, -1.0, mind).argmax(1)
+        more = take > step
+        chosen[rows[more], nxt[more]] = True
+        mind = np.minimum(mind, dist[rows, nxt])
+    return chosen
+
+
 def farthest_point_mask(z: torch.Tensor, m: int) -> torch.Tensor:
     """Greedy farthest-point selection of ``m`` of ``n`` points in each of B groups.
 
     ``z`` [B, n, d] -> 0/1 mask [B, n] with exactly ``min(m, n)`` ones per group. The first
     point is the one nearest the group's centroid; each next one maximises the distance to
     the points already chosen. Not differentiated through: the greedy loop runs in numpy
-    (a handful of tiny steps; as torch ops they cost more in dispatch than
-    in arithmetic).
+    (a handful of tiny steps; as torch ops they cost more in dispatch than in arithmetic).
     """
     b, n, _ = z.shape
-    m = min(m, n)
     with torch.no_grad():
         dist = torch.cdist(z, z).cpu().numpy()  # [B, n, n]
         first = (z - z.mean(1, keepdim=True)).norm(dim=-1).argmin(1).cpu().numpy()  # [B]
-    rows = np.arange(b)
-    mask = np.zeros((b, n), dtype=bool)
-    mask[rows, first] = True
-    mind = dist[rows, first]  # [B, n]: distance to the nearest chosen point
-    for _ in range(m - 1):
-        nxt = np.where(mask, -1.0, mind).argmax(1)
-        mask[rows, nxt] = True
-        mind = np.minimum(mind, dist[rows, nxt])
-    return torch.from_numpy(mask).to(device=z.device, dtype=z.dtype)
+    chosen = _greedy_farthest(dist, first, np.full(b, min(m, n)), np.ones((b, n), dtype=bool))
+    return torch.from_numpy(chosen).to(device=z.device, dtype=z.dtype)
 
 
 def class_farthest_point_mask(z: torch.Tensor, labels: torch.Tensor, m: int | None = None) -> torch.Tensor:
@@ -141,11 +147,10 @@ def class_farthest_point_mask(z: torch.Tensor, labels: torch.Tensor, m: int | No
         dist = torch.cdist(z, z).cpu().numpy()  # [T, S, S]
         pts = z.detach().cpu().numpy()
     # one group per (task, class): member indices padded with -1 to the largest class
-    members = [np.flatnonzero(lab[ti] == c) for ti in range(t) for c in np.unique(lab[ti][lab[ti] >= 0])]
-    task_of = np.array([ti for ti in range(t) for _ in np.unique(lab[ti][lab[ti] >= 0])], dtype=np.int64)
-    g, kmax = len(members), max(len(x) for x in members)
-    idx = np.full((g, kmax), -1, dtype=np.int64)
-    for j, x in enumerate(members):
+    groups = [(ti, np.flatnonzero(lab[ti] == c)) for ti in range(t) for c in np.unique(lab[ti][lab[ti] >= 0])]
+    task_of = np.array([ti for ti, _ in groups], dtype=np.int64)
+    idx = np.full((len(groups), max(len(x) for _, x in groups)), -1, dtype=np.int64)
+    for j, (_, x) in enumerate(groups):
         idx[j, : len(x)] = x
     valid = idx >= 0
     size = valid.sum(1)
@@ -155,17 +160,8 @@ def class_farthest_point_mask(z: torch.Tensor, labels: torch.Tensor, m: int | No
     centroid = (gp * valid[..., None]).sum(1, keepdims=True) / size[:, None, None]
     first = np.where(valid, np.linalg.norm(gp - centroid, axis=-1), np.inf).argmin(1)  # [G]
     gd = dist[task_of[:, None, None], safe[:, :, None], safe[:, None, :]]  # [G, K, K]
-    rows = np.arange(g)
-    chosen = np.zeros((g, kmax), dtype=bool)
-    chosen[rows, first] = True
-    mind = gd[rows, first]
-    for step in range(1, int(take.max())):
-        nxt = np.where(chosen | ~valid, -1.0, mind).argmax(1)
-        more = take > step
-        chosen[rows[more], nxt[more]] = True
-        mind = np.minimum(mind, gd[rows, nxt])
+    gi, ki = np.nonzero(_greedy_farthest(gd, first, take, valid))
     mask = np.zeros((t, s), dtype=bool)
-    gi, ki = np.nonzero(chosen)
     mask[task_of[gi], idx[gi, ki]] = True
     return torch.from_numpy(mask).to(device=z.device, dtype=z.dtype)
 
