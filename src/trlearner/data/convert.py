@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import pickle
 import tarfile
 from pathlib import Path, PurePosixPath
 from typing import Callable
@@ -23,6 +22,7 @@ import numpy as np
 
 from trlearner.data.errors import DataFetchError
 from trlearner.data.registry import DatasetSpec, split_file
+from trlearner.data.safe_pickle import UnsafePickleError, load_pickle
 
 CONVERTERS: dict[str, Callable] = {}
 
@@ -126,12 +126,19 @@ def miniimagenet(spec, *, archives, extracted, cache, size=84):
     data = {}
     n = 0
     for split, fname in parts.items():
-        with open(archives / fname, "rb") as fh:
-            try:
-                d = pickle.load(fh)
-            except Exception as exc:
-                raise DataFetchError(f"cannot be unpickled ({exc})", file=fname, dataset=spec.name,
-                                     todo="the file is corrupt: delete data/downloads and refetch") from exc
+        try:
+            d = load_pickle(archives / fname, encoding="latin1")
+        except UnsafePickleError as exc:
+            raise DataFetchError(f"refused: {exc}", file=fname, dataset=spec.name,
+                                 todo="the file is not the learn2learn pickle (it names code to run): delete it "
+                                      "and fetch from a trusted source (data/pins/ records the hash of the "
+                                      "first download)") from exc
+        except Exception as exc:
+            raise DataFetchError(f"cannot be unpickled ({exc})", file=fname, dataset=spec.name,
+                                 todo="the file is corrupt: delete data/downloads and refetch") from exc
+        if not isinstance(d, dict) or not {"image_data", "class_dict"} <= set(d):
+            raise DataFetchError("is not a dict with 'image_data' and 'class_dict'", file=fname, dataset=spec.name,
+                                 todo="use the learn2learn pickles of Zenodo record 7978538")
         got = sorted(d["class_dict"])
         if got != sorted(ravi[split]):
             raise DataFetchError(f"classes of split {split!r} differ from the Ravi split "

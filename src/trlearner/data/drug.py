@@ -14,7 +14,8 @@ read by huaxiuyao/MetaMix ``Drug/data.py`` + ``Drug/preprocess.py``), unpacked a
   the assay id and field 3 its family (``read_assay_type``).
 - ``ci9b00375_si_003.txt``: compound SMILES (not needed: fingerprints are precomputed).
 - ``compound_fp.npy``: ``np.save`` of a dict compound id -> 1024 0/1 values (Morgan radius 2,
-  read as ``np.load(..., allow_pickle=True).item().get(compound)``).
+  read as ``np.load(..., allow_pickle=True).item().get(compound)`` in MetaMix; here with the
+  restricted unpickler of :mod:`trlearner.data.safe_pickle`, never the full one).
 - ``drug_split_id_group<g>.pickle``: ``{"train": [...], "val": [...], "test": [...]}`` assay
   ids (4100 / 76 / 100 in MetaMix's loader); groups 1-4 are MetaMix's, 17 is ATS's.
 
@@ -34,7 +35,6 @@ is its mean, median and the count of assays above 0.3 (``Drug/main.py::test``).
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 from typing import Sequence
 
@@ -44,6 +44,7 @@ import torch
 from trlearner.data.episodes import as_indices, episode_rng, task_batch
 from trlearner.data.errors import DataFetchError
 from trlearner.data.fetch import require
+from trlearner.data.safe_pickle import UnsafePickleError, load_npy, load_pickle
 
 MEASUREMENTS = "ci9b00375_si_002.txt"
 ASSAY_TYPES = "ci9b00375_si_001.txt"
@@ -166,8 +167,12 @@ def convert_pqsar(dataset: str, extracted: Path, cache: Path, bits: int = 1024) 
     split per group, assay families."""
     fp_path = _find(extracted, FINGERPRINTS, dataset)[0]
     try:
-        fp = np.load(fp_path, allow_pickle=True)
+        fp = load_npy(fp_path)
         fp = fp.item() if fp.dtype == object and fp.shape == () else None
+    except UnsafePickleError as exc:
+        raise DataFetchError(f"refused: {exc}", file=FINGERPRINTS, dataset=dataset,
+                             todo="the archive is not the MetaMix drug archive (its pickle names code to run): "
+                                  "delete data/downloads/pqsar and fetch from a trusted source") from exc
     except Exception as exc:
         raise DataFetchError(f"cannot be read as a pickled numpy dict ({exc})", file=FINGERPRINTS,
                              dataset=dataset, todo="the archive is corrupt: delete data/downloads/pqsar and refetch") from exc
@@ -238,9 +243,12 @@ def convert_pqsar(dataset: str, extracted: Path, cache: Path, bits: int = 1024) 
     for p in _find(extracted, SPLIT_GLOB, dataset):
         g = p.stem.rsplit("group", 1)[1]
         try:
-            with open(p, "rb") as fh:
-                d = pickle.load(fh)
+            d = load_pickle(p, encoding="latin1")
             splits[g] = {("val" if k == "valid" else k): sorted(int(a) for a in v) for k, v in d.items()}
+        except UnsafePickleError as exc:
+            raise DataFetchError(f"refused: {exc}", file=p.name, dataset=dataset,
+                                 todo="the archive is not the MetaMix drug archive (its pickle names code to "
+                                      "run): delete data/downloads/pqsar and fetch from a trusted source") from exc
         except Exception as exc:
             raise DataFetchError(f"is not a pickled dict split -> assay ids ({exc})", file=p.name, dataset=dataset,
                                  todo="use the MetaMix processed drug archive") from exc

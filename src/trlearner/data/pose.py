@@ -18,7 +18,6 @@ val_data_ins.pkl; the test protocol is episodes 0..999 (MetaMix ``NUM_TEST_POINT
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 from typing import Sequence
 
@@ -28,6 +27,7 @@ import torch
 from trlearner.data.episodes import as_indices, episode_rng, task_batch
 from trlearner.data.errors import DataFetchError
 from trlearner.data.fetch import require
+from trlearner.data.safe_pickle import load_pickle
 
 TARGET_SCALE = 10.0  # y[..., -1] * 10 in MetaMix Pose/data_generator.py and MR-MAML maml_vanilla.py
 IMAGE_SIZE = 128     # dim_im of both references (reshape to [-1, 128, 128, 1])
@@ -86,11 +86,10 @@ def read_pose_pickle(path: Path, dataset: str = "pascal3d_pose") -> tuple[np.nda
     """One pose pickle -> (uint8 images [objects, views, 128, 128], float32 labels [objects,
     views, k]); refuses anything but the layout described in the module docstring."""
     fname = Path(path).name
-    with open(path, "rb") as fh:
-        try:
-            obj = pickle.load(fh)
-        except Exception as exc:
-            raise _bad(fname, dataset, f"cannot be unpickled ({exc})") from exc
+    try:
+        obj = load_pickle(path, encoding="latin1")  # restricted: arrays and containers only, never code
+    except Exception as exc:
+        raise _bad(fname, dataset, f"cannot be unpickled ({exc})") from exc
     if not isinstance(obj, (list, tuple)) or len(obj) != 2:
         raise _bad(fname, dataset, f"is a pickled {type(obj).__name__}, not a 2-element [images, labels]")
     try:
