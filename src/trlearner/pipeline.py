@@ -60,7 +60,7 @@ EXAMPLES_PER_CLASS = {"omniglot": 20, "omniglot_small": 20, "miniimagenet": 600}
 PROTOCOL_KEYS = ("iterations", "meta_batch", "inner_steps", "inner_lr", "test_steps", "test_lr",
                  "curve_steps", "outer_lr", "first_order", "backbone", "filters", "train_queries",
                  "test_tasks", "test_queries", "eval_every", "eval_tasks", "checkpoint_every",
-                 "train_sources", "heldout_sources")
+                 "train_sources", "heldout_sources", "train_dataset")
 # Protocol keys whose value is a list (passed to the CLI comma-separated).
 LIST_KEYS = ("train_sources", "heldout_sources")
 TRLEARNER_KEYS = ("lam", "heads", "meta_data", "sampler", "weights", "align", "class_repr")
@@ -176,11 +176,21 @@ class Run:
         return (tuple(p.get("train_sources", METADATASET_TRAIN_SOURCES)),
                 tuple(p.get("heldout_sources", METADATASET_HELDOUT_SOURCES)))
 
+    @property
+    def train_dataset(self) -> str:
+        """The dataset of the training episodes: ``protocol.train_dataset``, else the protocol
+        default (``miniimagenet`` for the cross-domain cells cub/places), else the run's dataset."""
+        from trlearner.protocols import DATASET_PROTOCOLS
+
+        return (dict(self.protocol).get("train_dataset")
+                or DATASET_PROTOCOLS.get(self.dataset, {}).get("train_dataset") or self.dataset)
+
     def data_datasets(self) -> list[str]:
-        """The registry datasets this run reads (a manifest each): its dataset, or every
-        source of a multi-source Meta-Dataset run."""
+        """The registry datasets this run reads (a manifest each): the training dataset and its
+        dataset (one entry when they are the same), or every source of a multi-source
+        Meta-Dataset run."""
         if self.dataset != METADATASET_MULTI:
-            return [self.dataset]
+            return list(dict.fromkeys([self.train_dataset, self.dataset]))
         train, held = self.sources_of_metadataset()
         return [f"metadataset_{s}" for s in train + held]
 
@@ -279,6 +289,16 @@ def _check_setting(where: str, dataset: str, shots: int, ways: int | None, proto
                           f"class of {dataset!r}; allowed: shots + test_queries <= {limit}")
 
 
+def _check_train_dataset(where: str, dataset: str, protocol: dict) -> None:
+    """``protocol.train_dataset`` (a separate training dataset) is for fixed-way image datasets."""
+    from trlearner.protocols import FIXED_WAY_IMAGE_DATASETS
+
+    train = protocol.get("train_dataset")
+    if train is not None and dataset not in FIXED_WAY_IMAGE_DATASETS:
+        raise ConfigError(f"{where}: protocol train_dataset={train!r} given for dataset {dataset!r}; allowed only "
+                          f"for the fixed-way image datasets ({', '.join(FIXED_WAY_IMAGE_DATASETS)})")
+
+
 def build_matrix(config: dict) -> Matrix:
     """Every run of ``config`` (experiments then ablations). Raises :class:`ConfigError` for
     a cell defined twice or an impossible setting."""
@@ -303,6 +323,7 @@ def build_matrix(config: dict) -> Matrix:
         for dataset in exp["datasets"]:
             for shots, ways, varway in _settings(exp):
                 _check_setting(where, dataset, shots, ways, protocol, varway)
+                _check_train_dataset(where, dataset, protocol)
                 setting = setting_name(shots, ways, varway)
                 for algorithm in exp["algorithms"]:
                     for variant in exp.get("variants", VARIANTS):
@@ -320,6 +341,7 @@ def build_matrix(config: dict) -> Matrix:
         for dataset in abl["datasets"]:
             for shots, ways, varway in _settings(abl):
                 _check_setting(where, dataset, shots, ways, protocol, varway)
+                _check_train_dataset(where, dataset, protocol)
                 for algorithm in abl["algorithms"]:
                     for variant in abl.get("variants", VARIANTS):
                         if key in TRLEARNER_KEYS and variant == "baseline":

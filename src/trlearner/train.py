@@ -88,6 +88,10 @@ class RunConfig:
     # multi-source Meta-Dataset (dataset "metadataset") only: sources trained on / held out
     train_sources: tuple | None = None
     heldout_sources: tuple | None = None
+    # the dataset of the TRAINING episodes when it differs from ``dataset`` (whose val/test
+    # classes evaluate the run): the cross-domain cells cub/places train on miniimagenet
+    # (trlearner.protocols.CROSS_DOMAIN); None = train on ``dataset`` itself
+    train_dataset: str | None = None
     protocol_reference: dict = field(default_factory=dict)
 
     @property
@@ -99,7 +103,7 @@ class RunConfig:
         d = asdict(self)
         for k in ("device", "checkpoint_every", "preset", "data_root", "protocol_reference"):
             d.pop(k)
-        for k in ("train_sources", "heldout_sources"):  # unset for every other dataset: the
+        for k in ("train_sources", "heldout_sources", "train_dataset"):  # unset elsewhere: the
             if d[k] is None:                             # identity (and hash) stays as before
                 d.pop(k)
         return d
@@ -141,6 +145,12 @@ def resolve_config(**kwargs) -> RunConfig:
         from trlearner.data.metadataset_multi import check_sources
 
         cfg.train_sources, cfg.heldout_sources = check_sources(cfg.train_sources, cfg.heldout_sources)
+    if cfg.train_dataset is not None:
+        from trlearner.protocols import FIXED_WAY_IMAGE_DATASETS as allowed
+
+        if cfg.dataset not in allowed or cfg.train_dataset not in allowed:
+            raise ValueError(f"train_dataset={cfg.train_dataset!r} with dataset={cfg.dataset!r}: a separate training "
+                             f"dataset needs both to be fixed-way image datasets; allowed: {', '.join(allowed)}")
     if cfg.trlearner is not None and cfg.dataset.startswith("metadataset") and cfg.trlearner.class_repr == "concat":
         # variable ways: concatenated class means would change size with every episode
         print("note: TRLearner on variable-way episodes uses class_repr='mean' (concatenated class "
@@ -247,8 +257,10 @@ def meta_objective(cfg: RunConfig, algo, trl, reg, meta, batch, it: int):
 
 
 def run_source(cfg: RunConfig, split: str, seed: int, queries: int | None):
-    """The task source of the run's dataset for ``split``."""
-    return make_source(cfg.dataset, split, cfg.shots, cfg.ways, queries, seed=seed, root=cfg.data_root,
+    """The task source of ``split``: training episodes from ``cfg.train_dataset`` when set (the
+    cross-domain cells), validation and test episodes always from ``cfg.dataset``."""
+    dataset = cfg.train_dataset if split == "train" and cfg.train_dataset else cfg.dataset
+    return make_source(dataset, split, cfg.shots, cfg.ways, queries, seed=seed, root=cfg.data_root,
                        **cfg.source_options())
 
 
@@ -316,6 +328,11 @@ def train(cfg: RunConfig, out, progress: bool = True) -> dict:
     ident_hash = config_hash(ident)
 
     train_src = run_source(cfg, "train", cfg.seed, cfg.train_queries)
+    if cfg.train_dataset not in (None, cfg.dataset):  # fail before training, not after it
+        test_shape = run_source(cfg, "test", 0, cfg.test_queries).input_shape
+        if tuple(test_shape) != tuple(train_src.input_shape):
+            raise ValueError(f"train_dataset {cfg.train_dataset!r} gives inputs {tuple(train_src.input_shape)} but "
+                             f"{cfg.dataset!r} gives {tuple(test_shape)}; both must have the same image size")
     algo, trl = build(cfg, train_src)
     reg = make_regularizer(cfg.regularizer, cfg.reg_strength)
     meta = {k: v.to(device).requires_grad_() for k, v in init_meta(cfg, algo, trl).items()}
@@ -381,11 +398,30 @@ def train(cfg: RunConfig, out, progress: bool = True) -> dict:
         metrics = _metrics(cfg, algo, curve, ep_hash, wall, history)
     if trl is not None:
         _save_relations(out, cfg, trl, meta, relation, rel_mean, device)
-    atomic_write_json(out / "provenance.json", provenance(ident, device, dataset_hash=ep_hash))
+    prov = provenance(ident, device, dataset_hash=ep_hash)
+    prov["data"] = {"train": data_record(cfg.train_dataset or cfg.dataset, cfg.data_root),
+                    "test": data_record(cfg.dataset, cfg.data_root)}
+    atomic_write_json(out / "provenance.json", prov)
     atomic_write_json(out / "metrics.json", metrics)
     log(f"done: {metrics['metric']} after {cfg.test_steps} test steps = {metrics['mean']:.4f} "
         f"± {metrics['ci95']:.4f} (n={metrics['n_tasks']}), wall {wall:.1f}s")
     return metrics
+
+
+def data_record(dataset: str, root: str = "data") -> dict:
+    """The identity of the data a run read: the fetched dataset's manifest (content hash and
+    file sha256s, ``trlearner.data.fetch.manifest``), or the generator's identity for datasets
+    made by code (no manifest)."""
+    from trlearner.data.fetch import manifest
+    from trlearner.data.registry import get
+
+    try:
+        spec = get(dataset)
+    except KeyError:  # task families defined in code only (e.g. motivation_d1)
+        return {"dataset": dataset, "kind": "generated"}
+    if spec.kind == "generated":
+        return {"dataset": dataset, "kind": "generated", "identity": spec.identity()}
+    return {"kind": spec.kind, **manifest(dataset, root)}
 
 
 def _eval_point(cfg, algo, meta, batch, it, device) -> dict:
@@ -418,6 +454,9 @@ def _base_metrics(cfg: RunConfig, algo) -> dict:
             **({"bn_padding": "masked (padded entries excluded from the batch statistics)"}
                if cfg.dataset.startswith("metadataset") else {}),
             **({"metadataset": _multi_source_protocol(cfg)} if cfg.multi_source else {}),
+            **({"train_dataset": cfg.train_dataset, "test_dataset": cfg.dataset,
+                "cross_domain": f"meta-train on {cfg.train_dataset} train classes, meta-test on "
+                                f"{cfg.dataset} test classes"} if cfg.train_dataset else {}),
         },
         "trlearner": None if cfg.trlearner is None else cfg.trlearner.to_dict(),
         "regularizer": {"name": cfg.regularizer, "strength": cfg.reg_strength},

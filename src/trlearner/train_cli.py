@@ -51,7 +51,7 @@ RUN_KEYS = ("dataset", "algorithm", "shots", "ways", "seed", "iterations", "meta
             "inner_lr", "test_steps", "test_lr", "curve_steps", "outer_lr", "first_order", "backbone",
             "filters", "train_queries", "test_tasks", "test_queries", "backend", "device",
             "checkpoint_every", "eval_every", "eval_tasks", "preset", "data_root", "regularizer",
-            "reg_strength", "train_sources", "heldout_sources")
+            "reg_strength", "train_sources", "heldout_sources", "train_dataset")
 
 
 def register(sub) -> None:
@@ -86,6 +86,10 @@ def register(sub) -> None:
     g.add_argument("--heldout-sources", type=_source_list,
                    help="multi-source 'metadataset' only: comma-separated held-out test sources "
                         "(default: traffic_sign,mscoco)")
+    g.add_argument("--train-dataset",
+                   help="meta-train on this dataset's training classes, evaluate on --dataset's val/test "
+                        "classes (cross-domain; default for cub/places: miniimagenet, as the paper; "
+                        "--train-dataset cub gives within-domain CUB)")
     e = p.add_argument_group("execution")
     e.add_argument("--backend", choices=BACKENDS, default="vmap")
     e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
