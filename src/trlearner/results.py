@@ -15,7 +15,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -27,33 +26,9 @@ METRICS_FIELDS = (
 )
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a
-    half-written one (temporary file in the same folder, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
-def atomic_torch_save(path: Path, obj) -> None:
-    import io
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
+# atomic writes live in trlearner.runio (with the checked checkpoints and the run lock); they
+# are re-exported here for the modules that import them from this one
+from trlearner.runio import atomic_torch_save, atomic_write_bytes, atomic_write_json  # noqa: E402,F401
 
 
 def summarise(values) -> dict:
@@ -90,12 +65,14 @@ def provenance(config: dict, device: str, dataset_hash: str | None = None) -> di
     import numpy
 
     import trlearner
+    from trlearner.runio import code_hash
 
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
         "config_hash": config_hash(config),
+        "code_hash": code_hash(),
         "dataset_hash": dataset_hash,
         "packages": {"trlearner": trlearner.__version__, "torch": torch.__version__,
                      "numpy": numpy.__version__, "python": platform.python_version()},

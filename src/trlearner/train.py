@@ -42,6 +42,8 @@ from trlearner.regularizers import make_regularizer
 from trlearner.relation import TRConfig, TRLearner, relation_matrix
 from trlearner.results import (atomic_torch_save, atomic_write_json, config_hash, provenance,
                                summarise, tensor_hash)
+from trlearner.runio import (CheckpointError, RunFolderError, code_hash, load_checked, remove_temp_files,
+                             run_lock, save_checked)
 
 DIVERGED_EXIT = 3
 
@@ -186,34 +188,82 @@ class _Log:
         self.f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
 
 
-def _load_checkpoint(out: Path, ident_hash: str, log) -> dict | None:
-    """The newest readable checkpoint of this run, or None (a corrupt one is reported)."""
-    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+CHECKPOINTS = ("checkpoint.pt", "checkpoint.prev.pt")
+
+
+def _load_checkpoint(out: Path, ident_hash: str, log, force: bool = False) -> dict | None:
+    """The newest checkpoint of this run that may be resumed, or None (start at iteration 0).
+
+    A checkpoint is skipped, with a log line, when it is unreadable, not plain data (it is
+    loaded with ``weights_only=True``: nothing in it runs), fails its checksum, or has no
+    checksum (then the previous one is tried). One written by other code (another
+    :func:`trlearner.runio.code_hash`) is not resumed: the run starts again. One of other
+    settings raises :class:`RunFolderError`, or with ``force`` is deleted.
+    """
+    for name in CHECKPOINTS:
         path = out / name
         if not path.exists():
             continue
         try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-            if not isinstance(ckpt, dict) or "meta" not in ckpt:
-                raise ValueError("not a trlearner checkpoint")
-        except Exception as exc:  # corrupt or truncated file
-            msg = f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); ignoring it"
+            ckpt = load_checked(path)
+            if "meta" not in ckpt:
+                raise CheckpointError(f"{path} is not a trlearner checkpoint (no 'meta')")
+        except CheckpointError as exc:  # corrupt, truncated, altered, or not plain data
+            msg = f"checkpoint {path} is unreadable ({exc}); ignoring it"
             log(msg)
             print(f"warning: {msg}")
             continue
         if ckpt.get("config_hash") != ident_hash:
-            raise ValueError(
+            if force:
+                log(f"--force: deleting {path} of a run with other settings (config hash {ckpt.get('config_hash')})")
+                for other in CHECKPOINTS:
+                    (out / other).unlink(missing_ok=True)
+                return None
+            raise RunFolderError(
                 f"{path} belongs to a run with other settings (config hash "
-                f"{ckpt.get('config_hash')} != {ident_hash}); use another --out or delete it")
+                f"{ckpt.get('config_hash')} != {ident_hash}); use another --out, delete it, or pass --force")
+        if ckpt.get("code_hash") != code_hash():
+            msg = (f"checkpoint from code {ckpt.get('code_hash')}, this code is {code_hash()}: starting again "
+                   f"(iteration {ckpt.get('iteration')} of {path} is not resumed)")
+            log(msg)
+            print(f"note: {msg}", file=sys.stderr)
+            return None
         return ckpt
     return None
 
 
 def _save_checkpoint(out: Path, ckpt: dict) -> None:
+    """Write ``ckpt`` (plain data) with its checksum as ``checkpoint.pt``; the one before
+    becomes ``checkpoint.prev.pt``."""
     cur = out / "checkpoint.pt"
     if cur.exists():
         cur.replace(out / "checkpoint.prev.pt")
-    atomic_torch_save(cur, ckpt)
+    save_checked(cur, ckpt)
+
+
+def _other_run(out: Path, cfg: RunConfig, ident_hash: str) -> str | None:
+    """Why ``out`` holds the results of another run (None when it holds none, or this run's):
+    its ``provenance.json`` names another config hash, or, without one, its ``metrics.json``
+    names another dataset, algorithm, variant, shots, ways or seed."""
+    mpath = out / "metrics.json"
+    if not mpath.exists():
+        return None
+    try:
+        prov = json.loads((out / "provenance.json").read_text())
+        have = prov.get("config_hash") if isinstance(prov, dict) else None
+    except (OSError, ValueError):
+        have = None
+    if have is not None:
+        return None if have == ident_hash else f"config hash {have}, this run's is {ident_hash}"
+    try:
+        m = json.loads(mpath.read_text())
+    except (OSError, ValueError) as exc:
+        return f"an unreadable metrics.json ({exc}) and no provenance.json"
+    mine = {"dataset": cfg.dataset, "algorithm": cfg.algorithm, "variant": cfg.variant, "shots": cfg.shots,
+            "ways": cfg.ways, "seed": cfg.seed}
+    diff = [f"{k} {m.get(k)!r} (this run: {v!r})" for k, v in mine.items()
+            if not isinstance(m, dict) or m.get(k) != v]
+    return ", ".join(diff) or None
 
 
 def build(cfg: RunConfig, source):
@@ -313,19 +363,43 @@ def mean_of_sources(curves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Ten
     return means.mean(0), 1.96 * var.sum(0).sqrt() / k
 
 
-def train(cfg: RunConfig, out, progress: bool = True) -> dict:
-    """Meta-train (resuming from ``out`` when a checkpoint is there), evaluate, write
-    ``metrics.json`` and ``provenance.json``; return the metrics dict.
+def train(cfg: RunConfig, out, progress: bool = True, force: bool = False) -> dict:
+    """Meta-train (resuming from ``out`` when a checkpoint of this run and this code is
+    there), evaluate, write ``metrics.json`` and ``provenance.json``; return the metrics dict.
+
+    ``out`` is locked for the whole run (:func:`trlearner.runio.run_lock`); temporary files of
+    writes interrupted by a kill are removed first. ``force`` replaces the results of another
+    run found in ``out`` (otherwise refused).
 
     Raises :class:`DivergedError` (after writing ``metrics.json`` with
-    ``status="diverged"``) when the loss becomes NaN or infinite.
+    ``status="diverged"``) when the loss becomes NaN or infinite, and
+    :class:`trlearner.runio.RunFolderError` when ``out`` is locked by a live run or holds
+    another run's results (without ``force``).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    log = _Log(out / "log.txt")
-    device = pick_device(cfg.device)
+    with run_lock(out) as taken_over:
+        return _train_locked(cfg, out, progress, force, taken_over)
+
+
+def _train_locked(cfg: RunConfig, out: Path, progress: bool, force: bool, taken_over: str | None) -> dict:
     ident = cfg.identity()
     ident_hash = config_hash(ident)
+    other = _other_run(out, cfg, ident_hash)
+    if other and not force:
+        raise RunFolderError(f"{out} holds the metrics.json of a run with other settings ({other}); use "
+                             f"another --out, or pass --force to replace that run's results")
+    device = pick_device(cfg.device)
+    log = _Log(out / "log.txt")
+    if taken_over:
+        log(taken_over)
+        print(f"note: {taken_over}", file=sys.stderr)
+    for tmp in remove_temp_files(out):
+        log(f"removed {tmp.name}, the temporary file of a write that was interrupted")
+    if other:
+        log(f"--force: replacing the results of another run ({other})")
+        for name in ("metrics.json", "provenance.json", "relation.pt"):
+            (out / name).unlink(missing_ok=True)
 
     train_src = run_source(cfg, "train", cfg.seed, cfg.train_queries)
     if cfg.train_dataset not in (None, cfg.dataset):  # fail before training, not after it
@@ -339,7 +413,7 @@ def train(cfg: RunConfig, out, progress: bool = True) -> dict:
     opt = torch.optim.Adam(meta.values(), lr=cfg.outer_lr)
     start, elapsed, history, rel_mean = 0, 0.0, [], None
 
-    ckpt = _load_checkpoint(out, ident_hash, log)
+    ckpt = _load_checkpoint(out, ident_hash, log, force=force)
     if ckpt is not None:
         with torch.no_grad():
             for k, v in ckpt["meta"].items():
@@ -354,6 +428,7 @@ def train(cfg: RunConfig, out, progress: bool = True) -> dict:
     def checkpoint(it: int):
         _save_checkpoint(out, {
             "iteration": it, "elapsed": elapsed + time.perf_counter() - t0, "config_hash": ident_hash,
+            "code_hash": code_hash(),
             "meta": {k: v.detach().cpu() for k, v in meta.items()}, "opt": opt.state_dict(),
             "history": history, "relation_mean": rel_mean,
         })
@@ -370,6 +445,7 @@ def train(cfg: RunConfig, out, progress: bool = True) -> dict:
             msg = (f"meta-training diverged at iteration {it}: loss is {loss.item()}; the last good "
                    f"checkpoint is kept in {out}")
             log(msg)
+            atomic_write_json(out / "provenance.json", provenance(ident, device))  # names the run
             atomic_write_json(out / "metrics.json", _diverged_metrics(cfg, algo, it, msg))
             raise DivergedError(msg)
         opt.zero_grad(set_to_none=True)
