@@ -101,7 +101,40 @@ def _uniform(gen: torch.Generator, shape: tuple[int, ...], bound: float) -> torc
     return (torch.rand(shape, generator=gen) * 2 - 1) * bound
 
 
-def _init_linear(gen: torch.Generator, params: Params, layer: str, fan_in: int, fan_out: int):
+def _truncated_normal(gen: torch.Generator, shape: tuple[int, ...], std: float) -> torch.Tensor:
+    """TensorFlow's ``tf.truncated_normal(shape, stddev=std)``: N(0, std^2) with every draw
+    beyond 2 std re-drawn, i.e. the normal restricted to [-2 std, 2 std] (its own std is
+    0.8796 std). Drawn by inverting the CDF of a uniform over [Phi(-2), Phi(2)]."""
+    lo, hi = torch.special.ndtr(torch.tensor(-2.0)), torch.special.ndtr(torch.tensor(2.0))
+    u = lo + (hi - lo) * torch.rand(shape, generator=gen)
+    return (torch.special.ndtri(u) * std).clamp(-2 * std, 2 * std)
+
+
+def _glorot_uniform(gen: torch.Generator, shape: tuple[int, ...], fan_in: int, fan_out: int) -> torch.Tensor:
+    """TensorFlow's ``xavier_initializer`` (uniform): U(-b, b), b = sqrt(6 / (fan_in + fan_out))."""
+    return _uniform(gen, shape, math.sqrt(6.0 / (fan_in + fan_out)))
+
+
+# Initialisations (``init=`` of the backbones; docs/BASELINES.md):
+# - "torch": PyTorch's nn.Linear/nn.Conv2d default (Kaiming-uniform with a=sqrt(5)), written out;
+# - "finn": Finn et al.'s MAML code (cbfinn/maml maml.py): MLP weights truncated normal std 0.01,
+#   zero biases; Conv4 weights Glorot-uniform (xavier_initializer_conv2d), head Glorot-uniform
+#   on flattened max-pooled features (miniImageNet) or N(0, 1) on mean-pooled strided features
+#   (Omniglot), zero head bias.
+INITS = ("torch", "finn")
+
+
+def _check_init(init: str) -> None:
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose one of: {', '.join(INITS)}")
+
+
+def _init_linear(gen: torch.Generator, params: Params, layer: str, fan_in: int, fan_out: int,
+                 init: str = "torch"):
+    if init == "finn":  # maml.py construct_fc_weights: truncated_normal(stddev=0.01), zeros
+        params[f"{layer}.w"] = _truncated_normal(gen, (fan_out, fan_in), 0.01)
+        params[f"{layer}.b"] = torch.zeros(fan_out)
+        return
     # PyTorch's nn.Linear default (Kaiming-uniform with a=sqrt(5)) written out.
     bound = 1 / math.sqrt(fan_in)
     params[f"{layer}.w"] = _uniform(gen, (fan_out, fan_in), bound)
@@ -160,19 +193,21 @@ def _norm(padded: bool):
 # ---------------------------------------------------------------------------------- MLP
 
 
-def mlp(sizes: list[int], n_out: int) -> Backbone:
+def mlp(sizes: list[int], n_out: int, init: str = "torch") -> Backbone:
     """ReLU MLP; ``sizes = [in, hidden1, ..., hiddenL]``, then a linear head to ``n_out``.
 
     The regression backbone of the paper is ``mlp([1, 40, 40], 1)`` (1-40-40-1, ReLU).
-    Input ``x`` [B, in] -> features [B, hiddenL] -> output [B, n_out].
+    Input ``x`` [B, in] -> features [B, hiddenL] -> output [B, n_out]. ``init``: ``torch``
+    (PyTorch's default) or ``finn`` (MAML's code: truncated normal std 0.01, zero biases).
     """
+    _check_init(init)
     hidden = [f"fc{i}" for i in range(1, len(sizes))]
 
-    def init(gen: torch.Generator) -> Params:
+    def init_params(gen: torch.Generator) -> Params:
         params: Params = {}
         for i, name in enumerate(hidden):
-            _init_linear(gen, params, name, sizes[i], sizes[i + 1])
-        _init_linear(gen, params, "head", sizes[-1], n_out)
+            _init_linear(gen, params, name, sizes[i], sizes[i + 1], init)
+        _init_linear(gen, params, "head", sizes[-1], n_out, init)
         return params
 
     def features(params: Params, x: torch.Tensor) -> torch.Tensor:
@@ -186,7 +221,7 @@ def mlp(sizes: list[int], n_out: int) -> Backbone:
 
     return Backbone(
         name="mlp",
-        init=init,
+        init=init_params,
         features=features,
         head=head,
         head_keys=("head.w", "head.b"),
@@ -200,11 +235,16 @@ def mlp(sizes: list[int], n_out: int) -> Backbone:
 # -------------------------------------------------------------------------------- Conv4
 
 
-def _init_conv(gen: torch.Generator, params: Params, layer: str, c_in: int, c_out: int, k: int):
+def _init_conv(gen: torch.Generator, params: Params, layer: str, c_in: int, c_out: int, k: int,
+               init: str = "torch"):
     # No conv bias: every conv is followed by batch norm, whose shift makes a bias redundant
-    # (its gradient is exactly zero).
+    # (its gradient is exactly zero; MAML's zero-initialised conv biases stay zero).
+    shape = (c_out, c_in, k, k)
+    if init == "finn":  # xavier_initializer_conv2d: fans are k*k*c_in and k*k*c_out
+        params[f"{layer}.w"] = _glorot_uniform(gen, shape, c_in * k * k, c_out * k * k)
+        return
     bound = 1 / math.sqrt(c_in * k * k)
-    params[f"{layer}.w"] = _uniform(gen, (c_out, c_in, k, k), bound)
+    params[f"{layer}.w"] = _uniform(gen, shape, bound)
 
 
 def _init_bn(params: Params, layer: str, c: int):
@@ -212,45 +252,91 @@ def _init_bn(params: Params, layer: str, c: int):
     params[f"{layer}.bn_b"] = torch.zeros(c)
 
 
-def conv4(in_shape: tuple[int, int, int], n_out: int, filters: int = 32, padded: bool = False) -> Backbone:
-    """Conv4 of MAML/ProtoNet: 4 x [conv3x3(filters, no bias) -> BN -> ReLU -> max-pool 2].
+BN_SUFFIXES = (".bn_w", ".bn_b")
 
-    ``x`` [B, C, H, W] -> features [B, filters * H' * W'] (flattened) -> logits [B, n_out].
-    With 28x28 inputs H' = W' = 1; with 84x84, H' = W' = 5. ``padded=True``: NaN-marked
-    padded rows are kept out of the batch-norm statistics (module docstring).
+
+def is_batch_norm_key(key: str) -> bool:
+    """True for the batch-norm scale/shift entries of a parameter dict (``<layer>.bn_w``,
+    ``<layer>.bn_b``): the entries the algorithms leave out of the inner loop unless asked
+    (``adapt_bn``; docs/BASELINES.md)."""
+    return key.endswith(BN_SUFFIXES)
+
+
+def tf_same_pad(x: torch.Tensor, k: int, stride: int) -> torch.Tensor:
+    """Zero-pad ``x`` [B, C, H, W] as TensorFlow's ``padding='SAME'`` does for a ``k`` x ``k``
+    convolution with ``stride``: output size ceil(H / stride), total padding
+    max((ceil(H/s) - 1) s + k - H, 0), the odd pixel at the bottom/right."""
+    pads = []
+    for n in (x.shape[-1], x.shape[-2]):  # F.pad order: W (left, right), then H (top, bottom)
+        total = max((-(-n // stride) - 1) * stride + k - n, 0)
+        pads += [total // 2, total - total // 2]
+    return F.pad(x, pads)
+
+
+DOWNSAMPLES = ("maxpool", "stride")
+
+
+def conv4(in_shape: tuple[int, int, int], n_out: int, filters: int = 32, padded: bool = False,
+          downsample: str = "maxpool", init: str = "torch") -> Backbone:
+    """Conv4 of MAML/ProtoNet, two variants of the 4 blocks (``downsample``):
+
+    - ``maxpool``: conv3x3 (stride 1, same padding) -> BN -> ReLU -> max-pool 2; the features
+      are flattened: [B, filters * H' * W'] (28x28: H' = W' = 1; 84x84: H' = W' = 5). MAML's
+      miniImageNet network and ProtoNet's network.
+    - ``stride``: conv3x3 with stride 2 and TensorFlow 'SAME' padding -> BN -> ReLU, no pooling;
+      the features are the mean over the remaining positions: [B, filters] (28x28 -> 14, 7, 4,
+      2). MAML's Omniglot network (cbfinn/maml utils.py conv_block, maml.py forward_conv).
+
+    ``x`` [B, C, H, W] -> features -> logits [B, n_out]. ``init``: ``torch`` or ``finn``
+    (module comment at ``INITS``). ``padded=True``: NaN-marked padded rows are kept out of the
+    batch-norm statistics (module docstring).
     """
+    if downsample not in DOWNSAMPLES:
+        raise ValueError(f"unknown downsample {downsample!r}; choose one of: {', '.join(DOWNSAMPLES)}")
+    _check_init(init)
     norm = _norm(padded)
     c, h, w = in_shape
     blocks = [f"conv{i}" for i in range(1, 5)]
     for _ in blocks:
-        h, w = h // 2, w // 2
-    feature_dim = filters * h * w
+        h, w = (h // 2, w // 2) if downsample == "maxpool" else (-(-h // 2), -(-w // 2))
+    feature_dim = filters * h * w if downsample == "maxpool" else filters
 
-    def init(gen: torch.Generator) -> Params:
+    def init_params(gen: torch.Generator) -> Params:
         params: Params = {}
         c_in = c
         for name in blocks:
-            _init_conv(gen, params, name, c_in, filters, 3)
+            _init_conv(gen, params, name, c_in, filters, 3, init)
             _init_bn(params, name, filters)
             c_in = filters
-        _init_linear(gen, params, "head", feature_dim, n_out)
+        if init == "finn" and downsample == "stride":  # maml.py: w5 = random_normal (std 1), b5 = 0
+            params["head.w"] = torch.randn((n_out, feature_dim), generator=gen)
+            params["head.b"] = torch.zeros(n_out)
+        elif init == "finn":  # maml.py (miniImageNet): w5 xavier_initializer, b5 = 0
+            params["head.w"] = _glorot_uniform(gen, (n_out, feature_dim), feature_dim, n_out)
+            params["head.b"] = torch.zeros(n_out)
+        else:
+            _init_linear(gen, params, "head", feature_dim, n_out)
         return params
 
     def features(params: Params, x: torch.Tensor) -> torch.Tensor:
         out, mask = split_padding(x) if padded else (x, None)
         for name in blocks:
-            out = F.conv2d(out, params[f"{name}.w"], padding=1)
+            if downsample == "maxpool":
+                out = F.conv2d(out, params[f"{name}.w"], padding=1)
+            else:
+                out = F.conv2d(tf_same_pad(out, 3, 2), params[f"{name}.w"], stride=2)
             out = _transform(params, name, out)
-            out = norm(out, mask, params[f"{name}.bn_w"], params[f"{name}.bn_b"])
-            out = F.max_pool2d(F.relu(out), 2)
-        return out.flatten(1)
+            out = F.relu(norm(out, mask, params[f"{name}.bn_w"], params[f"{name}.bn_b"]))
+            if downsample == "maxpool":
+                out = F.max_pool2d(out, 2)
+        return out.flatten(1) if downsample == "maxpool" else out.mean(dim=(2, 3))
 
     def head(params: Params, feats: torch.Tensor) -> torch.Tensor:
         return _linear(params, "head", feats)
 
     return Backbone(
         name="conv4",
-        init=init,
+        init=init_params,
         features=features,
         head=head,
         head_keys=("head.w", "head.b"),
@@ -329,15 +415,23 @@ def make_backbone(name: str, input_shape: tuple[int, ...], n_out: int, padded: b
     """Build a backbone by name: ``mlp`` (regression), ``conv4``, ``resnet12``.
 
     ``padded=True`` (variable-way sources) builds the image backbones with padding-aware batch
-    norm; the MLP has no batch statistics and refuses it (its sources are never padded)."""
+    norm; the MLP has no batch statistics and refuses it (its sources are never padded).
+    Options: ``hidden`` (mlp), ``filters``/``downsample`` (conv4), ``init`` (mlp, conv4;
+    resnet12 has only ``torch``)."""
+    init = kwargs.get("init", "torch")
+    _check_init(init)
     if name == "mlp":
         if padded:
             raise ValueError("the mlp backbone has no padded mode: padded (variable-size) episodes "
                              "are image episodes; use conv4 or resnet12")
         hidden = kwargs.get("hidden", [40, 40])
-        return mlp([input_shape[0], *hidden], n_out)
+        return mlp([input_shape[0], *hidden], n_out, init=init)
     if name == "conv4":
-        return conv4(tuple(input_shape), n_out, filters=kwargs.get("filters", 32), padded=padded)
+        return conv4(tuple(input_shape), n_out, filters=kwargs.get("filters", 32), padded=padded,
+                     downsample=kwargs.get("downsample", "maxpool"), init=init)
     if name == "resnet12":
+        if init != "torch" or kwargs.get("downsample", "maxpool") != "maxpool":
+            raise ValueError("resnet12 has only init='torch' and max-pool downsampling (MetaOptNet's "
+                             "network); use conv4 for MAML's strided network or Finn's init")
         return resnet12(tuple(input_shape), n_out, padded=padded)
     raise ValueError(f"unknown backbone {name!r}; choose one of: mlp, conv4, resnet12")

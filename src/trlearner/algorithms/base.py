@@ -32,7 +32,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from trlearner.backbones import Backbone, Params
+from trlearner.backbones import Backbone, Params, is_batch_norm_key
 
 State = dict[str, torch.Tensor]
 # grad(loss_of_state, state) -> dict of gradients with the keys of ``state``.
@@ -108,16 +108,24 @@ class Algorithm:
 
     Subclasses change what is adapted (:meth:`adapt_keys`), the step size
     (:meth:`step_size`), extra meta-parameters (:meth:`init_params`) or the whole path.
+
+    Arguments:
+        backbone: the model (:class:`~trlearner.backbones.Backbone`).
+        kind: ``regression`` or ``classification``.
+        adapt_bn: adapt the batch-norm scale/shift in the inner loop too. Default False: in
+            Finn's MAML code (cbfinn/maml, utils.py ``normalize``) and MT-net's code the batch
+            norm variables live outside the fast weights, so only the outer loop trains them.
     """
 
     name = "base"
     needs_inner_loop = True
 
-    def __init__(self, backbone: Backbone, kind: str):
+    def __init__(self, backbone: Backbone, kind: str, adapt_bn: bool = False):
         if kind not in TASK_KINDS:
             raise ValueError(f"unknown task kind {kind!r}; choose one of {sorted(TASK_KINDS)}")
         self.backbone = backbone
         self.kind = kind
+        self.adapt_bn = bool(adapt_bn)
         self.loss_fn, self.metric_fn, self.metric_name, self.higher_is_better = TASK_KINDS[kind]
 
     def set_metric(self, name: str) -> None:
@@ -133,8 +141,10 @@ class Algorithm:
         return self.backbone.init(gen)
 
     def adapt_keys(self, meta: Params) -> list[str]:
-        """Keys of ``meta`` adapted in the inner loop (default: every backbone weight)."""
-        return [k for k in meta if not k.endswith(".T") and "." in k and not k.startswith(("lr.", "trl."))]
+        """Keys of ``meta`` adapted in the inner loop: every backbone weight, the batch-norm
+        scale/shift only with ``adapt_bn``."""
+        return [k for k in meta if not k.endswith(".T") and "." in k and not k.startswith(("lr.", "trl."))
+                and (self.adapt_bn or not is_batch_norm_key(k))]
 
     def step_size(self, meta: Params, key: str, lr: float):
         return lr

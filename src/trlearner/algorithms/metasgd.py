@@ -1,8 +1,13 @@
 """Meta-SGD (Li et al. 2017): a learned step size per weight entry.
 
-The meta-parameters hold ``"lr.<key>"`` (same shape as ``<key>``), initialised to the inner
-learning rate and trained by the outer loop. The ``lr`` argument of the inner loop is only
-the initial value; adaptation always uses the learned step sizes.
+The meta-parameters hold ``"lr.<key>"`` (same shape as ``<key>``) for every adapted key,
+trained by the outer loop; adaptation always uses them (the ``lr`` argument of the inner loop
+is ignored). Their initial values (``lr_init``):
+
+- ``uniform`` (default; Li et al. 2017, arXiv 1707.09835, draw the step sizes at random):
+  every entry drawn from U[0.005, 0.1] (``LR_INIT_RANGE``) with the init generator. The range
+  is the one the issue names; the paper's sentence could not be read here (docs/BASELINES.md);
+- ``constant``: every entry equal to the run's inner learning rate.
 
 Example::
 
@@ -10,7 +15,10 @@ Example::
     >>> from trlearner.backbones import mlp
     >>> algo = MetaSGD(mlp([1, 40, 40], 1), "regression")
     >>> meta = algo.init_params(torch.Generator().manual_seed(0), inner_lr=0.01)
-    >>> float(meta["lr.fc1.w"][0, 0])
+    >>> bool(((meta["lr.fc1.w"] >= 0.005) & (meta["lr.fc1.w"] <= 0.1)).all())
+    True
+    >>> const = MetaSGD(mlp([1, 40, 40], 1), "regression", lr_init="constant")
+    >>> float(const.init_params(torch.Generator().manual_seed(0), inner_lr=0.01)["lr.fc1.w"][0, 0])
     0.01
 """
 
@@ -18,14 +26,27 @@ import torch
 
 from trlearner.algorithms.base import Algorithm
 
+LR_INITS = ("uniform", "constant")
+LR_INIT_RANGE = (0.005, 0.1)
+
 
 class MetaSGD(Algorithm):
     name = "metasgd"
 
+    def __init__(self, backbone, kind, adapt_bn: bool = False, lr_init: str = "uniform"):
+        if lr_init not in LR_INITS:
+            raise ValueError(f"unknown Meta-SGD step-size init {lr_init!r}; choose one of: {', '.join(LR_INITS)}")
+        super().__init__(backbone, kind, adapt_bn)
+        self.lr_init = lr_init
+
     def init_params(self, gen, inner_lr):
         params = self.backbone.init(gen)
-        for k in list(params):
-            params[f"lr.{k}"] = torch.full_like(params[k], inner_lr)
+        low, high = LR_INIT_RANGE
+        for k in self.adapt_keys(params):
+            if self.lr_init == "uniform":
+                params[f"lr.{k}"] = low + (high - low) * torch.rand(params[k].shape, generator=gen)
+            else:
+                params[f"lr.{k}"] = torch.full_like(params[k], inner_lr)
         return params
 
     def step_size(self, meta, key, lr):

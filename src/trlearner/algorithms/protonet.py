@@ -31,10 +31,10 @@ class ProtoNet(Algorithm):
     name = "protonet"
     needs_inner_loop = False
 
-    def __init__(self, backbone, kind):
+    def __init__(self, backbone, kind, adapt_bn: bool = False):
         if kind != "classification":
             raise ValueError("ProtoNet is a classifier: it needs a classification task family")
-        super().__init__(backbone, kind)
+        super().__init__(backbone, kind, adapt_bn)  # no inner loop: adapt_bn changes nothing
         self.n_way = backbone.layer_width[-1]
 
     def init_params(self, gen, inner_lr):

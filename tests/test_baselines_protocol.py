@@ -1,0 +1,141 @@
+"""The baselines as their authors ran them (docs/BASELINES.md): one test per protocol setting,
+each checking the behaviour itself (which parameters move, output shapes, init statistics,
+clipped gradients, the resolved protocol), not only that a flag is stored."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import leaf_params
+from trlearner.algorithms import make_algorithm
+from trlearner.algorithms.metasgd import LR_INIT_RANGE
+from trlearner.backbones import conv4, is_batch_norm_key, make_backbone, mlp, tf_same_pad
+from trlearner.engine import InnerGrad, adapt_batch
+
+
+def _images(n=6, shape=(1, 28, 28), seed=0):
+    return torch.rand(n, *shape, generator=torch.Generator().manual_seed(seed))
+
+
+# -- BN scale/shift: outer loop only (Finn's MAML code, MT-net) -------------------------------
+
+
+@pytest.mark.parametrize("name", ["maml", "metasgd", "tnet"])
+def test_inner_loop_leaves_batch_norm_alone_unless_asked(name):
+    xs, ys = _images(), torch.tensor([0, 1, 2, 3, 4, 0])
+    for adapt_bn in (False, True):
+        algo = make_algorithm(name, conv4((1, 28, 28), 5, filters=4), "classification", adapt_bn=adapt_bn)
+        meta = algo.init_params(torch.Generator().manual_seed(0), 0.1)
+        state = algo.adapt(meta, xs, ys, steps=2, lr=0.1, grad=InnerGrad("func"))
+        bn = [k for k in meta if is_batch_norm_key(k) and not k.startswith("lr.")]
+        assert len(bn) == 8  # 4 blocks x (scale, shift)
+        assert all((k in state) == adapt_bn for k in bn), (name, adapt_bn)
+        moved = [k for k in bn if k in state and not torch.equal(state[k], meta[k])]
+        assert bool(moved) == adapt_bn  # with adapt_bn the inner loop really changes them
+        assert not torch.equal(state["conv1.w"], meta["conv1.w"])  # the conv weights always adapt
+        if name == "metasgd":  # step sizes exist for exactly the adapted keys
+            assert {k[3:] for k in meta if k.startswith("lr.")} == set(algo.adapt_keys(meta))
+
+
+def test_outer_loop_still_trains_batch_norm_when_the_inner_loop_does_not():
+    algo = make_algorithm("maml", conv4((1, 28, 28), 5, filters=4), "classification")
+    meta = leaf_params(algo.init_params(torch.Generator().manual_seed(0), 0.1))
+    xs, xq = _images(5, seed=1).double().unsqueeze(0), _images(5, seed=2).double().unsqueeze(0)
+    y = torch.arange(5).unsqueeze(0)
+    out = adapt_batch(algo, meta, xs, y, xq, y, steps=1, lr=0.1)
+    grads = dict(zip(meta, torch.autograd.grad(out.losses.mean(), list(meta.values()))))
+    assert grads["conv2.bn_w"].abs().sum() > 0 and grads["conv2.bn_b"].abs().sum() > 0
+
+
+# -- Omniglot Conv4: strided convolutions, no pooling (MAML) -----------------------------------
+
+
+def test_tf_same_padding_pads_the_odd_pixel_after():
+    x = torch.ones(1, 1, 28, 7)
+    y = tf_same_pad(x, 3, 2)
+    # H = 28: out 14, total pad (14-1)*2+3-28 = 1 -> (0 top, 1 bottom); W = 7: out 4, pad 2 -> (1, 1)
+    assert y.shape == (1, 1, 29, 9)
+    assert y[0, 0, 0, 1] == 1 and y[0, 0, 28, 1] == 0 and y[0, 0, 5, 0] == 0 and y[0, 0, 5, 8] == 0
+
+
+def test_strided_conv4_has_no_pooling_and_mean_pools_the_last_2x2():
+    bb = conv4((1, 28, 28), 5, filters=4, downsample="stride")
+    params = bb.init(torch.Generator().manual_seed(0))
+    assert bb.feature_dim == 4
+    x = _images(3)
+    sizes, out = [], x
+    for name in ("conv1", "conv2", "conv3", "conv4"):  # the same blocks by hand
+        out = F.conv2d(tf_same_pad(out, 3, 2), params[f"{name}.w"], stride=2)
+        mean, var = out.mean((0, 2, 3), keepdim=True), out.var((0, 2, 3), unbiased=False, keepdim=True)
+        out = F.relu((out - mean) / torch.sqrt(var + 1e-5) * params[f"{name}.bn_w"].view(1, -1, 1, 1)
+                     + params[f"{name}.bn_b"].view(1, -1, 1, 1))
+        sizes.append(out.shape[-1])
+    assert sizes == [14, 7, 4, 2]  # stride 2 each block, no max-pool anywhere
+    torch.testing.assert_close(bb.features(params, x), out.mean((2, 3)))
+    assert bb(params, x).shape == (3, 5)
+
+
+def test_maxpool_conv4_is_unchanged_and_flattens():
+    bb = conv4((3, 84, 84), 5, filters=4)
+    assert bb.feature_dim == 4 * 5 * 5
+    assert bb.features(bb.init(torch.Generator().manual_seed(0)), _images(2, (3, 84, 84))).shape == (2, 100)
+
+
+# -- initialisation: Finn's truncated normal std 0.01 and zero biases ----------------------------
+
+
+def test_finn_mlp_init_is_a_truncated_normal_with_std_001_and_zero_biases():
+    bb = mlp([1, 400, 400], 1, init="finn")
+    p = bb.init(torch.Generator().manual_seed(0))
+    w = p["fc2.w"]  # 160,000 draws
+    assert w.abs().max() <= 0.02 + 1e-9  # truncated at 2 std of the underlying N(0, 0.01^2)
+    # std of N(0, s^2) restricted to [-2s, 2s]: s * sqrt(1 - 4 phi(2) / (2 Phi(2) - 1))
+    phi2, cdf2 = math.exp(-2) / math.sqrt(2 * math.pi), 0.5 * (1 + math.erf(2 / math.sqrt(2)))
+    expected = 0.01 * math.sqrt(1 - 4 * phi2 / (2 * cdf2 - 1))
+    assert abs(expected - 0.008796) < 1e-5
+    assert abs(float(w.std()) - expected) < 0.01 * expected and abs(float(w.mean())) < 1e-4
+    assert all(torch.count_nonzero(p[k]) == 0 for k in ("fc1.b", "fc2.b", "head.b"))
+    torch_init = mlp([1, 400, 400], 1).init(torch.Generator().manual_seed(0))
+    assert torch.count_nonzero(torch_init["fc1.b"]) > 0  # PyTorch's default has non-zero biases
+
+
+def test_finn_conv4_init_glorot_convs_and_the_head_per_downsampling():
+    s = conv4((1, 28, 28), 5, filters=64, downsample="stride", init="finn").init(torch.Generator().manual_seed(0))
+    bound = math.sqrt(6 / (9 * 64 + 9 * 64))  # Glorot-uniform over k*k*c_in + k*k*c_out
+    assert s["conv2.w"].abs().max() <= bound and s["conv2.w"].abs().max() > 0.95 * bound
+    assert abs(float(s["head.w"].std()) - 1.0) < 0.15 and torch.count_nonzero(s["head.b"]) == 0  # N(0, 1)
+    m = conv4((3, 84, 84), 5, filters=32, init="finn").init(torch.Generator().manual_seed(0))
+    hb = math.sqrt(6 / (32 * 25 + 5))
+    assert m["head.w"].abs().max() <= hb and torch.count_nonzero(m["head.b"]) == 0
+
+
+def test_unknown_init_and_resnet12_options_are_refused():
+    with pytest.raises(ValueError, match="init"):
+        mlp([1, 40], 1, init="xavier")
+    with pytest.raises(ValueError, match="resnet12"):
+        make_backbone("resnet12", (3, 84, 84), 5, init="finn")
+    with pytest.raises(ValueError, match="downsample"):
+        conv4((1, 28, 28), 5, downsample="avgpool")
+
+
+# -- Meta-SGD: step sizes drawn at random ---------------------------------------------------------
+
+
+def test_metasgd_step_sizes_are_drawn_uniformly_in_the_range():
+    algo = make_algorithm("metasgd", mlp([1, 40, 40], 1), "regression")
+    meta = algo.init_params(torch.Generator().manual_seed(0), inner_lr=0.01)
+    lrs = torch.cat([v.flatten() for k, v in meta.items() if k.startswith("lr.")])
+    low, high = LR_INIT_RANGE
+    assert (low, high) == (0.005, 0.1)
+    assert lrs.numel() == 40 + 40 + 1600 + 40 + 40 + 1
+    assert float(lrs.min()) >= low and float(lrs.max()) <= high
+    assert abs(float(lrs.mean()) - (low + high) / 2) < 0.005  # U[a, b]: mean (a+b)/2 = 0.0525
+    assert abs(float(lrs.std()) - (high - low) / math.sqrt(12)) < 0.003  # sd (b-a)/sqrt(12) = 0.0274
+    again = algo.init_params(torch.Generator().manual_seed(0), inner_lr=0.01)
+    assert torch.equal(again["lr.fc2.w"], meta["lr.fc2.w"])  # deterministic given the generator
+    const = make_algorithm("metasgd", mlp([1, 40, 40], 1), "regression", lr_init="constant")
+    assert torch.all(const.init_params(torch.Generator().manual_seed(0), 0.01)["lr.fc2.w"] == 0.01)
+    with pytest.raises(ValueError, match="metasgd only"):
+        make_algorithm("maml", mlp([1, 40], 1), "regression", lr_init="uniform")
