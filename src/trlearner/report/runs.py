@@ -2,7 +2,11 @@
 
 The report never trains and never invents a number: every value it prints comes from a
 ``metrics.json`` read here. A run folder without a readable ``metrics.json`` is kept as a
-*failed* run (with the path of its log), so the report can say why a cell is empty.
+*failed* run (with the path of its log), so the report can say why a cell is empty. A
+``metrics.json`` that breaks the schema (:mod:`trlearner.report.schema`) makes an *invalid*
+run: never counted, and named with its problems by :func:`scan_runs`. One run is counted
+once: a copy of a run folder (same key, same results) is skipped as a duplicate, and two
+folders claiming the same seed with different results are both skipped as a conflict.
 
 Example:
     >>> import tempfile, json, pathlib
@@ -23,17 +27,23 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from .schema import VARIANTS, is_integer, validate_metrics
 
 #: Columns of the frame returned by :func:`load_runs`, in order.
 RUN_COLUMNS = [
     "dataset", "setting", "algorithm", "variant", "seed", "status", "metric",
     "higher_is_better", "unit", "mean", "ci95", "n_tasks", "per_task", "episodes_hash",
     "reduced", "preset", "wall_time_s", "diverged_at", "message", "path", "log", "provenance",
+    "code",
 ]
+#: Columns of :attr:`RunScan.skipped`.
+SKIPPED_COLUMNS = ["path", "kind", "reason"]
 
 
 def setting_name(shots: Any, ways: Any) -> str:
@@ -97,20 +107,44 @@ def _diverged_at(metrics: dict[str, Any]) -> Any:
 
 
 def _num(value: Any) -> float:
+    if isinstance(value, bool):  # JSON true is not 1.0
+        return math.nan
     try:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
 
 
+def code_version(prov: dict[str, Any]) -> str | None:
+    """The code a run was made with, from its provenance: the git commit (``+dirty`` for a
+    modified tree) and the package's code hash when one is recorded; None when neither is.
+
+    >>> code_version({"git_commit": "a46f11d", "git_dirty": True})
+    'a46f11d+dirty'
+    >>> code_version({"git_commit": "a46f11d", "git_dirty": False, "code_hash": "c0de"})
+    'a46f11d code c0de'
+    """
+    commit = prov.get("git_commit") or prov.get("commit")
+    code_hash = prov.get("code_hash") or prov.get("source_hash")
+    if not commit and not code_hash:
+        return None
+    text = f"{commit}{'+dirty' if prov.get('git_dirty') else ''}" if commit else "no commit"
+    return f"{text} code {code_hash}" if code_hash else text
+
+
 def read_run(run_dir: str | os.PathLike, root: str | os.PathLike,
              relative_to: str | os.PathLike | None = None) -> dict[str, Any]:
     """One run folder as a dict with the keys of :data:`RUN_COLUMNS`.
 
-    ``status`` is ``ok`` or ``diverged`` (from metrics.json), or ``failed`` when the folder
-    has no readable metrics.json. Accuracies are converted to percent (see ``unit``).
+    ``status`` is ``ok`` or ``diverged`` (from metrics.json), ``failed`` when the folder has
+    no readable metrics.json, or ``invalid`` when its metrics.json breaks the schema
+    (``message`` lists the problems). Accuracies are converted to percent (see ``unit``).
     """
-    run_dir, root = Path(run_dir), Path(root)
+    return _read(Path(run_dir), Path(root), relative_to)[0]
+
+
+def _read(run_dir: Path, root: Path, relative_to) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(row, parsed metrics.json or None) of one run folder (see :func:`read_run`)."""
     metrics_path = run_dir / "metrics.json"
     log_path = run_dir / "log.txt"
     row: dict[str, Any] = {c: None for c in RUN_COLUMNS}
@@ -121,19 +155,36 @@ def read_run(run_dir: str | os.PathLike, root: str | os.PathLike,
     prov_path = run_dir / "provenance.json"
     if prov_path.exists():
         try:
-            row["provenance"] = json.loads(prov_path.read_text())
+            prov = json.loads(prov_path.read_text())
         except (OSError, ValueError):
-            row["provenance"] = {}
+            prov = {}
+        row["provenance"] = prov if isinstance(prov, dict) else {}
+    row["code"] = code_version(row["provenance"])
     try:
         metrics = json.loads(metrics_path.read_text())
-        if not isinstance(metrics, dict):
-            raise ValueError("metrics.json is not an object")
     except FileNotFoundError:
         row.update(status="failed", message="no metrics.json")
-        return row
+        return row, None
     except (OSError, ValueError) as err:
-        row.update(status="failed", message=f"unreadable metrics.json ({type(err).__name__})")
-        return row
+        row.update(status="failed", message=f"unreadable metrics.json ({type(err).__name__}: {err})")
+        return row, None
+    problems = validate_metrics(metrics)
+    if problems:
+        if isinstance(metrics, dict):  # the key fields that are valid name the cell
+            for key in ("dataset", "algorithm"):
+                if isinstance(metrics.get(key), str) and metrics[key]:
+                    row[key] = metrics[key]
+            if metrics.get("variant") in VARIANTS:
+                row["variant"] = metrics["variant"]
+            if is_integer(metrics.get("seed")):
+                row["seed"] = int(metrics["seed"])
+            shots, ways = metrics.get("shots"), metrics.get("ways")
+            if isinstance(metrics.get("setting"), str) and metrics["setting"]:
+                row["setting"] = metrics["setting"]
+            elif is_integer(shots) and (ways is None or is_integer(ways)):
+                row["setting"] = setting_name(int(shots), None if ways is None else int(ways))
+        row.update(status="invalid", message="invalid metrics.json: " + "; ".join(problems))
+        return row, None
 
     scale, unit = _accuracy_scale(metrics)
     protocol = metrics.get("protocol") or {}
@@ -146,29 +197,27 @@ def read_run(run_dir: str | os.PathLike, root: str | os.PathLike,
         row["setting"] = str(metrics["setting"])
     elif metrics.get("shots") is not None:
         row["setting"] = setting_name(metrics.get("shots"), metrics.get("ways"))
-    status = str(metrics.get("status", "ok"))
+    status = metrics["status"]
     row.update(
-        status=status if status in ("ok", "diverged") else "failed",
-        metric=metrics.get("metric"),
-        higher_is_better=bool(metrics.get("higher_is_better", metrics.get("metric") != "mse")),
+        status=status,
+        metric=metrics["metric"],
+        higher_is_better=metrics["higher_is_better"],
         unit=unit,
         mean=_num(metrics.get("mean")) * scale,
         ci95=_num(metrics.get("ci95")) * scale,
         n_tasks=metrics.get("n_tasks"),
         per_task=tuple(_num(v) * scale for v in (metrics.get("per_task") or ())),
         episodes_hash=metrics.get("episodes_hash"),
-        reduced=bool(protocol.get("reduced", False)),
+        reduced=protocol["reduced"],
         preset=protocol.get("preset"),
         wall_time_s=_num(metrics.get("wall_time_s")),
         diverged_at=_diverged_at(metrics),
         message=metrics.get("status_message") or metrics.get("message"),
     )
-    if status not in ("ok", "diverged"):
-        row["message"] = f"status {status!r} in metrics.json"
     if row["status"] == "ok" and not math.isfinite(row["mean"]):
         # A non-finite mean is never shown as a number.
         row.update(status="diverged", message=row["message"] or "non-finite mean in metrics.json")
-    return row
+    return row, metrics
 
 
 def expand_multi_source(row: dict[str, Any], metrics: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -205,33 +254,150 @@ def expand_multi_source(row: dict[str, Any], metrics: dict[str, Any] | None) -> 
     return out
 
 
-def _metrics_of(run_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+@dataclass
+class RunScan:
+    """What :func:`scan_runs` found: ``runs`` (DataFrame with :data:`RUN_COLUMNS`: every run
+    that names a cell, counted or not) and ``skipped`` (DataFrame with
+    :data:`SKIPPED_COLUMNS`: every run folder left out, with ``kind`` ``invalid``,
+    ``duplicate`` or ``conflict`` and the reason, sorted by path)."""
+
+    runs: pd.DataFrame
+    skipped: pd.DataFrame
 
 
-def load_runs(results_dir: str | os.PathLike,
-              relative_to: str | os.PathLike | None = None) -> pd.DataFrame:
-    """All runs under ``results_dir`` as a DataFrame with :data:`RUN_COLUMNS`, sorted.
+def _fingerprint(row: dict[str, Any]) -> str:
+    """The results of a run, as text (NaN compares equal to NaN here)."""
+    return repr(((row.get("provenance") or {}).get("config_hash"), row["status"], row["mean"],
+                 tuple(row["per_task"]), row["episodes_hash"]))
+
+
+def _canonical_first(row: dict[str, Any], root: Path) -> tuple:
+    """Sort key preferring the folder at the pipeline's own path for the run's key, then the
+    shortest path: the copy kept among duplicates."""
+    own = f"{row['dataset']}/{row['setting']}/{row['algorithm']}/{row['variant']}/seed{row['seed']}"
+    rel = Path(row["_dir"]).relative_to(root).as_posix()
+    return (rel != own, rel.count("/"), rel)
+
+
+def deduplicate(rows: list[dict[str, Any]], root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Count one run once. Returns (rows kept, skipped entries).
+
+    The identity of a run is its key (dataset, setting, algorithm, variant, seed): a cell
+    counts each seed once. Folders with the same key and the same results (provenance
+    ``config_hash``, status, mean, per-task values, ``episodes_hash``) are copies: the one at
+    the pipeline's path (else the shortest path) is kept, the others are skipped as
+    duplicates. Folders with the same key and different results are a conflict: none is
+    counted (each becomes ``invalid``). Within a cell, an ok run whose per-task values
+    (two or more) equal another seed's is a copy with an edited seed: skipped as a duplicate.
+    """
+    skipped: list[dict[str, Any]] = []
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["status"] in ("ok", "diverged"):
+            key = (row["dataset"], row["setting"], row["algorithm"], row["variant"], row["seed"])
+            groups.setdefault(key, []).append(row)
+    drop: set[int] = set()
+    for key, group in groups.items():
+        if len(group) < 2:
+            continue
+        group = sorted(group, key=lambda r: _canonical_first(r, root))
+        first_of: dict[str, dict[str, Any]] = {}
+        for row in group:
+            same = first_of.setdefault(_fingerprint(row), row)
+            if same is not row:
+                drop.add(id(row))
+                skipped.append(dict(path=row["path"], kind="duplicate",
+                                    reason=f"copy of {same['path']} (same seed and results): counted once"))
+        if len(first_of) > 1:
+            kept = list(first_of.values())
+            for row in kept:
+                others = ", ".join(r["path"] for r in kept if r is not row)
+                row.update(status="invalid",
+                           message=f"conflicts with {others}: same seed {key[4]}, different results; "
+                                   "keep one of these folders")
+                skipped.append(dict(path=row["path"], kind="conflict", reason=row["message"]))
+    cells: dict[tuple, dict[tuple, dict[str, Any]]] = {}
+    for row in sorted(rows, key=lambda r: _canonical_first(r, root)):
+        if row["status"] == "ok" and id(row) not in drop and len(row["per_task"]) >= 2:
+            seen = cells.setdefault((row["dataset"], row["setting"], row["algorithm"], row["variant"]), {})
+            other = seen.setdefault(tuple(row["per_task"]), row)
+            if other is not row:
+                drop.add(id(row))
+                skipped.append(dict(path=row["path"], kind="duplicate",
+                                    reason=f"same per-task values as {other['path']} (seed {other['seed']}): "
+                                           f"a copy of that run, not seed {row['seed']}"))
+    return [r for r in rows if id(r) not in drop], skipped
+
+
+def scan_runs(results_dir: str | os.PathLike,
+              relative_to: str | os.PathLike | None = None) -> RunScan:
+    """Every run folder under ``results_dir``: the runs that name a cell and the ones left out.
 
     A run folder is any folder holding ``metrics.json``, ``provenance.json`` or ``log.txt``.
-    Paths in the ``path`` and ``log`` columns are relative to ``relative_to`` (default: the
-    current directory). A missing ``results_dir`` gives an empty frame.
+    Each metrics.json is checked against the schema (:func:`trlearner.report.schema.validate_metrics`);
+    an invalid one is never counted and is listed in ``skipped`` with its problems (and kept
+    in ``runs`` with status ``invalid`` when its key is known, so its cell says why it is
+    empty). Copies are counted once (:func:`deduplicate`). Paths in ``path``, ``log`` and
+    ``skipped`` are relative to ``relative_to`` (default: the current directory). A missing
+    ``results_dir`` gives empty frames.
+
+    Arguments:
+        results_dir: the folder of run folders (the pipeline's ``results/runs``).
+        relative_to: base of the printed paths.
+
+    Returns:
+        A :class:`RunScan`.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> (root / "x").mkdir(); _ = (root / "x" / "metrics.json").write_text('{"mean": 0.001}')
+        >>> scan = scan_runs(root, relative_to=root)
+        >>> len(scan.runs), scan.skipped.loc[0, "path"], scan.skipped.loc[0, "kind"]
+        (0, 'x', 'invalid')
     """
     root = Path(results_dir)
     dirs: set[Path] = set()
     if root.is_dir():
         for name in ("metrics.json", "provenance.json", "log.txt"):
             dirs.update(p.parent for p in root.rglob(name))
-    rows = [r for d in sorted(dirs)
-            for r in expand_multi_source(read_run(d, root, relative_to), _metrics_of(d))]
-    frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    rows, metrics_of, skipped = [], {}, []
+    for d in sorted(dirs):
+        row, metrics = _read(d, root, relative_to)
+        row["_dir"] = d
+        metrics_of[id(row)] = metrics
+        rows.append(row)
+    rows, skipped = deduplicate(rows, root)
+    out = []
+    for row in rows:
+        if row["status"] == "invalid" and not row["message"].startswith("conflicts with"):
+            skipped.append(dict(path=row["path"], kind="invalid", reason=row["message"]))
+        try:
+            expanded = expand_multi_source(row, metrics_of[id(row)])
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            row.update(status="invalid", message=f"invalid metrics.json: {type(err).__name__}: {err}")
+            skipped.append(dict(path=row["path"], kind="invalid", reason=row["message"]))
+            expanded = [row]
+        out += [{k: v for k, v in r.items() if k != "_dir"} for r in expanded]
+    skipped_frame = pd.DataFrame(sorted(skipped, key=lambda e: (e["path"], e["kind"])),
+                                 columns=SKIPPED_COLUMNS)
+    frame = pd.DataFrame(out, columns=RUN_COLUMNS)
     if frame.empty:
-        return frame
-    frame = frame[frame["dataset"].notna() & frame["algorithm"].notna()].copy()
+        return RunScan(frame, skipped_frame)
+    named = frame[["dataset", "setting", "algorithm", "variant"]].notna().all(axis=1)
+    frame = frame[named].copy()
     frame["seed"] = frame["seed"].astype("Int64")
-    return frame.sort_values(["dataset", "setting", "algorithm", "variant", "seed", "path"],
-                             na_position="last").reset_index(drop=True)
+    frame = frame.sort_values(["dataset", "setting", "algorithm", "variant", "seed", "path"],
+                              na_position="last").reset_index(drop=True)
+    return RunScan(frame, skipped_frame)
+
+
+def load_runs(results_dir: str | os.PathLike,
+              relative_to: str | os.PathLike | None = None) -> pd.DataFrame:
+    """All runs under ``results_dir`` as a DataFrame with :data:`RUN_COLUMNS`, sorted: the
+    ``runs`` of :func:`scan_runs` (duplicates left out, invalid runs with status ``invalid``).
+
+    Paths in the ``path`` and ``log`` columns are relative to ``relative_to`` (default: the
+    current directory). A missing ``results_dir`` gives an empty frame.
+    """
+    return scan_runs(results_dir, relative_to).runs

@@ -14,6 +14,12 @@ Formulas (also in docs/REPORT_FORMAT.md):
   With one shared seed the pairs are the per-task values of that seed (the same test tasks,
   checked by ``episodes_hash`` when both runs record it), so the CI and p-value reflect
   task-to-task variation only, not seed-to-seed variation; ``pairing`` says which.
+* Minimum detectable effect of a paired effect (:func:`min_detectable_effect`): the smallest
+  ``|delta|`` whose two-sided paired t-test at ``alpha`` = 0.05 has power 0.80 with ``n`` pairs
+  and the observed sd ``s_d`` of the differences (noncentral t; roughly
+  ``(t_{0.975, n-1} + t_{0.80, n-1}) * s_d / sqrt(n)``).
+* Seeds for a target CI half-width (:func:`seeds_for_halfwidth`): the smallest ``n >= 2``
+  with ``t_{0.975, n-1} * s_d / sqrt(n) <= halfwidth``.
 
 Example:
     >>> import pandas as pd
@@ -92,6 +98,126 @@ def t_halfwidth(values: Sequence[float], confidence: float = 0.95) -> float:
     return float(stats.t.ppf((1 + confidence) / 2, arr.size - 1) * stats.sem(arr, ddof=1))
 
 
+#: Power at which :func:`min_detectable_effect` is stated.
+MDE_POWER = 0.80
+
+
+def paired_t_power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided paired t-test at level ``alpha`` with ``n`` pairs whose
+    differences have mean ``effect`` and standard deviation ``sd``.
+
+    ``P(T' > t_c) + P(T' < -t_c)`` with ``T' ~ noncentral t(df = n - 1, nc = |effect| sqrt(n) / sd)``
+    and ``t_c = t_{1 - alpha/2, n - 1}``. NaN when ``n < 2`` or ``sd`` is not a positive number.
+
+    Arguments:
+        effect: true mean of the paired differences.
+        sd: standard deviation of one paired difference.
+        n: number of pairs (seeds).
+        alpha: two-sided significance level.
+
+    Returns:
+        The power, a float in [alpha, 1].
+
+    Example:
+        >>> round(paired_t_power(0.5, 1.0, 34), 4)   # G*Power's paired test: dz = 0.5, 34 pairs
+        0.8078
+    """
+    if n < 2 or not (isinstance(sd, (int, float)) and math.isfinite(sd) and sd > 0):
+        return math.nan
+    df = n - 1
+    t_c = float(stats.t.ppf(1 - alpha / 2, df))
+    nc = abs(effect) * math.sqrt(n) / sd
+    upper = float(stats.nct.sf(t_c, df, nc))
+    lower = float(stats.nct.cdf(-t_c, df, nc))
+    # scipy's nct.cdf can return NaN far in its lower tail, where the value is below 1e-15
+    return upper + (lower if math.isfinite(lower) else 0.0)
+
+
+def min_detectable_effect(sd: float, n: int, alpha: float = 0.05, power: float = MDE_POWER) -> float:
+    """The smallest effect a paired t-test over ``n`` pairs with difference sd ``sd`` detects
+    at level ``alpha`` (two-sided) with the given power: the root of
+    ``paired_t_power(delta, sd, n, alpha) = power`` (see :func:`paired_t_power`).
+
+    Close to ``(t_{1-alpha/2, n-1} + t_{power, n-1}) * sd / sqrt(n)``, which is slightly
+    optimistic for small ``n`` (at n = 3 that formula has power 0.77, not 0.80).
+
+    Arguments:
+        sd: observed standard deviation of the paired differences (ddof = 1).
+        n: number of pairs.
+        alpha: two-sided significance level.
+        power: the power the effect must be detected with.
+
+    Returns:
+        The effect (same unit as ``sd``, >= 0); 0 when ``sd == 0``; NaN when ``n < 2`` or
+        ``sd`` is unknown.
+
+    Example:
+        >>> mde = min_detectable_effect(1.0, 34)    # 34 pairs detect dz = 0.5 with power > 0.8
+        >>> mde < 0.5 < min_detectable_effect(1.0, 33)
+        True
+    """
+    from scipy.optimize import brentq
+
+    if n < 2 or sd is None or not math.isfinite(sd):
+        return math.nan
+    if sd < 0:
+        raise ValueError(f"sd={sd} is negative; pass the standard deviation of the differences")
+    if sd == 0:
+        return 0.0
+    guess = (stats.t.ppf(1 - alpha / 2, n - 1) + stats.t.ppf(power, n - 1)) * sd / math.sqrt(n)
+    hi = 2 * float(guess)
+    while paired_t_power(hi, sd, n, alpha) < power:
+        hi *= 2
+    return float(brentq(lambda d: paired_t_power(d, sd, n, alpha) - power, 0.0, hi, xtol=1e-12 * sd))
+
+
+def seeds_for_halfwidth(sd: float, halfwidth: float = 0.05, confidence: float = 0.95,
+                        max_seeds: int = 100_000) -> int:
+    """Seeds needed for a paired-effect CI of at most ``± halfwidth``: the smallest ``n >= 2``
+    with ``t_{(1+confidence)/2, n-1} * sd / sqrt(n) <= halfwidth``.
+
+    ``sd`` is the standard deviation of the per-seed differences TRLearner - baseline. The
+    result is the n whose CI would have that half-width if ``sd`` were the true spread; an
+    ``sd`` estimated from few seeds is itself uncertain (docs/REPORT_FORMAT.md).
+
+    Arguments:
+        sd: standard deviation of the paired differences (ddof = 1), e.g. from earlier runs.
+        halfwidth: the wanted CI half-width (default 0.05, in the metric's unit).
+        confidence: the CI's confidence level.
+        max_seeds: give up (ValueError) above this many seeds.
+
+    Returns:
+        The number of seeds (int >= 2).
+
+    Example:
+        >>> seeds_for_halfwidth(0.0534), seeds_for_halfwidth(0.0070), seeds_for_halfwidth(0.0381)
+        (7, 3, 5)
+    """
+    if not (isinstance(sd, (int, float)) and math.isfinite(sd) and sd >= 0):
+        raise ValueError(f"sd={sd!r}: pass a finite standard deviation >= 0")
+    if not halfwidth > 0:
+        raise ValueError(f"halfwidth={halfwidth!r}: pass a positive half-width")
+    for n in range(2, max_seeds + 1):
+        if stats.t.ppf((1 + confidence) / 2, n - 1) * sd / math.sqrt(n) <= halfwidth:
+            return n
+    raise ValueError(f"more than {max_seeds} seeds are needed for ±{halfwidth} with sd={sd}")
+
+
+def pooled_sd(*samples: Sequence[float]) -> float:
+    """Pooled standard deviation of several samples around their own means:
+    ``sqrt(sum_i (n_i - 1) s_i^2 / sum_i (n_i - 1))`` (e.g. the paired differences measured on
+    two machines, whose means may differ).
+
+    >>> round(pooled_sd([0.1, 0.2, 0.3], [0.5, 0.5, 0.8]), 6)   # sqrt((0.02 + 0.06) / 4)
+    0.141421
+    """
+    arrays = [np.asarray(list(s), float) for s in samples]
+    dof = sum(a.size - 1 for a in arrays if a.size >= 2)
+    if dof == 0:
+        return math.nan
+    return float(math.sqrt(sum(((a - a.mean()) ** 2).sum() for a in arrays if a.size >= 2) / dof))
+
+
 def _iteration(value):
     """An iteration number as int (pandas may have turned it into a float), None if unknown."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -102,6 +228,26 @@ def _iteration(value):
         return value
 
 
+def pooling_note(group: pd.DataFrame) -> str | None:
+    """What the ``ok`` runs of a group differ in that a pooled number should not hide: more
+    than one code version (column ``code``: git commit, ``+dirty``, code hash) or more than one
+    set of test episodes (``episodes_hash``). None when they agree (unrecorded values ignored).
+
+    >>> import pandas as pd
+    >>> pooling_note(pd.DataFrame({"status": "ok", "code": ["a", "b", "a"],
+    ...                            "episodes_hash": ["e1", "e1", "e2"]}))
+    '2 code versions, 2 episode sets'
+    """
+    ok = group[group["status"] == "ok"] if "status" in group else group
+    notes = []
+    for column, what in (("code", "code versions"), ("episodes_hash", "episode sets")):
+        if column in ok:
+            values = {v for v in ok[column] if isinstance(v, str) and v}
+            if len(values) > 1:
+                notes.append(f"{len(values)} {what}")
+    return ", ".join(notes) or None
+
+
 def aggregate_cells(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Mean and 95 % CI over seeds per cell (dataset, setting, algorithm, variant).
 
@@ -109,8 +255,9 @@ def aggregate_cells(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
     ``higher_is_better``, ``n`` (ok seeds), ``n_runs`` (all runs found), ``n_diverged``,
     ``n_failed``, ``mean``, ``ci95``, ``ci_kind``, ``seeds`` (tuple of ok seeds),
     ``reduced`` (any run of the cell under a reduced protocol), ``diverged_at`` (list of
-    ``(seed, iteration)``), ``wall_time_s`` (sum); for R^2 cells also ``median_task``,
-    ``tasks_above`` and ``tasks`` (:func:`r2_task_summary`).
+    ``(seed, iteration)``), ``wall_time_s`` (sum), ``pooled`` (:func:`pooling_note`: the ok
+    runs come from different code versions or test episodes, else None); for R^2 cells also
+    ``median_task``, ``tasks_above`` and ``tasks`` (:func:`r2_task_summary`).
 
     >>> import pandas as pd
     >>> runs = pd.DataFrame({"dataset": "d", "setting": "5shot", "algorithm": "maml",
@@ -123,7 +270,7 @@ def aggregate_cells(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
     """
     columns = CELL_KEYS + ["metric", "higher_is_better", "n", "n_runs", "n_diverged",
                            "n_failed", "mean", "ci95", "ci_kind", "seeds", "reduced",
-                           "diverged_at", "wall_time_s", "median_task", "tasks_above", "tasks"]
+                           "diverged_at", "wall_time_s", "pooled", "median_task", "tasks_above", "tasks"]
     if runs.empty:
         return pd.DataFrame(columns=columns)
     rows = []
@@ -155,26 +302,30 @@ def aggregate_cells(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
                          for s, it in zip(div["seed"], div["diverged_at"])],
             wall_time_s=float(pd.to_numeric(wall, errors="coerce").sum(min_count=1))
             if len(wall) else math.nan,
+            pooled=pooling_note(ok),
             median_task=median_task, tasks_above=tasks_above, tasks=tasks,
         ))
     return pd.DataFrame(rows, columns=columns)
 
 
-def _paired(base: Iterable[float], trl: Iterable[float], confidence: float) -> tuple[float, float, float]:
+def _paired(base: Iterable[float], trl: Iterable[float], confidence: float) -> tuple[float, float, float, float]:
     base_arr, trl_arr = np.asarray(list(base), float), np.asarray(list(trl), float)
     diff = trl_arr - base_arr
     half = t_halfwidth(diff, confidence)
     with np.errstate(all="ignore"):
         p = float(stats.ttest_rel(trl_arr, base_arr).pvalue) if diff.size >= 2 else math.nan
-    return float(diff.mean()), half, p
+    sd = float(diff.std(ddof=1)) if diff.size >= 2 else math.nan
+    return float(diff.mean()), half, p, sd
 
 
 def paired_differences(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Paired TRLearner - baseline difference per (dataset, setting, algorithm).
 
     Columns: the pair keys, ``metric``, ``higher_is_better``, ``n`` (pairs), ``diff``,
-    ``ci95``, ``p`` (two-sided paired t-test, NaN when not computable), ``pairing``
-    (``"paired over seeds"``, ``"paired over tasks (1 seed)"`` or None), ``reduced``,
+    ``ci95``, ``p`` (two-sided paired t-test, NaN when not computable), ``sd`` (of the paired
+    differences), ``mde`` (:func:`min_detectable_effect` at alpha = 1 - confidence and power
+    0.80), ``pairing`` (``"paired over seeds"``, ``"paired over tasks (1 seed)"`` or None),
+    ``reduced``, ``pooled`` (:func:`pooling_note` over the paired runs of both variants),
     ``note`` (why no difference could be computed, else None).
 
     >>> import pandas as pd
@@ -187,8 +338,8 @@ def paired_differences(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
     >>> print(f"{row['diff']:.3f}", row["n"], row["pairing"])
     -0.225 2 paired over seeds
     """
-    columns = PAIR_KEYS + ["metric", "higher_is_better", "n", "diff", "ci95", "p",
-                           "pairing", "reduced", "note"]
+    columns = PAIR_KEYS + ["metric", "higher_is_better", "n", "diff", "ci95", "p", "sd", "mde",
+                           "pairing", "reduced", "pooled", "note"]
     if runs.empty:
         return pd.DataFrame(columns=columns)
     rows = []
@@ -202,12 +353,15 @@ def paired_differences(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
         hib = group["higher_is_better"].dropna()
         row = dict(zip(PAIR_KEYS, key), metric=metric.iloc[0] if len(metric) else None,
                    higher_is_better=bool(hib.iloc[0]) if len(hib) else None,
-                   n=0, diff=math.nan, ci95=math.nan, p=math.nan, pairing=None,
-                   reduced=bool(group["reduced"].fillna(False).astype(bool).any()), note=None)
+                   n=0, diff=math.nan, ci95=math.nan, p=math.nan, sd=math.nan, mde=math.nan,
+                   pairing=None, reduced=bool(group["reduced"].fillna(False).astype(bool).any()),
+                   pooled=None, note=None)
         seeds = sorted(set(base.index) & set(trl.index))
+        row["pooled"] = pooling_note(ok[ok["seed"].isin(seeds)])
         if len(seeds) >= 2:
-            d, half, p = _paired(base.loc[seeds, "mean"], trl.loc[seeds, "mean"], confidence)
-            row.update(n=len(seeds), diff=d, ci95=half, p=p, pairing=PAIR_SEEDS)
+            d, half, p, sd = _paired(base.loc[seeds, "mean"], trl.loc[seeds, "mean"], confidence)
+            row.update(n=len(seeds), diff=d, ci95=half, p=p, sd=sd, pairing=PAIR_SEEDS,
+                       mde=min_detectable_effect(sd, len(seeds), alpha=1 - confidence))
         elif len(seeds) == 1:
             s = seeds[0]
             b_tasks, t_tasks = base.loc[s, "per_task"], trl.loc[s, "per_task"]
@@ -215,8 +369,9 @@ def paired_differences(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
             t_hash = trl.loc[s].get("episodes_hash") if "episodes_hash" in trl else None
             same_hash = not (b_hash and t_hash and b_hash != t_hash)
             if len(b_tasks) >= 2 and len(b_tasks) == len(t_tasks) and same_hash:
-                d, half, p = _paired(b_tasks, t_tasks, confidence)
-                row.update(n=len(b_tasks), diff=d, ci95=half, p=p, pairing=PAIR_TASKS)
+                d, half, p, sd = _paired(b_tasks, t_tasks, confidence)
+                row.update(n=len(b_tasks), diff=d, ci95=half, p=p, sd=sd, pairing=PAIR_TASKS,
+                           mde=min_detectable_effect(sd, len(b_tasks), alpha=1 - confidence))
             else:
                 row.update(n=1, diff=float(trl.loc[s, "mean"] - base.loc[s, "mean"]),
                            note="1 seed and no matching per-task values: no CI or test")
