@@ -512,12 +512,12 @@ def done_runs(matrix: Matrix) -> set[str]:
 def _remove_stale_checkpoint(out: Path, train_argv: list[str]) -> None:
     """Move away a checkpoint left by a run with other settings (Snakemake reruns a job when
     its params change), so that ``train`` starts afresh instead of refusing; a checkpoint of
-    the same settings (an interrupted job) is kept and resumed."""
+    the same settings (an interrupted job) is kept for ``train``, which resumes it only when it
+    passes its checksum and was written by the same code (``trlearner.runio.code_hash``):
+    after a code edit, Snakemake's rerun of the job retrains it from iteration 0."""
     ckpts = [p for p in (out / "checkpoint.pt", out / "checkpoint.prev.pt") if p.exists()]
     if not ckpts:
         return
-    import torch
-
     from trlearner.cli import build_parser
     from trlearner.relation import TRConfig
     from trlearner.results import config_hash
@@ -531,11 +531,13 @@ def _remove_stale_checkpoint(out: Path, train_argv: list[str]) -> None:
                        weights=args.weights, align=args.align, class_repr=args.class_repr,
                        learn_omega=not args.fixed_omega)
     want = config_hash(resolve_config(**{k: getattr(args, k) for k in RUN_KEYS}, trlearner=trl).identity())
+    from trlearner.runio import CheckpointError, load_plain
+
     for p in ckpts:
-        try:
-            have = torch.load(p, map_location="cpu", weights_only=False).get("config_hash")
-        except Exception:
-            continue  # unreadable: train() reports and skips it
+        try:  # weights_only: a planted file runs nothing
+            have = load_plain(p).get("config_hash")
+        except (CheckpointError, AttributeError):
+            continue  # unreadable or not a dict: train() reports and skips it
         if have != want:
             stale = p.with_name(p.stem + ".stale" + p.suffix)
             p.replace(stale)
@@ -546,12 +548,24 @@ def _remove_stale_checkpoint(out: Path, train_argv: list[str]) -> None:
 def train_job(argv: list[str], lock_dir: str | None = None) -> int:
     """Run one ``trlearner train`` for the pipeline: claim a GPU when the device is CUDA, drop a
     stale checkpoint, and map "diverged" (exit 3, metrics.json written) to success so the
-    report shows the cell as diverged instead of the DAG failing."""
-    from trlearner.train import DIVERGED_EXIT
+    report shows the cell as diverged instead of the DAG failing. The run folder is locked
+    (``trlearner.runio.run_lock``) from the checkpoint check to the end of the run."""
+    from trlearner.runio import RunFolderError, run_lock
 
     out = Path(argv[argv.index("--out") + 1])
-    device = argv[argv.index("--device") + 1] if "--device" in argv else "auto"
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        with run_lock(out):
+            return _train_job_locked(argv, out, lock_dir)
+    except RunFolderError as exc:
+        print(f"pipeline: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _train_job_locked(argv: list[str], out: Path, lock_dir: str | None) -> int:
+    from trlearner.train import DIVERGED_EXIT
+
+    device = argv[argv.index("--device") + 1] if "--device" in argv else "auto"
     _remove_stale_checkpoint(out, argv)
     from contextlib import nullcontext
 

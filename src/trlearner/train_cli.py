@@ -101,6 +101,8 @@ def register(sub) -> None:
     e.add_argument("--preset", default="cli", help="name of the config preset, recorded with the run")
     e.add_argument("--data-root", default="data")
     e.add_argument("--no-progress", action="store_true")
+    e.add_argument("--force", action="store_true",
+                   help="replace the results (metrics.json, provenance, checkpoints) of another run in --out")
     t = p.add_argument_group("TRLearner")
     t.add_argument("--trlearner", action="store_true", help="add the TRLearner regulariser")
     t.add_argument("--lam", type=_nonneg(float), default=TRConfig.lam)
@@ -121,6 +123,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import torch
 
+    from trlearner.runio import RunFolderError
     from trlearner.train import DIVERGED_EXIT, DivergedError, resolve_config, train
 
     if args.threads:
@@ -136,7 +139,10 @@ def run(args) -> int:
         print(f"trlearner train: error: {exc}", file=sys.stderr)
         return 2
     try:
-        m = train(cfg, args.out, progress=not args.no_progress)
+        m = train(cfg, args.out, progress=not args.no_progress, force=args.force)
+    except RunFolderError as exc:  # --out locked by a live run, or holding another run's results
+        print(f"trlearner train: error: {exc}", file=sys.stderr)
+        return 2
     except DivergedError as exc:
         print(f"trlearner train: {exc}", file=sys.stderr)
         return DIVERGED_EXIT

@@ -38,12 +38,18 @@ def variant_of(r: C.Run) -> str:
 
 
 def load_probe(r: C.Run):
-    import torch
+    """(probe relation matrix [25, 25], {task parameter: values [25]}, ordering key) of a
+    TRLearner run's ``relation.pt``, or None without one. Loaded with ``weights_only=True``:
+    a file holding anything but tensors and plain data raises ValueError and runs nothing."""
+    from trlearner.runio import CheckpointError, load_plain
 
     p = r.path / "relation.pt"
     if not p.exists():
         return None
-    d = torch.load(p, map_location="cpu", weights_only=False)
+    try:
+        d = load_plain(p)
+    except CheckpointError as exc:
+        raise ValueError(f"{exc}; rerun that run (delete {p.parent}/metrics.json) to rewrite it") from exc
     info = {k: np.asarray(v, dtype=float) for k, v in (d.get("probe_info") or {}).items()}
     return np.asarray(d["probe"], dtype=float), info, d.get("probe_order_by")
 
