@@ -66,8 +66,10 @@ def test_cli_fetch_list_manifest_offline(tmp_path):
     assert r.returncode == 0, r.stderr
     r = run("list")
     line = [ln for ln in r.stdout.splitlines() if ln.startswith("omniglot_small ")][0]
-    assert " yes " in line
-    assert [ln for ln in r.stdout.splitlines() if ln.startswith("cub ")][0].split()[-2] == "no"
+    assert " fetched " in line and "not fetched" not in line and "published (sha256)" in line
+    assert " not fetched " in [ln for ln in r.stdout.splitlines() if ln.startswith("cub ")][0]
+    r = run("verify", "omniglot_small")
+    assert r.returncode == 0 and "omniglot_small: ok" in r.stdout, r.stdout + r.stderr
     r = run("manifest", "omniglot_small", "--out", "m/omniglot_small.json")
     assert r.returncode == 0, r.stderr
     assert len(json.loads((tmp_path / "m" / "omniglot_small.json").read_text())["content_hash"]) == 64

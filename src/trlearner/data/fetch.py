@@ -19,6 +19,19 @@ completion marker. Everything is built in ``<root>/tmp/`` and renamed into place
 or killed fetch leaves nothing that a later run would take for complete; a later run
 starts again (resuming partial downloads kept in ``<root>/downloads/<dataset>/``).
 
+Trust:
+
+- every file is verified before it is opened: against the registry's published checksum, or,
+  where none is published, against the sha256 recorded at its first download in
+  ``<root>/pins/<dataset>.json`` (trust on first use; commit that file);
+- one fetch of a dataset at a time: a second waits on the lock
+  ``<root>/downloads/<dataset>/.fetch.lock`` (``TRLEARNER_FETCH_LOCK_TIMEOUT`` seconds, then
+  it refuses, naming the holder);
+- a run opening a dataset (:func:`require`) checks the cache against the MANIFEST's sha256s:
+  the full hash once per process and per cache, skipped when every file's size, mtime,
+  ctime and inode equal those recorded at the last full check (``<root>/state/``); a
+  modified cache is refused (``data fetch <dataset>`` re-converts it from the kept archives).
+
 Example::
 
     >>> from trlearner.data.fetch import fetch
@@ -33,8 +46,11 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import sys
+import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from trlearner.data.errors import DataFetchError
@@ -43,6 +59,10 @@ from trlearner.data.registry import DatasetSpec, FileSpec, get
 MIRROR_ENV = "TRLEARNER_MIRROR"
 MANIFEST = "MANIFEST.json"
 MANIFEST_FORMAT = 1
+LOCK_TIMEOUT_ENV = "TRLEARNER_FETCH_LOCK_TIMEOUT"
+LOCK_TIMEOUT = 2 * 3600.0  # seconds a second fetch of the same dataset waits for the first
+PUBLISHED = "published"
+RECORDED = "recorded at first download (not published)"
 
 _HTML_TODO = ("the server sent a web page instead of the file (for Google Drive: a quota or "
               "virus-scan page). Open the URL in a browser, download the file by hand, put it in "
@@ -86,14 +106,283 @@ def is_fetched(spec: DatasetSpec | str, root: str | Path = "data") -> bool:
 
 
 def require(spec: DatasetSpec | str, root: str | Path = "data") -> Path:
-    """The cache folder of a fetched dataset, or a clear error saying how to fetch it."""
+    """The cache folder of a fetched dataset whose cache matches its MANIFEST.
+
+    Raises ``FileNotFoundError`` (not fetched, or out of date) or :class:`DataFetchError`
+    (the cache was modified after fetching), each saying what to do. The check is
+    :func:`check_cache` (cheap after the first full hash, see the module docstring).
+    """
     spec = get(spec)
     if not is_fetched(spec, root):
         raise FileNotFoundError(
             f"dataset {spec.name!r} is not fetched (or is out of date) under {Path(root) / 'raw' / spec.name}. "
             f"Run `python -m trlearner data fetch {spec.name}` (or `dvc pull fetch@{spec.name}` / "
             f"`dvc repro fetch@{spec.name}`).")
+    problems = check_cache(raw_dir(spec.name, root), root=root)[1]
+    if problems:
+        raise DataFetchError(
+            "the cache was modified after fetching: " + "; ".join(problems), dataset=spec.name,
+            url=str(cache_dir(spec.name, root)),
+            todo=f"nothing was read. Run `python -m trlearner data fetch {spec.name}` (it re-converts the cache "
+                 f"from the verified archives kept in {raw_dir(spec.name, root) / 'archives'}, or downloads them "
+                 f"again), or `dvc checkout data/raw/{spec.name}`.")
     return cache_dir(spec.name, root)
+
+
+def status(spec: DatasetSpec | str, root: str | Path = "data", *, full: bool = False) -> str:
+    """``"fetched"``, ``"modified"`` (cache differs from its MANIFEST), ``"out of date"``
+    (fetched for another registry entry) or ``"not fetched"``; a collection is ``"fetched"``
+    when every member is. ``full`` hashes every cache file (else :func:`check_cache`'s
+    shortcut applies)."""
+    spec = get(spec)
+    if spec.kind == "collection":
+        states = {status(m, root, full=full) for m in spec.members}
+        return "fetched" if states == {"fetched"} else ("modified" if "modified" in states else "not fetched")
+    man = read_manifest(spec.name, root)
+    if not man or man.get("format") != MANIFEST_FORMAT:
+        return "not fetched"
+    if man.get("identity") != spec.identity():
+        return "out of date"
+    return "modified" if check_cache(raw_dir(spec.name, root), root=root, full=full)[1] else "fetched"
+
+
+# --------------------------------------------------------------------------- cache verification
+
+_VERIFIED: set[tuple[str, str]] = set()  # (raw folder, content hash) fully checked in this process
+
+
+def forget_verified() -> None:
+    """Forget which caches this process has checked: the next open checks again (for a
+    long-lived process, e.g. a notebook, that wants the check a new run would do)."""
+    _VERIFIED.clear()
+
+
+def _state_path(raw: Path, root: str | Path) -> Path:
+    return Path(root) / "state" / f"{raw.name}.verified.json"
+
+
+def _stat(p: Path) -> list[int]:
+    st = p.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def check_cache(raw: Path, *, root: str | Path = "data", full: bool = False) -> tuple[str, list[str]]:
+    """Check ``raw/cache`` against the sha256s of ``raw/MANIFEST.json``.
+
+    Arguments:
+        raw: a published dataset folder (``<root>/raw/<dataset>``).
+        root: the data root (its ``state/`` keeps the stat record of the last full check).
+        full: hash every file, whatever the shortcuts say.
+
+    Returns:
+        ``(how, problems)``: ``how`` is ``"memo"`` (already fully checked in this process),
+        ``"stat"`` (every file's size, mtime, ctime and inode equal the record of the last
+        full check, which was written after them: nothing hashed) or ``"sha256"``;
+        ``problems`` names every missing or modified file (empty: the cache is intact).
+
+    Example::
+
+        >>> how, problems = check_cache(Path("data/raw/omniglot_small"))   # doctest: +SKIP
+        >>> how, problems                                                  # doctest: +SKIP
+        ('sha256', [])
+    """
+    raw = Path(raw)
+    man = json.loads((raw / MANIFEST).read_text())
+    want: dict[str, str] = man.get("cache", {})
+    key = (str(raw.resolve()), str(man.get("content_hash")))
+    if not full and key in _VERIFIED:
+        return "memo", []
+    cache = raw / "cache"
+    state = _state_path(raw, root)
+    record = None
+    if not full:
+        try:
+            record = json.loads(state.read_text())
+            written = state.stat().st_mtime_ns
+        except (OSError, ValueError):
+            record = None
+    stats: dict[str, list[int] | None] = {}
+    missing = [rel for rel in want if not (cache / rel).is_file()]
+    for rel in want:
+        if rel not in missing:
+            stats[rel] = _stat(cache / rel)
+    if (record is not None and not missing and record.get("content_hash") == key[1]
+            and record.get("files") == stats
+            and all(max(st[1], st[2]) < written for st in stats.values())):  # not changed in the record's tick
+        _VERIFIED.add(key)
+        return "stat", []
+    problems = [f"{rel} is missing" for rel in missing]
+    for rel, digest in want.items():
+        if rel not in missing and file_hash(cache / rel) != digest:
+            problems.append(f"{rel} has sha256 {file_hash(cache / rel)[:16]}..., the MANIFEST records {digest[:16]}...")
+    if problems:
+        _VERIFIED.discard(key)
+        try:
+            state.unlink()
+        except OSError:
+            pass
+        return "sha256", problems
+    _VERIFIED.add(key)
+    try:  # the record of this full check (machine-local state, not versioned)
+        state.parent.mkdir(parents=True, exist_ok=True)
+        tmp = state.with_name(state.name + f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps({"content_hash": key[1], "files": stats}, sort_keys=True))
+        os.replace(tmp, state)
+    except OSError:
+        pass  # read-only data root: every process hashes once
+    return "sha256", []
+
+
+def verify(dataset: DatasetSpec | str, root: str | Path = "data") -> list[str]:
+    """Full check of a fetched dataset: every cache file and every kept archive against the
+    MANIFEST, and every archive against its published or recorded checksum. Returns the
+    problems (empty: intact). A dataset that is not fetched is one problem."""
+    spec = get(dataset)
+    if spec.kind == "collection":
+        return [f"{m}: {p}" for m in spec.members for p in verify(m, root)]
+    st = status(spec, root, full=True)
+    raw = raw_dir(spec.name, root)
+    if st in ("not fetched", "out of date"):
+        return [f"{st} (run `python -m trlearner data fetch {spec.name}`)"]
+    problems = check_cache(raw, root=root, full=True)[1]
+    man = read_manifest(spec.name, root)
+    pins = read_pins(spec.name, root)
+    for f in spec.files:
+        a = raw / "archives" / f.name
+        if not a.is_file():
+            continue  # fetched with keep_archives=False
+        if file_hash(a) != man["files"].get(f.name):
+            problems.append(f"archives/{f.name} differs from the sha256 in the MANIFEST")
+        want = f.checksum or pins.get(f.name)
+        if want and not _check(a, want)[0]:
+            problems.append(f"archives/{f.name} does not match its checksum {want} ({checksum_origin(f)})")
+    return problems
+
+
+# --------------------------------------------------------------------------- trust on first use
+
+def pins_path(dataset: str, root: str | Path = "data") -> Path:
+    """``<root>/pins/<dataset>.json``: sha256 of each file without a published checksum,
+    recorded at its first successful fetch (commit it: teammates then verify against it)."""
+    return Path(root) / "pins" / f"{dataset}.json"
+
+
+def read_pins(dataset: str, root: str | Path = "data") -> dict[str, str]:
+    try:
+        return dict(json.loads(pins_path(dataset, root).read_text()).get("files", {}))
+    except FileNotFoundError:
+        return {}
+    except ValueError as exc:
+        raise DataFetchError(f"{pins_path(dataset, root)} is not valid JSON ({exc})", dataset=dataset,
+                             todo="restore it from git (it records the hashes of the first download)") from exc
+
+
+def _write_pins(spec: DatasetSpec, root: Path, pins: dict[str, str]) -> None:
+    p = pins_path(spec.name, root)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"dataset": spec.name,
+           "note": "sha256 of files with no published checksum, recorded at their first download "
+                   "(trlearner.data.fetch); every later download and `data verify` must match",
+           "files": dict(sorted(pins.items()))}
+    tmp = p.with_name(p.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, p)
+
+
+def checksum_origin(f: FileSpec) -> str:
+    """How ``f`` is verified: ``"published"`` or ``"recorded at first download (not published)"``."""
+    return PUBLISHED if f.checksum else RECORDED
+
+
+def checksum_status(spec: DatasetSpec | str) -> str:
+    """One line for ``data list`` and reports: how the files of ``spec`` are verified."""
+    spec = get(spec)
+    if spec.kind == "collection":
+        states = {checksum_status(m) for m in spec.members}
+        return states.pop() if len(states) == 1 else "per source"
+    if spec.kind == "generated" or not spec.files:
+        return "n/a (generated)" if spec.kind == "generated" else "n/a"
+    origins = [checksum_origin(f) for f in spec.files]
+    if len(set(origins)) == 1:
+        if origins[0] == PUBLISHED:
+            return PUBLISHED + " (" + "/".join(sorted({f.checksum.split(":")[0] for f in spec.files})) + ")"
+        return RECORDED
+    n = origins.count(RECORDED)
+    return f"{PUBLISHED}; {n} of {len(origins)} files {RECORDED}"
+
+
+def _expected(spec: DatasetSpec, f: FileSpec, root: Path) -> str | None:
+    return f.checksum or read_pins(spec.name, root).get(f.name)
+
+
+def _mismatch_todo(spec: DatasetSpec, f: FileSpec, root: Path) -> str:
+    if f.checksum:
+        return ("the copy is corrupt or a different version: replace it with the published file (or remove it "
+                "from this location) and rerun.")
+    return (f"no checksum is published for {f.name}; the one expected is the sha256 recorded at its first download "
+            f"in {pins_path(spec.name, root)}. This source serves a different file: use another source, or, only "
+            "if you know the publisher changed it, delete its entry there and rerun.")
+
+
+# --------------------------------------------------------------------------- one fetch at a time
+
+@contextmanager
+def fetch_lock(dataset: str, root: str | Path = "data", timeout: float | None = None):
+    """Hold ``<root>/downloads/<dataset>/.fetch.lock`` (an ``fcntl`` lock, released when the
+    process ends, even by SIGKILL) for the duration of a fetch.
+
+    Arguments:
+        dataset: the dataset name.
+        root: the data root.
+        timeout: seconds to wait for another holder (default ``TRLEARNER_FETCH_LOCK_TIMEOUT``
+            or ``LOCK_TIMEOUT``); then :class:`DataFetchError` names the holder.
+
+    Example::
+
+        >>> with fetch_lock("omniglot_small", "data"):    # doctest: +SKIP
+        ...     pass
+    """
+    import fcntl
+
+    if timeout is None:
+        timeout = float(os.environ.get(LOCK_TIMEOUT_ENV, LOCK_TIMEOUT))
+    path = Path(root) / "downloads" / dataset / ".fetch.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        start, told = time.monotonic(), False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _holder(path)
+                waited = time.monotonic() - start
+                if waited >= timeout:
+                    raise DataFetchError(
+                        f"another fetch of this dataset ({holder}) still holds {path} after {waited:.0f} s",
+                        dataset=dataset,
+                        todo=f"let it finish, then rerun (it returns at once when the dataset is complete); or "
+                             f"wait longer with {LOCK_TIMEOUT_ENV}=<seconds>.") from None
+                if not told:
+                    print(f"[{dataset}] waiting for another fetch of this dataset ({holder}; lock {path}), "
+                          f"at most {timeout:.0f} s", file=sys.stderr, flush=True)
+                    told = True
+                time.sleep(min(0.5, max(timeout - waited, 0.01)))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                  "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode(), 0)
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _holder(path: Path) -> str:
+    try:
+        h = json.loads(path.read_text() or "{}")
+        return f"pid {h['pid']} on {h['host']} since {h['since']}"
+    except (OSError, ValueError, KeyError):
+        return "a process that has not written its name yet"
 
 
 # --------------------------------------------------------------------------- hashing
@@ -186,18 +475,21 @@ class ResumableDownloader:
         shutil.move(str(part), str(output_file))
 
 
-def _copy_local(src: Path, dest: Path, f: FileSpec, origin: str, dataset: str, manual: Path) -> None:
+def _copy_local(src: Path, dest: Path, f: FileSpec, origin: str, dataset: str, manual: Path,
+                checksum: str | None = None, todo: str | None = None) -> None:
+    """Copy ``src`` to ``dest`` if it is ``checksum`` (default: the published one) and no HTML page."""
+    checksum = checksum or f.checksum
     tmp = dest.with_name(dest.name + f".tmp-{uuid.uuid4().hex[:8]}")
     try:
         shutil.copyfile(src, tmp)
         if looks_like_html(tmp):
             raise DataFetchError("is an HTML page, not the published file", file=f.name, url=origin,
                                  dataset=dataset, todo=_HTML_TODO.format(manual=manual))
-        ok, got = _check(tmp, f.checksum)
+        ok, got = _check(tmp, checksum)
         if not ok:
-            raise DataFetchError(f"checksum mismatch: expected {f.checksum}, got {got}", file=f.name, url=origin,
-                                 dataset=dataset, todo="the copy is corrupt or a different version: replace it "
-                                 "with the published file (or remove it from this location) and rerun.")
+            raise DataFetchError(f"checksum mismatch: expected {checksum}, got {got}", file=f.name, url=origin,
+                                 dataset=dataset, todo=todo or "the copy is corrupt or a different version: replace "
+                                 "it with the published file (or remove it from this location) and rerun.")
         os.replace(tmp, dest)
     finally:
         if tmp.exists():
@@ -205,8 +497,10 @@ def _copy_local(src: Path, dest: Path, f: FileSpec, origin: str, dataset: str, m
 
 
 def _sources(spec: DatasetSpec, f: FileSpec, root: Path) -> list[tuple[str, str]]:
-    """Candidate locations of ``f`` in order: ('path', p) or ('url', u)."""
-    out: list[tuple[str, str]] = []
+    """Candidate locations of ``f`` in order: ('path', p) or ('url', u). First the archive
+    kept by the previous fetch (verified like any source), so a refetch of a modified cache
+    converts again without downloading."""
+    out: list[tuple[str, str]] = [("path", str(raw_dir(spec.name, root) / "archives" / f.name))]
     man = manual_dir(spec.name, root) / f.name
     out.append(("path", str(man)))
     for m in mirrors():
@@ -227,8 +521,10 @@ def obtain(spec: DatasetSpec, f: FileSpec, root: Path, *, progress: bool = True)
     dl = Path(root) / "downloads" / spec.name
     dl.mkdir(parents=True, exist_ok=True)
     dest = dl / f.name
+    checksum = _expected(spec, f, root)  # published, or recorded at the first download
+    todo = _mismatch_todo(spec, f, root)
     if dest.exists():
-        ok, _ = _check(dest, f.checksum)
+        ok, _ = _check(dest, checksum)
         if ok and not looks_like_html(dest):
             return dest
         dest.unlink()
@@ -239,19 +535,19 @@ def obtain(spec: DatasetSpec, f: FileSpec, root: Path, *, progress: bool = True)
                 p = Path(where)
                 if not p.is_file():
                     continue
-                _copy_local(p, dest, f, str(p), spec.name, manual_dir(spec.name, root))
+                _copy_local(p, dest, f, str(p), spec.name, manual_dir(spec.name, root), checksum, todo)
                 return dest
             downloader = ResumableDownloader(dl / (f.name + ".part"), progress=progress)
             try:
-                pooch.retrieve(where, known_hash=f.checksum, fname=f.name, path=dl, downloader=downloader,
+                pooch.retrieve(where, known_hash=checksum, fname=f.name, path=dl, downloader=downloader,
                                progressbar=False)
             except ValueError as exc:  # pooch: hash mismatch (its temporary file is already deleted)
                 if "hash" not in str(exc).lower():
                     raise
-                raise DataFetchError(f"checksum mismatch: expected {f.checksum} ({exc})", file=f.name,
-                                     url=where, todo="the download is corrupt or the source serves another "
-                                     "version: rerun (it starts afresh); if it persists use another mirror "
-                                     "or report the changed file.") from None
+                raise DataFetchError(f"checksum mismatch: expected {checksum} ({exc})", file=f.name,
+                                     url=where, todo=todo if not f.checksum else "the download is corrupt or the "
+                                     "source serves another version: rerun (it starts afresh); if it persists use "
+                                     "another mirror or report the changed file.") from None
             except requests.exceptions.RequestException as exc:
                 raise DataFetchError(f"download failed ({type(exc).__name__}: {exc})", file=f.name, url=where,
                                      todo="check the network or set TRLEARNER_MIRROR.") from exc
@@ -302,11 +598,11 @@ def fetch(dataset: str | DatasetSpec, root: str | Path = "data", *, force: bool 
           progress: bool = True, keep_archives: bool = True) -> Path:
     """Fetch ``dataset`` into ``<root>/raw/<dataset>/`` and return that folder.
 
-    Idempotent: a complete, up-to-date dataset is returned at once (``force`` rebuilds it).
-    Raises :class:`DataFetchError` naming the file, the URL and what to do.
+    Idempotent: a complete, up-to-date dataset whose cache matches its MANIFEST is returned
+    at once (``force`` rebuilds it; a modified cache is rebuilt from the kept archives).
+    A concurrent fetch of the same dataset waits for this one (:func:`fetch_lock`), then
+    finds it complete. Raises :class:`DataFetchError` naming the file, the URL and what to do.
     """
-    from trlearner.data.convert import convert
-
     spec = get(dataset)
     root = Path(root)
     if spec.kind == "collection":
@@ -314,11 +610,21 @@ def fetch(dataset: str | DatasetSpec, root: str | Path = "data", *, force: bool 
             fetch(m, root, force=force, progress=progress, keep_archives=keep_archives)
         return root / "raw"
     out = raw_dir(spec.name, root)
-    if not force and is_fetched(spec, root):
+    if not force and status(spec, root) == "fetched":
         return out
+    with fetch_lock(spec.name, root):
+        if not force and status(spec, root) == "fetched":  # another process fetched it while we waited
+            return out
+        return _fetch_locked(spec, root, progress=progress, keep_archives=keep_archives)
+
+
+def _fetch_locked(spec: DatasetSpec, root: Path, *, progress: bool, keep_archives: bool) -> Path:
+    from trlearner.data.convert import convert
+
+    out = raw_dir(spec.name, root)
     tmp_root = root / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
-    for stale in tmp_root.glob(f"{spec.name}.*"):  # left by a killed run
+    for stale in tmp_root.glob(f"{spec.name}.*"):  # left by a killed run (we hold the lock: no live owner)
         shutil.rmtree(stale, ignore_errors=True)
     stage = tmp_root / f"{spec.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
     try:
@@ -338,7 +644,7 @@ def fetch(dataset: str | DatasetSpec, root: str | Path = "data", *, force: bool 
         for f in spec.files:
             if f.extract:
                 url = f.urls[0] if f.urls else None
-                extract(local[f.name], extracted / Path(f.name).name.split(".")[0], url=url)
+                extract(local[f.name], extracted / Path(f.name).name.split(".")[0], url=url, max_ratio=f.max_ratio)
         try:
             convert(spec, archives=stage / "archives", extracted=extracted, cache=stage / "cache")
         except DataFetchError:
@@ -353,6 +659,13 @@ def fetch(dataset: str | DatasetSpec, root: str | Path = "data", *, force: bool 
         if not keep_archives:
             shutil.rmtree(stage / "archives")
             (stage / "archives").mkdir()
+        pins = read_pins(spec.name, root)
+        new_pins = {f.name: "sha256:" + hashes[f.name] for f in spec.files if not f.checksum and f.name not in pins}
+        if new_pins:  # trust on first use: recorded once the files were converted without error
+            _write_pins(spec, root, {**pins, **new_pins})
+            print(f"[{spec.name}] no checksum is published for {', '.join(sorted(new_pins))}: recorded the sha256 "
+                  f"of this first download in {pins_path(spec.name, root)} (commit it); later fetches must match",
+                  file=sys.stderr)
         _write_manifest(stage, spec, hashes)  # the completion marker, written last
         if out.exists() or out.is_symlink():
             trash = tmp_root / f"{spec.name}.old.{uuid.uuid4().hex[:8]}"
@@ -381,7 +694,7 @@ def manifest(dataset: str, root: str | Path = "data") -> dict:
         parts = {m: manifest(m, root) for m in spec.members if is_fetched(m, root)}
         h = hashlib.sha256(json.dumps({k: v["content_hash"] for k, v in parts.items()}, sort_keys=True).encode())
         return {"dataset": spec.name, "content_hash": h.hexdigest(), "members": parts}
-    require(spec, root)
+    require(spec, root)  # refuses a cache modified after fetching: never a stale hash
     man = read_manifest(spec.name, root)
     return {"dataset": spec.name, "content_hash": man["content_hash"], "cache_version": spec.cache_version,
-            "files": man["files"]}
+            "files": man["files"], "checksums": {f.name: checksum_origin(f) for f in spec.files}}

@@ -26,13 +26,17 @@ SPLITS_PACKAGE = "trlearner.data"
 
 @dataclass(frozen=True)
 class FileSpec:
-    """One published file: ``checksum`` is ``"md5:<hex>"``/``"sha256:<hex>"`` or None."""
+    """One published file: ``checksum`` is ``"md5:<hex>"``/``"sha256:<hex>"`` or None (none
+    published: the sha256 of the first download is recorded, see ``trlearner.data.fetch``);
+    ``max_ratio`` raises the decompression-bomb limit of ``trlearner.data.archives`` for a
+    genuine archive that needs it (None: ``archives.MAX_RATIO``)."""
 
     name: str
     urls: tuple[str, ...] = ()
     checksum: str | None = None
     size: int | None = None
     extract: bool = False
+    max_ratio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,8 @@ class DatasetSpec:
 
 def _parse(name: str, raw: dict) -> DatasetSpec:
     files = [FileSpec(name=f["name"], urls=tuple(f.get("urls") or ()), checksum=f.get("checksum"),
-                      size=f.get("size"), extract=bool(f.get("extract", False)))
+                      size=f.get("size"), extract=bool(f.get("extract", False)),
+                      max_ratio=None if f.get("max_ratio") is None else float(f["max_ratio"]))
              for f in raw.get("files") or ()]
     gen = raw.get("files_from_split")
     if gen:  # one file per class of the split file (Meta-Dataset QuickDraw)
