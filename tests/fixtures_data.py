@@ -35,12 +35,14 @@ class Server:
     ``faults[name]`` injects a fault for that file name: ``"truncate"`` (declare the full
     length, send half, close), ``"html"`` (a Google-Drive-like quota page with status 200),
     ``"404"``, or bytes to serve instead of the file (corruption). ``log`` records
-    (path, range header) per request.
+    (path, range header) per request. ``hold[name]`` (a ``threading.Event``) makes the
+    server answer that file only once the event is set (a fetch caught mid-download).
     """
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self.faults: dict[str, object] = {}
+        self.hold: dict[str, threading.Event] = {}
         self.log: list[tuple[str, str | None]] = []
         srv = self
 
@@ -54,6 +56,8 @@ class Server:
                 name = self.path.lstrip("/").split("?")[0]
                 rng = self.headers.get("Range")
                 srv.log.append((name, rng))
+                if name in srv.hold:
+                    srv.hold[name].wait(timeout=120)
                 fault = srv.faults.get(name)
                 if fault == "404" or not (srv.folder / name).is_file():
                     self.send_response(404)

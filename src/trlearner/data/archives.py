@@ -12,8 +12,6 @@ Limits, checked on the archive's own listing before anything is written:
   text members compress well and harmlessly), so one bomb member hidden among many normal
   ones is refused too (tar.gz has one compressed stream: only the total applies).
 - the total must fit in the free space of the target's disk.
-
-While copying, a member may not yield more bytes than its header declares.
 """
 
 from __future__ import annotations
@@ -113,25 +111,6 @@ def _fits(archive: Path, target: Path, url: str | None, total: int) -> None:
                                   "was extracted.")
 
 
-class _Declared:
-    """A member's stream that may yield at most ``declared`` bytes (its header size)."""
-
-    def __init__(self, src, declared: int, name: str, archive: Path, url: str | None):
-        self.src, self.left, self.declared, self.name, self.archive, self.url = src, declared, declared, name, archive, url
-
-    def read(self, n: int = -1) -> bytes:
-        block = self.src.read(self.left + 1 if n is None or n < 0 else min(n, self.left + 1))
-        self.left -= len(block)
-        if self.left < 0:
-            raise _bomb(self.archive, self.url, f"member {self.name!r} yields more bytes than its header declares "
-                                                f"({self.declared}): refused", MAX_RATIO)
-        return block
-
-
-def _copy_member(src, dst, declared: int, name: str, archive: Path, url: str | None) -> None:
-    shutil.copyfileobj(_Declared(src, declared, name, archive, url), dst, 1 << 20)
-
-
 def extract(archive: Path, target: Path, url: str | None = None, *, max_ratio: float | None = None) -> None:
     """Extract ``archive`` (zip or tar, any compression) into ``target`` safely.
 
@@ -143,8 +122,9 @@ def extract(archive: Path, target: Path, url: str | None = None, *, max_ratio: f
         max_ratio: the registry's ``max_ratio`` for this file (default ``MAX_RATIO``).
 
     Every entry is checked before anything is written (:func:`safe_members`: paths, links,
-    devices, total size and compression ratio, free disk space); a member that yields more
-    than its declared size is refused while copying. A full disk is reported as such.
+    devices, total size and compression ratio, free disk space). The declared sizes bound
+    what is written: ``zipfile`` stops a member at its declared size (then fails its CRC
+    check) and a tar member is exactly its header's size. A full disk is reported as such.
     """
     target.mkdir(parents=True, exist_ok=True)
     try:
@@ -160,7 +140,7 @@ def extract(archive: Path, target: Path, url: str | None = None, *, max_ratio: f
                         continue
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     with zf.open(info) as src, open(dest, "wb") as dst:
-                        _copy_member(src, dst, info.file_size, info.filename, archive, url)
+                        shutil.copyfileobj(src, dst, 1 << 20)
             return
         if not tarfile.is_tarfile(archive):
             raise DataFetchError("is neither a zip nor a tar archive (truncated or wrong file?)", file=archive.name,
@@ -179,7 +159,7 @@ def extract(archive: Path, target: Path, url: str | None = None, *, max_ratio: f
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 src = tf.extractfile(m)
                 with src, open(dest, "wb") as dst:
-                    _copy_member(src, dst, m.size, m.name, archive, url)
+                    shutil.copyfileobj(src, dst, 1 << 20)
     except DataFetchError:
         raise
     except OSError as exc:
