@@ -11,7 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-COPY = ("Snakefile", "workflow", "config", "src", "dvc.yaml", "dvc.lock", ".dvc", ".dvcignore")
+COPY = ("Snakefile", "workflow", "profiles", "config", "src", "dvc.yaml", "dvc.lock", ".dvc", ".dvcignore")
 
 
 def copy_pipeline(dest: Path) -> Path:
@@ -20,7 +20,9 @@ def copy_pipeline(dest: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
     for name in COPY:
         src = REPO / name
-        if src.is_dir():
+        if src.is_symlink():  # profiles -> workflow/profiles (Snakemake's default-profile lookup)
+            (dest / name).symlink_to(os.readlink(src))
+        elif src.is_dir():
             shutil.copytree(src, dest / name, ignore=ignore)
         elif src.exists():
             shutil.copy2(src, dest / name)
