@@ -11,6 +11,7 @@ Command line::
     python -m trlearner.pipeline check --config config/paper.yaml        # validate only
     python -m trlearner.pipeline train-job -- --dataset sinusoid ...     # used by the rules
     python -m trlearner.pipeline fetch-data sinusoid --out FILE          # used by the rules
+    python -m trlearner.pipeline dvc-params [--check]                     # params.yaml from the registry
 
 Example::
 
@@ -56,6 +57,12 @@ DATASETS = REGRESSION + CLASSIFICATION
 GENERATED = ("sinusoid", "harmonic")
 # Images per class: shots + test queries per class must fit (issue 9.1: impossible settings).
 EXAMPLES_PER_CLASS = {"omniglot": 20, "omniglot_small": 20, "miniimagenet": 600}
+# Classes of the smaller of the train and test splits: the most ways an episode can have (the
+# shipped split files; cub/places: the mod-4 rule on 200/365 classes; checked by
+# tests/test_bad_input.py). `trlearner train` checks the fetched data itself.
+MAX_WAYS = {"omniglot": 1692, "omniglot_small": 264, "miniimagenet": 20, "cub": 50, "places": 91}
+# Datasets whose inputs are vectors (the MLP backbone); every other dataset has image inputs.
+VECTOR_INPUT = ("sinusoid", "harmonic", "pqsar")
 # Train CLI options a config may set under ``protocol`` (name in config -> CLI flag).
 PROTOCOL_KEYS = ("iterations", "meta_batch", "inner_steps", "inner_lr", "test_steps", "test_lr",
                  "curve_steps", "outer_lr", "first_order", "backbone", "filters", "train_queries",
@@ -282,11 +289,15 @@ def _check_setting(where: str, dataset: str, shots: int, ways: int | None, proto
                           f"(e.g. {{ways: 5, shots: 1}})")
     if ways is not None and ways < 2:
         raise ConfigError(f"{where}: ways={ways}; allowed: ways >= 2")
+    if ways is not None and ways > MAX_WAYS.get(dataset, ways):
+        raise ConfigError(f"{where}: ways={ways} but the smaller of the train and test splits of {dataset!r} "
+                          f"has {MAX_WAYS[dataset]} classes; allowed: ways <= {MAX_WAYS[dataset]}")
     limit = EXAMPLES_PER_CLASS.get(dataset)
-    queries = protocol.get("test_queries", 15)
-    if limit is not None and shots + queries > limit:
-        raise ConfigError(f"{where}: shots={shots} + test_queries={queries} > {limit} images per "
-                          f"class of {dataset!r}; allowed: shots + test_queries <= {limit}")
+    for key in ("test_queries", "train_queries"):
+        queries = protocol.get(key, 15)
+        if limit is not None and shots + queries > limit:
+            raise ConfigError(f"{where}: shots={shots} + {key}={queries} > {limit} images per "
+                              f"class of {dataset!r}; allowed: shots + {key} <= {limit}")
 
 
 def _check_train_dataset(where: str, dataset: str, protocol: dict) -> None:
@@ -384,6 +395,9 @@ def _describe(error) -> str:
                 f"allowed: {error.validator_value}")
     if v == "required":
         return f"config key {where}: {error.message}"
+    bounds = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+    if v in bounds:
+        return f"config key {where}: value {error.instance!r} is out of range; allowed: {bounds[v]} {error.validator_value}"
     return f"config key {where}: value {error.instance!r}: {error.message}"
 
 
@@ -393,10 +407,47 @@ def check_config(config: dict) -> Matrix:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(_schema())
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(_describe(e) for e in errors))
-    return build_matrix(config)
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    problems = _non_finite(config) + [_describe(e) for e in errors]  # NaN passes every JSON-schema bound
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    matrix = build_matrix(config)
+    problems = list(dict.fromkeys(p for r in matrix.runs if (p := _check_run(r))))
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    return matrix
+
+
+def _non_finite(x, where: str = "") -> list[str]:
+    """A line per NaN/inf number in the config (YAML ``.nan``, ``.inf``), naming its key."""
+    import math
+
+    if isinstance(x, float) and not math.isfinite(x):
+        return [f"config key {where or '(top level)'}: value {x!r} is not a finite number; allowed: a finite number"]
+    if isinstance(x, dict):
+        return [p for k, v in x.items() for p in _non_finite(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(x, list):
+        return [p for i, v in enumerate(x) for p in _non_finite(v, f"{where}.{i}")]
+    return []
+
+
+def _check_run(run: Run) -> str | None:
+    """Why ``run`` cannot give a meaningful number (as ``trlearner train`` would refuse it), or None."""
+    where = f"{'experiments' if run.kind == 'run' else 'ablations'}.{run.group}"
+    protocol = dict(run.protocol)
+    backbone = protocol.get("backbone")
+    vector = run.dataset in VECTOR_INPUT
+    if run.algorithm == "protonet" and run.dataset in REGRESSION:
+        return (f"{where}: algorithm protonet on the regression dataset {run.dataset!r} (ProtoNet classifies by "
+                f"class prototypes); allowed: {', '.join(a for a in ALGORITHMS if a != 'protonet')}, or exclude it")
+    if backbone is not None and (backbone == "mlp") != vector:
+        allowed = "mlp" if vector else "conv4 or resnet12"
+        return (f"{where}: protocol.backbone={backbone!r} does not fit the "
+                f"{'vector' if vector else 'image'} inputs of {run.dataset!r}; allowed: {allowed}")
+    if run.variant == "trlearner" and protocol.get("meta_batch", 2) < 2:
+        return (f"{where}: meta_batch={protocol['meta_batch']} with variant trlearner (TRLearner weighs the "
+                f"relations between the tasks of a meta-batch: 0/0 for one task); allowed: meta_batch >= 2")
+    return None
 
 
 # --------------------------------------------------------------------------- estimates
@@ -590,9 +641,28 @@ def _train_job_locked(argv: list[str], out: Path, lock_dir: str | None) -> int:
 
 
 def fetch_data(dataset: str, out: str, data_root: str = "data") -> int:
-    """Make ``dataset`` available and write its manifest (the dataset's identity/hash) to
-    ``out``. DVC is used when ``dvc.yaml`` has a ``fetch@<dataset>`` stage (DVC serialises
-    itself with ``--wait-for-lock``; the rule also holds the ``dvc`` resource)."""
+    """Make ``dataset`` available through its DVC stage ``fetch@<dataset>`` and write its
+    manifest (the dataset's identity/hash) to ``out``.
+
+    ``dvc --wait-for-lock repro --pull --single-item fetch@<dataset>`` restores the data from the
+    DVC remote when ``dvc.lock`` pins it, else runs the stage (download, verify, convert) and
+    records it in ``dvc.lock``. There is no fallback outside DVC: a dataset without a stage, or
+    one that cannot be fetched (no network, nothing in ``data/manual/<dataset>/``), fails the job
+    with DVC's output, which holds the fetch error. Generated datasets (sinusoid, harmonic) need
+    no data: their manifest is the generator's identity.
+
+    Arguments:
+        dataset: a registry dataset name.
+        out: the manifest file to write.
+        data_root: the data folder; must be ``data`` (DVC's stages write ``data/raw/<dataset>``).
+
+    Returns:
+        0, or the failing command's exit status (2 for a dataset without a DVC stage).
+
+    Example::
+
+        python -m trlearner.pipeline fetch-data omniglot_small --out results/data/omniglot_small.manifest.json
+    """
     from trlearner.results import atomic_write_json
 
     if dataset in GENERATED:
@@ -602,16 +672,24 @@ def fetch_data(dataset: str, out: str, data_root: str = "data") -> int:
         atomic_write_json(Path(out), man)
         return 0
     stage = f"fetch@{dataset}"
-    if dataset in dvc_datasets():
-        cmd = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--pull", "--single-item", stage]
-        print("pipeline:", " ".join(cmd), file=sys.stderr)
-        rc = subprocess.call(cmd)
-        if rc != 0:
-            return rc
-    else:
-        from trlearner.data.fetch import fetch
-
-        fetch(dataset, root=data_root)
+    if dataset not in dvc_datasets():
+        print(f"pipeline: dataset {dataset!r} has no DVC stage {stage} (params.yaml `datasets`, dvc.yaml); "
+              f"every dataset is fetched through DVC. Run `python -m trlearner.pipeline dvc-params` to list "
+              f"every registry dataset in params.yaml, then rerun.", file=sys.stderr)
+        return 2
+    if Path(data_root).resolve() != Path("data").resolve():
+        print(f"pipeline: data_root {data_root!r}: the DVC stage {stage} writes data/raw/{dataset} of this "
+              f"checkout; allowed: data_root 'data' (make data/ a link to shared storage, or share a DVC "
+              f"remote: docs/DATA.md)", file=sys.stderr)
+        return 2
+    cmd = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--pull", "--single-item", stage]
+    print("pipeline:", " ".join(cmd), file=sys.stderr)
+    rc = subprocess.call(cmd)
+    if rc != 0:
+        print(f"pipeline: {stage} failed (exit {rc}); the fetch error is above. Nothing outside DVC was "
+              f"tried. Provide the files (network, TRLEARNER_MIRROR, or data/manual/{dataset}/) and rerun.",
+              file=sys.stderr)
+        return rc
     from trlearner.data.fetch import manifest
 
     atomic_write_json(Path(out), {"dataset": dataset, "kind": "archive",
@@ -619,14 +697,53 @@ def fetch_data(dataset: str, out: str, data_root: str = "data") -> int:
     return 0
 
 
+def registry_datasets() -> list[str]:
+    """Every dataset of the data registry that has data of its own (a DVC stage each): all
+    entries except collections (``metadataset``, whose members are datasets themselves)."""
+    from trlearner.data.registry import get, names
+
+    return [n for n in names() if get(n).kind != "collection"]
+
+
 def dvc_datasets(params_path: str = "params.yaml") -> list[str]:
     """Datasets with a DVC stage ``fetch@<dataset>`` (``datasets`` in params.yaml, dvc.yaml's foreach)."""
     p = Path(params_path)
-    if not (p.exists() and Path("dvc.yaml").exists()):
+    if not (p.exists() and p.with_name("dvc.yaml").exists()):
         return []
     import yaml
 
     return list((yaml.safe_load(p.read_text()) or {}).get("datasets") or [])
+
+
+PARAMS_HEADER = """\
+# Generated from the data registry (src/trlearner/data/registry.yaml) by
+#   python -m trlearner.pipeline dvc-params
+# Do not edit the list by hand: tests/test_dvc_all_datasets.py fails when it differs from the
+# registry. dvc.yaml has one stage fetch@<dataset> per entry (docs/DATA.md, "DVC"). dvc.lock pins
+# the datasets fetched so far; a dataset never fetched has no dvc.lock entry (`dvc status` lists
+# it as "deleted"), so pull or repro by stage name: `dvc pull fetch@<dataset>`.
+"""
+
+
+def dvc_params_text() -> str:
+    """The text of ``params.yaml``: :data:`PARAMS_HEADER` and every registry dataset."""
+    return PARAMS_HEADER + "datasets:\n" + "".join(f"  - {n}\n" for n in registry_datasets())
+
+
+def dvc_params(path: str = "params.yaml", check: bool = False) -> int:
+    """Write ``params.yaml`` from the registry (``check``: only compare; 1 when it differs)."""
+    p, want = Path(path), dvc_params_text()
+    if p.exists() and p.read_text() == want:
+        return 0
+    if check:
+        have = set(dvc_datasets(path)) if p.exists() else set()
+        print(f"{path} is out of date with the data registry: missing {sorted(set(registry_datasets()) - have)}, "
+              f"extra {sorted(have - set(registry_datasets()))}; run `python -m trlearner.pipeline dvc-params`",
+              file=sys.stderr)
+        return 1
+    p.write_text(want)
+    print(f"{path}: {len(registry_datasets())} datasets", file=sys.stderr)
+    return 0
 
 
 def dvc_lock_entry(dataset: str, lock_path: str = "dvc.lock") -> str:
@@ -651,9 +768,24 @@ def dvc_lock_entry(dataset: str, lock_path: str = "dvc.lock") -> str:
 # --------------------------------------------------------------------------- CLI
 
 def _load(path: str, overrides: list[str] | None = None) -> dict:
+    """The config at ``path``; :class:`ConfigError` (file, line, column) for a YAML syntax error."""
     import yaml
 
-    config = yaml.safe_load(Path(path).read_text()) or {}
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file: {exc.strerror}; allowed: a YAML file "
+                          f"(e.g. config/default.yaml)") from None
+    try:
+        config = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
+        problem = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x)
+        raise ConfigError(f"YAML syntax error at {path}:{at}: {problem or exc}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"the config is a {type(config).__name__}, not a mapping of keys; allowed: "
+                          f"a YAML mapping (preset:, experiments:, ...)")
     return config
 
 
@@ -679,6 +811,9 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("dataset")
     f.add_argument("--out", required=True)
     f.add_argument("--data-root", default="data")
+    d = sub.add_parser("dvc-params", help="write params.yaml (one DVC stage per registry dataset)")
+    d.add_argument("--check", action="store_true", help="only check that params.yaml is up to date")
+    d.add_argument("--params", default="params.yaml")
     x = sub.add_parser("expected", help="write the report's expected-cells JSON")
     x.add_argument("--config", default="config/default.yaml")
     x.add_argument("--out", required=True)
@@ -686,6 +821,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.cmd == "fetch-data":
         return fetch_data(args.dataset, args.out, args.data_root)
+    if args.cmd == "dvc-params":
+        return dvc_params(args.params, args.check)
     try:
         matrix = check_config(_load(args.config))
     except ConfigError as exc:

@@ -39,6 +39,60 @@ def summarise(values) -> dict:
     return {"mean": float(t.mean()), "ci95": 1.96 * sd / math.sqrt(n), "n": n}
 
 
+def finite_json(obj, path: str = "") -> tuple[object, dict[str, list]]:
+    """``obj`` with every NaN/inf float replaced by ``None`` (standard JSON has no NaN), and
+    the replaced values by where they were (list indices dropped: ``curve.ci95``).
+
+    Example:
+        >>> finite_json({"mean": 1.0, "ci95": float("nan"), "per_task": [1.0, float("inf")]})
+        ({'mean': 1.0, 'ci95': None, 'per_task': [1.0, None]}, {'ci95': [nan], 'per_task': [inf]})
+    """
+    found: dict[str, list] = {}
+
+    def walk(x, where):
+        if isinstance(x, float) and not math.isfinite(x):
+            found.setdefault(where, []).append(x)
+            return None
+        if isinstance(x, dict):
+            return {k: walk(v, f"{where}.{k}" if where else str(k)) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [walk(v, where) for v in x]
+        return x
+
+    return walk(obj, path), found
+
+
+def metrics_json(metrics: dict) -> dict:
+    """``metrics`` as standard JSON: a NaN/inf value becomes ``null``, and ``nulls`` says why,
+    per field (e.g. ``{"ci95": "no 95% CI from 1 test task (the sample sd needs >= 2)"}``).
+
+    Example:
+        >>> metrics_json({"mean": 0.5, "ci95": float("nan"), "n_tasks": 1})["nulls"]
+        {'ci95': 'no 95% CI from 1 test task (the sample sd needs >= 2)'}
+    """
+    clean, found = finite_json(metrics)
+    if not found:
+        return clean
+    reasons = dict(clean.get("nulls") or {})
+    for where, values in found.items():
+        if where.split(".")[-1] == "ci95" and (metrics.get("n_tasks") or 0) < 2:
+            reasons[where] = f"no 95% CI from {metrics.get('n_tasks')} test task (the sample sd needs >= 2)"
+        else:
+            kinds = ", ".join(sorted({repr(v) for v in values}))
+            reasons[where] = (f"{len(values)} value(s) were {kinds}, not finite numbers: the model's outputs "
+                              f"or losses on the test tasks were not finite")
+    clean["nulls"] = reasons
+    return clean
+
+
+def write_metrics(path: Path, metrics: dict) -> dict:
+    """Write ``metrics.json`` atomically as standard JSON (:func:`metrics_json`; ``allow_nan``
+    off, so a NaN can never reach the file); returns what was written."""
+    clean = metrics_json(metrics)
+    atomic_write_bytes(path, (json.dumps(clean, indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
+    return clean
+
+
 def tensor_hash(*tensors: torch.Tensor) -> str:
     """sha256 (first 16 hex digits) of the bytes of ``tensors``, for episode sets."""
     h = hashlib.sha256()

@@ -41,7 +41,7 @@ from trlearner.protocols import REDUCIBLE, paper_protocol
 from trlearner.regularizers import make_regularizer
 from trlearner.relation import TRConfig, TRLearner, relation_matrix
 from trlearner.results import (atomic_torch_save, atomic_write_json, config_hash, provenance,
-                               summarise, tensor_hash)
+                               summarise, tensor_hash, write_metrics)
 from trlearner.runio import (CheckpointError, RunFolderError, code_hash, load_checked, remove_temp_files,
                              run_lock, save_checked)
 
@@ -94,6 +94,13 @@ class RunConfig:
     # classes evaluate the run): the cross-domain cells cub/places train on miniimagenet
     # (trlearner.protocols.CROSS_DOMAIN); None = train on ``dataset`` itself
     train_dataset: str | None = None
+    # the baselines as their authors ran them (trlearner.protocols, docs/BASELINES.md)
+    adapt_bn: bool | None = None
+    downsample: str | None = None
+    init: str | None = None
+    grad_clip: float | None = None
+    train_ways: int | None = None
+    metasgd_lr_init: str | None = None
     protocol_reference: dict = field(default_factory=dict)
 
     @property
@@ -138,7 +145,7 @@ def resolve_config(**kwargs) -> RunConfig:
         raise ValueError(f"unknown backend {cfg.backend!r}; choose one of: {', '.join(BACKENDS)}")
     if cfg.shots < 1:
         raise ValueError(f"shots must be >= 1 (got {cfg.shots})")
-    proto = paper_protocol(cfg.dataset, cfg.algorithm, cfg.ways)
+    proto = paper_protocol(cfg.dataset, cfg.algorithm, cfg.ways, cfg.shots, cfg.backbone)
     for key, value in proto.items():
         if getattr(cfg, key, None) is None:
             setattr(cfg, key, value)
@@ -164,7 +171,99 @@ def resolve_config(**kwargs) -> RunConfig:
     for name in ("iterations", "meta_batch", "test_tasks", "test_queries"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1 (got {getattr(cfg, name)})")
+    check_run_config(cfg)
     return cfg
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def dataset_kind(dataset: str) -> tuple[str, str] | None:
+    """(task kind, input kind) of ``dataset``: kind ``regression``, ``classification`` or
+    ``varway`` (variable-way classification, Meta-Dataset); input ``vector`` (the MLP's) or
+    ``image`` (conv4/resnet12). None for a dataset the data registry does not know.
+
+    Example:
+        >>> dataset_kind("sinusoid"), dataset_kind("omniglot")
+        (('regression', 'vector'), ('classification', 'image'))
+    """
+    from trlearner.data.regression import FAMILIES
+    from trlearner.data.registry import get
+
+    if dataset in FAMILIES:
+        return "regression", "vector"
+    try:
+        spec = get(dataset)
+    except KeyError:
+        return None
+    if spec.converter == "pqsar":
+        return "regression", "vector"
+    if spec.converter == "pose":
+        return "regression", "image"
+    if dataset.startswith("metadataset"):
+        return "varway", "image"
+    return "classification", "image"
+
+
+def check_run_config(cfg: RunConfig) -> None:
+    """Refuse settings that cannot give a meaningful run, before any work is done.
+
+    Arguments:
+        cfg: a run config whose protocol settings are filled in (as :func:`resolve_config` does).
+
+    Raises:
+        ValueError: naming the option (as its ``trlearner train`` flag) and what is allowed.
+
+    Example:
+        >>> cfg = RunConfig(dataset="sinusoid", algorithm="maml", shots=5, ways=5)
+        >>> check_run_config(cfg)
+        Traceback (most recent call last):
+        ...
+        ValueError: --ways 5 given for the regression dataset 'sinusoid'; allowed: no --ways (regression tasks have no classes)
+    """
+    floats = {"inner_lr": ">", "test_lr": ">", "outer_lr": ">", "reg_strength": ">="}
+    values = {k: getattr(cfg, k) for k in floats}
+    if cfg.trlearner is not None:
+        floats["lam"], values["lam"] = ">=", cfg.trlearner.lam
+    for name, op in floats.items():
+        v = values[name]
+        if v is None:
+            continue
+        if not math.isfinite(v) or (v <= 0 if op == ">" else v < 0):
+            raise ValueError(f"{_flag(name)} {v}: allowed: a finite number {op} 0")
+    kind = dataset_kind(cfg.dataset)
+    if kind is not None:
+        task, inputs = kind
+        if task == "regression" and cfg.ways is not None:
+            raise ValueError(f"--ways {cfg.ways} given for the regression dataset {cfg.dataset!r}; "
+                             f"allowed: no --ways (regression tasks have no classes)")
+        if task == "varway" and cfg.ways is not None:
+            raise ValueError(f"--ways {cfg.ways} given for {cfg.dataset!r}, whose episodes have a variable "
+                             f"number of ways drawn by the Meta-Dataset sampler; allowed: no --ways")
+        if task == "classification" and cfg.ways is None:
+            raise ValueError(f"dataset {cfg.dataset!r} is classification: give --ways N (N >= 2 classes "
+                             f"per episode, e.g. --ways 5)")
+        if task == "regression" and cfg.algorithm == "protonet":
+            raise ValueError(f"--algorithm protonet classifies by class prototypes; {cfg.dataset!r} is "
+                             f"regression; allowed: --algorithm "
+                             f"{', '.join(a for a in ALGORITHMS if a != 'protonet')}")
+        allowed = ("mlp",) if inputs == "vector" else ("conv4", "resnet12")
+        if cfg.backbone is not None and cfg.backbone not in allowed:
+            raise ValueError(f"--backbone {cfg.backbone} does not fit the {inputs} inputs of {cfg.dataset!r}; "
+                             f"allowed: --backbone {' or '.join(allowed)}")
+    if cfg.ways is not None and cfg.ways < 2:
+        raise ValueError(f"--ways {cfg.ways}: a {cfg.ways}-way episode has nothing to tell apart; "
+                         f"allowed: --ways >= 2")
+    if cfg.trlearner is not None:
+        if cfg.meta_batch < 2:
+            raise ValueError(f"--trlearner with --meta-batch {cfg.meta_batch}: TRLearner weighs the relations "
+                             f"between the tasks of a meta-batch, which are 0/0 for a single task; "
+                             f"allowed: --meta-batch >= 2")
+        if cfg.regularizer == "meta_aug" and kind is not None and kind[0] != "regression":
+            raise ValueError("--trlearner with --regularizer meta_aug on classification: meta_aug permutes "
+                             "the class labels, which breaks TRLearner's class-ordered representations; "
+                             "allowed: another --regularizer, or meta_aug without --trlearner")
 
 
 def pick_device(device: str) -> str:
@@ -271,9 +370,13 @@ def build(cfg: RunConfig, source):
     options = {"filters": cfg.filters} if cfg.filters else {}
     if cfg.hidden:
         options["hidden"] = list(cfg.hidden)
+    options.update({k: getattr(cfg, k) for k in ("downsample", "init") if getattr(cfg, k) is not None})
     backbone = make_backbone(cfg.backbone, source.input_shape, source.n_out,
                              padded=getattr(source, "padded", False), **options)
-    algo = make_algorithm(cfg.algorithm, backbone, source.kind)
+    algo_options = {"adapt_bn": bool(cfg.adapt_bn)}
+    if cfg.algorithm == "metasgd" and cfg.metasgd_lr_init is not None:
+        algo_options["lr_init"] = cfg.metasgd_lr_init
+    algo = make_algorithm(cfg.algorithm, backbone, source.kind, **algo_options)
     if cfg.metric:
         algo.set_metric(cfg.metric)
     trl = None
@@ -281,7 +384,7 @@ def build(cfg: RunConfig, source):
         if getattr(source, "padded", False):  # variable-way, variable-shot episodes (Meta-Dataset)
             trl = TRLearner(algo, cfg.trlearner, shots=None, variable_ways=True)
         else:
-            trl = TRLearner(algo, cfg.trlearner, shots=cfg.shots, ways=cfg.ways)
+            trl = TRLearner(algo, cfg.trlearner, shots=cfg.shots, ways=cfg.train_ways or cfg.ways)
     return algo, trl
 
 
@@ -306,11 +409,15 @@ def meta_objective(cfg: RunConfig, algo, trl, reg, meta, batch, it: int):
     return o.loss + reg.penalty(meta), {"loss": o.task_loss.item(), "tr": o.tr_loss.item()}, o.relation
 
 
-def run_source(cfg: RunConfig, split: str, seed: int, queries: int | None):
+def run_source(cfg: RunConfig, split: str, seed: int, queries: int | None, ways: int | None = None):
     """The task source of ``split``: training episodes from ``cfg.train_dataset`` when set (the
-    cross-domain cells), validation and test episodes always from ``cfg.dataset``."""
+    cross-domain cells), validation and test episodes always from ``cfg.dataset``. Training
+    episodes have ``cfg.train_ways`` classes when set (ProtoNet's 60-way episodes), the others
+    ``cfg.ways``; ``ways`` overrides both."""
     dataset = cfg.train_dataset if split == "train" and cfg.train_dataset else cfg.dataset
-    return make_source(dataset, split, cfg.shots, cfg.ways, queries, seed=seed, root=cfg.data_root,
+    if ways is None:
+        ways = cfg.train_ways if split == "train" and cfg.train_ways else cfg.ways
+    return make_source(dataset, split, cfg.shots, ways, queries, seed=seed, root=cfg.data_root,
                        **cfg.source_options())
 
 
@@ -446,10 +553,12 @@ def _train_locked(cfg: RunConfig, out: Path, progress: bool, force: bool, taken_
                    f"checkpoint is kept in {out}")
             log(msg)
             atomic_write_json(out / "provenance.json", provenance(ident, device))  # names the run
-            atomic_write_json(out / "metrics.json", _diverged_metrics(cfg, algo, it, msg))
+            write_metrics(out / "metrics.json", _diverged_metrics(cfg, algo, it, msg))
             raise DivergedError(msg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if cfg.grad_clip:  # element-wise clip of the meta-gradient (MAML's miniImageNet code)
+            torch.nn.utils.clip_grad_value_(list(meta.values()), cfg.grad_clip)
         opt.step()
         if relation is not None:
             rel_mean = relation.cpu() if rel_mean is None else 0.99 * rel_mean + 0.01 * relation.cpu()
@@ -478,9 +587,9 @@ def _train_locked(cfg: RunConfig, out: Path, progress: bool, force: bool, taken_
     prov["data"] = {"train": data_record(cfg.train_dataset or cfg.dataset, cfg.data_root),
                     "test": data_record(cfg.dataset, cfg.data_root)}
     atomic_write_json(out / "provenance.json", prov)
-    atomic_write_json(out / "metrics.json", metrics)
-    log(f"done: {metrics['metric']} after {cfg.test_steps} test steps = {metrics['mean']:.4f} "
-        f"± {metrics['ci95']:.4f} (n={metrics['n_tasks']}), wall {wall:.1f}s")
+    metrics = write_metrics(out / "metrics.json", metrics)  # standard JSON: NaN -> null, reason in "nulls"
+    log(f"done: {metrics['metric']} after {cfg.test_steps} test steps = {metrics['mean']} "
+        f"± {metrics['ci95']} (n={metrics['n_tasks']}), wall {wall:.1f}s")
     return metrics
 
 
@@ -527,6 +636,12 @@ def _base_metrics(cfg: RunConfig, algo) -> dict:
             "test_tasks": cfg.test_tasks, "queries_test": cfg.test_queries,
             "ci": "1.96*sd/sqrt(n_tasks)", "reduced": is_reduced(cfg), "preset": cfg.preset,
             "backend": cfg.backend,
+            # unset train queries: the source's default (regression: the shots; images: 15)
+            "queries_train": cfg.train_queries or (cfg.shots if algo.kind == "regression" else 15),
+            "ways_train": cfg.train_ways or cfg.ways,
+            "bn_inner_loop": bool(cfg.adapt_bn), "init": cfg.init, "downsample": cfg.downsample,
+            "grad_clip": cfg.grad_clip or None,
+            **({"metasgd_lr_init": cfg.metasgd_lr_init} if cfg.algorithm == "metasgd" else {}),
             **({"bn_padding": "masked (padded entries excluded from the batch statistics)"}
                if cfg.dataset.startswith("metadataset") else {}),
             **({"metadataset": _multi_source_protocol(cfg)} if cfg.multi_source else {}),
@@ -614,7 +729,10 @@ def _diverged_metrics(cfg, algo, it, msg) -> dict:
 def _save_relations(out: Path, cfg, trl, meta, last, running, device):
     """Relation matrices for the heatmaps: the last meta-batch's, the running mean over
     batches, and M on 25 fixed validation tasks ordered by a task parameter."""
-    src = run_source(cfg, "val", 0, cfg.test_queries)
+    if cfg.train_ways and cfg.train_ways != cfg.ways:  # TRLearner is built for the training ways;
+        src = run_source(cfg, "val", 0, 1, ways=cfg.train_ways)  # the probe reads supports only
+    else:
+        src = run_source(cfg, "val", 0, cfg.test_queries)
     b = src.batch(range(25))
     order_key = "amplitude" if "amplitude" in b.info else ("omega" if "omega" in b.info else None)
     order = torch.argsort(b.info[order_key]) if order_key else torch.arange(25)

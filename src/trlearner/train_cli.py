@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
+from pathlib import Path
 
 from trlearner.algorithms import ALGORITHMS
 from trlearner.engine import BACKENDS
@@ -11,12 +14,19 @@ from trlearner.regularizers import REGULARIZERS
 from trlearner.relation import ALIGNS, CLASS_REPRS, SAMPLERS, WEIGHTS, TRConfig
 
 
+def _number(kind, text):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}")
+    if not math.isfinite(value):  # float("nan"), float("inf") parse, but no run can use them
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
 def _positive(kind):
     def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}")
+        value = _number(kind, text)
         if value <= 0:
             raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
         return value
@@ -25,10 +35,7 @@ def _positive(kind):
 
 def _nonneg(kind):
     def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}")
+        value = _number(kind, text)
         if value < 0:
             raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
         return value
@@ -120,6 +127,155 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def preflight(cfg, out, force: bool = False) -> None:
+    """Refuse a run that cannot start, before anything is written (no ``--out`` folder, no
+    ``log.txt``): an unusable ``--out``, a checkpoint of other settings in it, a device PyTorch
+    does not have, a dataset that is not fetched, or more ways/shots than the data holds.
+
+    Arguments:
+        cfg: the resolved :class:`trlearner.train.RunConfig`.
+        out: the run folder (``--out``).
+        force: ``--force`` (replace another run's results in ``out``): its checkpoint is no refusal.
+
+    Raises:
+        ValueError: naming the option and what is allowed.
+
+    Example:
+        >>> from trlearner.train import resolve_config
+        >>> preflight(resolve_config(dataset="sinusoid", algorithm="maml", shots=5, device="cpu"),
+        ...           "README.md")
+        Traceback (most recent call last):
+        ...
+        ValueError: --out README.md is a file; allowed: a folder (new, or a run folder to resume)
+    """
+    out = Path(out)
+    _check_out(out)
+    _check_device(cfg.device)
+    _check_data(cfg)
+    if not force:  # --force: train() deletes a checkpoint of other settings
+        _check_checkpoints(cfg, out)
+
+
+def _check_out(out: Path) -> None:
+    import tempfile
+
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; allowed: a folder (new, or a run folder to resume)")
+    base = out
+    while not base.exists() and base != base.parent:  # the folder train() would create under
+        base = base.parent
+    if not base.is_dir():
+        raise ValueError(f"--out {out}: {base} is a file, so the run folder cannot be created there; "
+                         f"allowed: a folder path whose existing part is a folder")
+    try:  # a real write (O_TMPFILE where supported: nothing is left behind) also sees read-only mounts
+        with tempfile.TemporaryFile(dir=base):
+            pass
+        writable = os.access(base, os.W_OK | os.X_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        raise ValueError(f"--out {out}: {base} is read-only; allowed: a folder this user can write to")
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device == "auto":
+        return
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        kind = None
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"--device {device!r} is not a device; allowed: auto, cpu, cuda, cuda:N")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: PyTorch sees no CUDA device (torch {torch.__version__}, CUDA "
+                             f"build {torch.version.cuda}); allowed: --device cpu, or auto (CUDA when present)")
+        index = torch.device(device).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: PyTorch sees {torch.cuda.device_count()} CUDA device(s); "
+                             f"allowed: cuda:0..cuda:{torch.cuda.device_count() - 1}")
+
+
+def _check_data(cfg) -> None:
+    """Every dataset the run reads is fetched; fixed-way image datasets hold enough classes for
+    ``ways`` and enough images per class for ``shots`` + queries in every split the run uses."""
+    from trlearner.data.fetch import cache_dir, is_fetched, manual_dir, raw_dir
+    from trlearner.data.registry import get
+
+    train_ds = getattr(cfg, "train_dataset", None) or cfg.dataset
+    if cfg.multi_source:
+        names = [f"metadataset_{s}" for s in cfg.train_sources + cfg.heldout_sources]
+    else:
+        names = list(dict.fromkeys([train_ds, cfg.dataset]))
+    root = cfg.data_root
+    for name in names:
+        try:
+            spec = get(name)
+        except KeyError:  # generated on the fly (regression families) or a test's own source
+            continue
+        if spec.kind == "generated" or is_fetched(spec, root):
+            continue
+        files = ", ".join(f.name for f in spec.files) or "its files"
+        hint = f" {spec.manual.strip()}" if spec.manual else ""
+        command = f"python -m trlearner data{'' if root == 'data' else f' --root {root}'} fetch {name}"
+        raise ValueError(
+            f"--dataset {name!r} is not fetched under {raw_dir(name, root)} (--data-root {root}). Fetch it: "
+            f"`{command}` (internet, or TRLEARNER_MIRROR naming a local copy), or put {files} in "
+            f"{manual_dir(name, root)}/ and run the same command.{hint}")
+    if cfg.ways is None or cfg.multi_source or cfg.dataset.startswith("metadataset"):
+        return
+    from trlearner.data.images import ImageStore, split_classes
+
+    train_ways = getattr(cfg, "train_ways", None) or cfg.ways  # e.g. ProtoNet's wider training episodes
+    uses = [("train", train_ds, train_ways, cfg.train_queries or 15, "--train-queries"),
+            ("test", cfg.dataset, cfg.ways, cfg.test_queries, "--test-queries")]
+    if cfg.eval_every or cfg.trlearner is not None:  # validation curves; TRLearner's relation probe
+        uses.append(("val", cfg.dataset, cfg.ways, cfg.test_queries, "--test-queries"))
+    counts = {}
+    for split, name, _, _, _ in uses:
+        store = ImageStore(cache_dir(name, root))
+        rows = [store.index[c] for c, _ in split_classes(name, split, store) if c in store.index]
+        counts[split] = sorted((int(store.count(k)) for k in rows), reverse=True)
+    most = min(len(c) for c in counts.values())
+    for split, name, ways, queries, flag in uses:
+        n = counts[split]
+        if ways > len(n):
+            what = f"--ways {cfg.ways}" if ways == cfg.ways else f"{ways}-way training episodes (train_ways)"
+            raise ValueError(f"{what}: the {split} classes of {name!r} are {len(n)}; allowed: --ways 2..{most}")
+        per = cfg.shots + queries
+        if n[ways - 1] < per:
+            raise ValueError(
+                f"--shots {cfg.shots} with {queries} queries per class ({flag}) needs {per} images in each of "
+                f"{ways} classes; the {split} classes of {name!r} have at most {n[0]} "
+                f"({sum(c >= per for c in n)} classes have {per}); allowed: --shots + {flag} <= {n[ways - 1]}")
+
+
+def _check_checkpoints(cfg, out: Path) -> None:
+    """The checkpoint train() would resume (the first readable one, as
+    ``trlearner.train._load_checkpoint`` picks it) must be of this run's settings; train()
+    refuses it too, but only after taking the folder's lock and opening its log."""
+    from trlearner.results import config_hash
+    from trlearner.runio import CheckpointError, load_checked
+    from trlearner.train import CHECKPOINTS
+
+    want = config_hash(cfg.identity())
+    for name in CHECKPOINTS:
+        path = out / name
+        if not path.is_file():
+            continue
+        try:
+            have = load_checked(path).get("config_hash")
+        except CheckpointError:  # unreadable or altered: train() reports it and tries the next
+            continue
+        if have != want:
+            raise ValueError(f"--out {out} holds {name} of a run with other settings (config hash {have}, this "
+                             f"run {want}); allowed: the same settings (to resume it), another --out, "
+                             f"deleting {path}, or --force")
+        return
+
+
 def run(args) -> int:
     import torch
 
@@ -135,6 +291,7 @@ def run(args) -> int:
                        learn_omega=not args.fixed_omega)
     try:
         cfg = resolve_config(**{k: getattr(args, k) for k in RUN_KEYS}, trlearner=trl)
+        preflight(cfg, args.out, force=getattr(args, "force", False))
     except ValueError as exc:
         print(f"trlearner train: error: {exc}", file=sys.stderr)
         return 2
@@ -147,9 +304,13 @@ def run(args) -> int:
         print(f"trlearner train: {exc}", file=sys.stderr)
         return DIVERGED_EXIT
     unit = "%" if m["unit"] == "percent" else ""
+
+    def num(v, digits=4):  # null in metrics.json (not a finite number; the reason is recorded there)
+        return "n/a" if v is None else f"{v:.{digits}f}{unit}"
+
     print(f"{m['dataset']} {m['algorithm']} {m['variant']} {m['shots']}-shot seed {m['seed']}: "
-          f"{m['metric']} = {m['mean']:.4f}{unit} ± {m['ci95']:.4f}{unit} over {m['n_tasks']} test tasks "
+          f"{m['metric']} = {num(m['mean'])} ± {num(m['ci95'])} over {m['n_tasks']} test tasks "
           f"({cfg.test_steps} inner steps); wall {m['wall_time_s']:.1f}s -> {args.out}/metrics.json")
     for name, s in (m.get("summary") or {}).items():  # multi-source Meta-Dataset: overall, ood, ...
-        print(f"  {name}: {s['mean']:.2f}{unit} ± {s['ci95']:.2f}{unit} over {', '.join(s['sources'])}")
+        print(f"  {name}: {num(s['mean'], 2)} ± {num(s['ci95'], 2)} over {', '.join(s['sources'])}")
     return 0

@@ -7,12 +7,14 @@ Standalone::
 
 From the main CLI: ``register(subparsers)`` adds ``trlearner report`` with the same options.
 
+A results folder that does not exist, or holds no ``metrics.json``, is refused (exit 2):
+there is nothing to report, and an empty REPORT.md would look like a finished reproduction.
+
 Example:
     >>> import tempfile, pathlib
     >>> out = pathlib.Path(tempfile.mkdtemp())
     >>> main(["--results", str(out / "none"), "--out", str(out / "reports")])  # doctest: +ELLIPSIS
-    wrote .../REPORT.md
-    0
+    2
 """
 
 from __future__ import annotations
@@ -42,8 +44,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def check_results(results) -> str | None:
+    """Why ``results`` cannot be reported (missing, not a folder, no ``metrics.json`` under it),
+    or None."""
+    from pathlib import Path
+
+    path = Path(results)
+    if not path.exists():
+        return (f"--results {results} does not exist; allowed: a folder of run folders holding "
+                f"metrics.json (e.g. results/runs after `make run`)")
+    if not path.is_dir():
+        return f"--results {results} is a file; allowed: a folder of run folders holding metrics.json"
+    if next(path.rglob("metrics.json"), None) is None:
+        return (f"--results {results} holds no metrics.json, so there is no run to report; allowed: a "
+                f"folder of run folders holding metrics.json (train first: `make run` or `trlearner train`)")
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the report command for parsed ``args``; returns the exit status."""
+    problem = check_results(args.results)
+    if problem:
+        print(f"trlearner report: error: {problem}", file=sys.stderr)
+        return 2
     try:
         path = write_report(args.results, args.out, expected=args.expected,
                             figures_dir=args.figures, analyses_dir=args.analyses,
