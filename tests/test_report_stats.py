@@ -142,3 +142,79 @@ def test_r2_cells_show_median_and_count_above_threshold():
     assert "median 0.263; R² > 0.3: 2 of 4 tasks" in text
     mse = aggregate_cells(runs.assign(metric="mse")).iloc[0]
     assert "median" not in _ours_text({**mse.to_dict(), "state": "ok"}, 3)
+
+
+# ------------------------------------------------------------- power and seed counts (issue 15)
+
+# Seeds measured for MAML sinusoid 5-shot at commit a46f11d (issue 15): (baseline, TRLearner).
+AMD_EPYC = [(0.650, 0.583), (0.632, 0.601), (0.569, 0.607)]
+INTEL_XEON = [(0.6118, 0.5870), (0.6158, 0.5914), (0.6010, 0.5885)]
+T_975 = {1: 12.706204736174696, 2: 4.302652729911275, 3: 3.182446305284263,
+         4: 2.7764451051977934, 5: 2.570581835636314, 6: 2.446911848791681}   # t tables
+
+
+def _diffs(pairs):
+    return [t - b for b, t in pairs]
+
+
+def _sd(values):
+    m = sum(values) / len(values)
+    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+def test_paired_power_and_mde_match_g_power():
+    from trlearner.report.stats import min_detectable_effect, paired_t_power
+
+    # G*Power 3, "Means: difference from constant (one sample case)", two tails, alpha 0.05:
+    # dz = 0.5 needs 34 pairs (actual power 0.8078); dz = 0.8 needs 15 (0.8213)
+    assert paired_t_power(0.5, 1.0, 34) == pytest.approx(0.8078, abs=1e-4)
+    assert paired_t_power(0.8, 1.0, 15) == pytest.approx(0.8213, abs=1e-4)
+    assert paired_t_power(-0.5, 1.0, 34) == paired_t_power(0.5, 1.0, 34)
+    assert min_detectable_effect(1.0, 34) < 0.5 < min_detectable_effect(1.0, 33)
+    assert min_detectable_effect(1.0, 15) < 0.8 < min_detectable_effect(1.0, 14)
+    assert paired_t_power(min_detectable_effect(0.05, 3), 0.05, 3) == pytest.approx(0.80, abs=1e-9)
+    # large n: the normal formula (z_0.975 + z_0.80) * sd / sqrt(n) = 2.8016 * sd / sqrt(n)
+    assert min_detectable_effect(1.0, 10_000) * 100 == pytest.approx(1.959964 + 0.841621, rel=1e-3)
+    # the mde scales with sd; undefined for one pair; zero spread detects any effect
+    assert min_detectable_effect(0.2, 5) == pytest.approx(2 * min_detectable_effect(0.1, 5))
+    assert math.isnan(min_detectable_effect(0.1, 1)) and min_detectable_effect(0.0, 3) == 0.0
+
+
+def test_paired_differences_carry_sd_and_mde(runs):
+    from trlearner.report.stats import min_detectable_effect
+
+    row = paired_differences(runs).set_index(["dataset", "setting"]).loc[("sinusoid", "5shot")]
+    assert row["sd"] == pytest.approx(math.sqrt(0.0013))
+    assert row["mde"] == pytest.approx(min_detectable_effect(math.sqrt(0.0013), 3))
+    assert 0.117 < row["mde"] < 0.118      # 3.264 sd (noncentral t, df 2, power 0.80)
+
+
+def test_seeds_for_halfwidth_by_hand():
+    from trlearner.report.stats import seeds_for_halfwidth
+
+    def half(sd, n):
+        return T_975[n - 1] * sd / math.sqrt(n)
+
+    amd, intel = _sd(_diffs(AMD_EPYC)), _sd(_diffs(INTEL_XEON))
+    assert amd == pytest.approx(0.053357, abs=1e-6) and intel == pytest.approx(0.006989, abs=1e-6)
+    # AMD: n = 6 gives ±0.0560, n = 7 gives ±0.0493
+    assert half(amd, 6) > 0.05 >= half(amd, 7) and seeds_for_halfwidth(amd) == 7
+    # Intel: n = 2 gives ±0.0628, n = 3 gives ±0.0174
+    assert half(intel, 2) > 0.05 >= half(intel, 3) and seeds_for_halfwidth(intel) == 3
+    with pytest.raises(ValueError, match="positive half-width"):
+        seeds_for_halfwidth(0.05, halfwidth=0)
+    with pytest.raises(ValueError, match="finite standard deviation"):
+        seeds_for_halfwidth(float("nan"))
+    assert seeds_for_halfwidth(0.0) == 2
+
+
+def test_pooled_sd_of_both_machines_by_hand():
+    from trlearner.report.stats import pooled_sd, seeds_for_halfwidth
+
+    amd, intel = _diffs(AMD_EPYC), _diffs(INTEL_XEON)
+    pooled = pooled_sd(amd, intel)
+    assert pooled == pytest.approx(math.sqrt((2 * _sd(amd) ** 2 + 2 * _sd(intel) ** 2) / 4))
+    assert pooled == pytest.approx(0.038052, abs=1e-6)
+    # n = 4 gives 3.1824 * 0.03805 / 2 = ±0.0606, n = 5 gives 2.7764 * 0.03805 / sqrt(5) = ±0.0472
+    assert seeds_for_halfwidth(pooled) == 5
+    assert math.isnan(pooled_sd([0.1])) and pooled_sd([0.1], [0.2, 0.4]) == pytest.approx(_sd([0.2, 0.4]))

@@ -7,7 +7,9 @@ Regenerate the golden files after an intended change with
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import os
 import re
 import sys
@@ -25,6 +27,7 @@ from trlearner.report.runs import load_runs  # noqa: E402
 from trlearner.report.tables import build_tables, load_expected, render_family  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden"
+T_975_2 = 4.302652729911275   # Student-t 0.975 quantile, 2 degrees of freedom (tables)
 
 
 def _check_golden(name: str, text: str) -> None:
@@ -123,7 +126,7 @@ def test_reduced_protocol_is_marked_and_not_judged(tmp_path):
     assert "in our CI" not in frame.to_string()
     claims = text.split("**Could not be tested**")[1].split("## Tables")[0]
     assert "MAML on sinusoid 5shot" in claims and "reduced protocol" in claims
-    assert "Verdict: reproduced" not in text
+    assert "Verdict: compatible" not in text and "Verdict: incompatible" not in text
 
 
 def test_diverged_cell_says_diverged(report):
@@ -161,11 +164,17 @@ def test_summary_claims_and_provenance(report):
     summary = text.split("## Tables")[0]
     assert "14 runs found: 12 completed, 1 diverged, 1 failed" in summary
     assert "Total wall time: 0h 02m 10s" in summary
-    reproduced = summary.split("**Reproduced**")[1].split("**Partially reproduced**")[0]
-    assert "MAML on sinusoid 5shot" in reproduced
-    assert "the paper's 0.593 lies inside our CI" in reproduced
-    assert "ours -0.140 ± 0.090 (paired over 3 seeds, p=0.021), paper -0.193: same sign, significant" in reproduced
-    assert "the paper's effect lies inside our effect's CI" in reproduced
+    assert "Rule: a known cell is **compatible** with the paper when the paper's effect" in summary
+    compatible = summary.split("**Compatible with the paper**")[1].split("**Incompatible with the paper**")[0]
+    assert "MAML on sinusoid 5shot" in compatible
+    assert "the paper's 0.593 lies inside our CI" in compatible
+    # d = -0.10, -0.15, -0.17: -0.140 ± 4.3027 * sqrt(0.0013) / sqrt(3) = ± 0.090
+    assert ("ours -0.140 ± 0.090, 95 % CI [-0.230, -0.050] (paired over 3 seeds); "
+            "the paper's -0.193 lies inside our CI") in compatible
+    assert "Smallest effect 3 seeds could detect: 0.118 (sd of the differences 0.036" in compatible
+    assert "same sign as the paper; our CI excludes 0 (p=0.021)" in compatible
+    assert "Verdict: compatible with the paper." in compatible
+    assert "Verdict: supported." in summary.split("### General claim")[1]
     untested = summary.split("**Could not be tested**")[1]
     assert "MAML on meta_dataset overall" in untested and "MAML on meta_dataset ood" in untested
     prov = text.split("## Provenance")[1]
@@ -173,28 +182,92 @@ def test_summary_claims_and_provenance(report):
     assert "![MSE against inner steps.](figures/curve.png)" in text
 
 
-def _sinusoid_maml_report(tmp_path, pairs) -> str:
+def _sinusoid_maml_report(tmp_path, pairs, reference=None) -> str:
     """REPORT.md of MAML sinusoid 5-shot runs: one (baseline, TRLearner) value per seed."""
     for seed, (b, t) in enumerate(pairs):
         write_run(tmp_path / "runs", "sinusoid", "maml", "baseline", seed, shots=5, per_task=[b, b])
         write_run(tmp_path / "runs", "sinusoid", "maml", "trlearner", seed, shots=5, per_task=[t, t])
-    return write_report(tmp_path / "runs", tmp_path / "out").read_text()
+    return write_report(tmp_path / "runs", tmp_path / "out", reference=reference).read_text()
 
 
-def test_not_reproduced_when_effect_has_opposite_sign(tmp_path):
-    text = _sinusoid_maml_report(tmp_path, [(0.5, 0.60), (0.6, 0.72), (0.7, 0.79)])
-    block = text.split("**Not reproduced**")[1].split("**Could not be tested**")[0]
-    assert "MAML on sinusoid 5shot" in block and "opposite sign" in block
+def _claim(text: str, verdict_title: str) -> str:
+    """The claims listed under one verdict heading of REPORT.md."""
+    return text.split(f"**{verdict_title}**")[1].split("**")[0]
 
 
-def test_partially_reproduced_when_the_effect_is_significant_but_far_smaller(tmp_path):
-    # TRLearner better by ~0.015 in every seed (significant), the paper's effect is -0.193
-    text = _sinusoid_maml_report(tmp_path, [(0.611, 0.597), (0.616, 0.600), (0.601, 0.585)])
-    block = text.split("**Partially reproduced**")[1].split("**Not reproduced**")[0]
-    assert "MAML on sinusoid 5shot" in block and "same sign, significant" in block
-    assert "the paper's effect lies outside our effect's CI" in block
-    assert "Verdict: partially reproduced" in block
-    assert "MAML on sinusoid 5shot" not in text.split("**Reproduced**")[1].split("**Partially reproduced**")[0]
+def _with_paper_effect(effect: float) -> Reference:
+    """The packaged reference with the sinusoid cell's paper values set to 0.6 and 0.6 + effect."""
+    ref = Reference.load()
+    paper = [dict(e) for e in ref.paper]
+    for e in paper:
+        if (e["dataset"], e["setting"]) == ("sinusoid", "5shot"):
+            e["value"] = 0.6 + effect if e["variant"] == "trlearner" else 0.6
+    return dataclasses.replace(ref, paper=paper)
+
+
+def test_verdict_rule_is_the_paper_effect_against_our_ci():
+    from trlearner.report.render import effect_verdict
+
+    assert effect_verdict(-0.193, -0.140, 0.090, 3) == "compatible"      # [-0.230, -0.050]
+    assert effect_verdict(-0.193, -0.100, 0.090, 3) == "incompatible"    # [-0.190, -0.010]
+    assert effect_verdict(-0.125, -0.25, 0.125, 2) == "compatible"       # on the boundary: inside
+    assert effect_verdict(-0.124, -0.25, 0.125, 2) == "incompatible"
+    assert effect_verdict(-0.193, -0.140, 0.090, 1) == "could not be tested"
+    assert effect_verdict(-0.193, float("nan"), float("nan"), 3) == "could not be tested"
+
+
+def test_opposite_sign_is_incompatible(tmp_path):
+    # d = 0.10, 0.12, 0.09: +0.103 ± 4.3027 * 0.015275 / sqrt(3) = ± 0.038, CI [+0.065, +0.141]; the paper's -0.193 is outside
+    block = _claim(_sinusoid_maml_report(tmp_path, [(0.5, 0.60), (0.6, 0.72), (0.7, 0.79)]),
+                   "Incompatible with the paper")
+    assert "MAML on sinusoid 5shot" in block and "95 % CI [+0.065, +0.141]" in block
+    assert "opposite sign as the paper" in block and "Verdict: incompatible with the paper." in block
+
+
+def test_measured_seeds_of_both_machines_give_the_same_verdict(tmp_path):
+    """Issue 15: AMD EPYC and Intel Xeon seeds. 'Not reproduced' and 'partially reproduced'
+    before; by the CI rule both are incompatible with the paper's -0.193."""
+    amd = _sinusoid_maml_report(tmp_path / "amd", [(0.650, 0.583), (0.632, 0.601), (0.569, 0.607)])
+    # d = -0.067, -0.031, +0.038: -0.020 ± 4.3027 * 0.05336 / sqrt(3) = ± 0.133
+    block = _claim(amd, "Incompatible with the paper")
+    assert "ours -0.020 ± 0.133, 95 % CI [-0.153, +0.113] (paired over 3 seeds)" in block
+    assert "our CI contains 0 (p=0.583)" in block
+    intel = _sinusoid_maml_report(tmp_path / "intel", [(0.6118, 0.5870), (0.6158, 0.5914), (0.6010, 0.5885)])
+    # d = -0.0248, -0.0244, -0.0125: -0.0206 ± 4.3027 * 0.006989 / sqrt(3) = ± 0.0174
+    block = _claim(intel, "Incompatible with the paper")
+    assert "ours -0.021 ± 0.017, 95 % CI [-0.038, -0.003] (paired over 3 seeds)" in block
+    assert "same sign as the paper; our CI excludes 0 (p=0.036)" in block
+    for text in (amd, intel):
+        assert _claim(text, "Compatible with the paper").split() == ["(0)", "-", "none"]
+
+
+def test_paper_effect_on_the_ci_boundary_is_compatible(tmp_path):
+    pairs = [(0.5, 0.40), (0.6, 0.45), (0.7, 0.53)]           # d = -0.10, -0.15, -0.17
+    half = T_975_2 * math.sqrt(0.0013) / math.sqrt(3)          # sd(d) = sqrt(0.0013)
+    text = _sinusoid_maml_report(tmp_path / "on", pairs, _with_paper_effect(-0.14 - half))
+    assert "Verdict: compatible with the paper." in _claim(text, "Compatible with the paper")
+    text = _sinusoid_maml_report(tmp_path / "off", pairs, _with_paper_effect(-0.14 - half - 0.001))
+    assert "Verdict: incompatible with the paper." in _claim(text, "Incompatible with the paper")
+
+
+def test_one_seed_is_not_judged(tmp_path):
+    # one seed each, paired over its 2 test tasks: a CI that leaves out the seed spread
+    root = tmp_path / "runs"
+    write_run(root, "sinusoid", "maml", "baseline", 0, shots=5, per_task=[0.6, 0.62])
+    write_run(root, "sinusoid", "maml", "trlearner", 0, shots=5, per_task=[0.4, 0.41])
+    text = write_report(root, tmp_path / "out").read_text()
+    block = _claim(text, "Could not be tested")
+    assert "MAML on sinusoid 5shot" in block and "paired over the 2 test tasks of 1 seed" in block
+    assert "Not judged: a verdict needs at least 2 seeds of each variant" in block
+    assert _claim(text, "Compatible with the paper").split() == ["(0)", "-", "none"]
+
+
+def test_a_missing_variant_cannot_be_tested(tmp_path):
+    root = tmp_path / "runs"
+    for seed, b in enumerate([0.5, 0.6, 0.7]):
+        write_run(root, "sinusoid", "maml", "baseline", seed, shots=5, per_task=[b, b])
+    block = _claim(write_report(root, tmp_path / "out").read_text(), "Could not be tested")
+    assert "MAML on sinusoid 5shot (mse, lower is better): could not be tested (+ TRLearner: not run)" in block
 
 
 def test_latex_and_html_renderings(report):

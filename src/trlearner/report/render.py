@@ -23,13 +23,60 @@ from typing import Any
 import pandas as pd
 
 from .reference import Reference
-from .runs import load_runs
-from .stats import PAIR_TASKS, aggregate_cells, paired_differences, records
-from .tables import (DAGGER, FOOTNOTES, FamilyTable, build_tables, format_p, html_document, in_ci,
-                     load_expected,
-                     render_family, resolve_cells, setting_sort_key, to_markdown)
+from .runs import scan_runs
+from .stats import PAIR_SEEDS, PAIR_TASKS, aggregate_cells, paired_differences, records
+from .tables import (DAGGER, FOOTNOTES, POOLED, FamilyTable, build_tables, format_p, html_document,
+                     in_ci, load_expected, render_family, resolve_cells, setting_sort_key, to_markdown)
 
-VERDICTS = ("reproduced", "partially reproduced", "not reproduced", "could not be tested")
+#: Verdicts on a known paper cell, in the order the summary lists them.
+VERDICTS = ("compatible", "incompatible", "could not be tested")
+VERDICT_TITLES = {"compatible": "Compatible with the paper",
+                  "incompatible": "Incompatible with the paper",
+                  "could not be tested": "Could not be tested"}
+#: Verdicts on the general claim (TRLearner improves its baselines; no paper numbers).
+GENERAL_VERDICTS = ("supported", "contradicted", "mixed", "not shown", "could not be tested")
+#: Relative tolerance of "inside the CI" (a paper effect on the boundary is inside).
+BOUNDARY_RTOL = 1e-9
+
+VERDICT_RULE = (
+    "Rule: a known cell is **compatible** with the paper when the paper's effect "
+    "(TRLearner − baseline) lies inside the 95 % CI of our paired effect (boundaries included), "
+    "and **incompatible** when it lies outside. A verdict needs both variants under the full "
+    "protocol, paired over at least 2 seeds (a 1-seed CI over test tasks leaves out the "
+    "seed-to-seed spread); otherwise the cell **could not be tested**. The sign and whether our "
+    "CI excludes 0 (significance) are extra information, not the rule. Each claim also gives the "
+    "smallest effect its n could detect: the |δ| that a two-sided paired t-test at α = 0.05 (the "
+    "level of the 95 % CI) detects with 80 % power given the observed sd of the differences "
+    "(noncentral t; about (t(0.975; n−1) + t(0.80; n−1))·sd/√n).")
+
+
+def effect_verdict(paper_effect: float, diff: float, half: float, seeds: int) -> str:
+    """The verdict on one known cell from its paired effect's CI.
+
+    ``"compatible"`` when ``|paper_effect - diff| <= half`` (boundary included, up to a
+    relative 1e-9 for float rounding), ``"incompatible"`` when it is outside, ``"could not be
+    tested"`` with fewer than 2 paired seeds or an unknown effect or CI.
+
+    Arguments:
+        paper_effect: the paper's TRLearner - baseline.
+        diff: our paired effect (mean of the per-seed differences).
+        half: half-width of its 95 % CI.
+        seeds: number of seeds paired.
+
+    Returns:
+        One of :data:`VERDICTS`.
+
+    Example:
+        >>> effect_verdict(-0.193, -0.140, 0.090, 3), effect_verdict(-0.193, -0.021, 0.017, 3)
+        ('compatible', 'incompatible')
+        >>> effect_verdict(-0.125, -0.25, 0.125, 2), effect_verdict(-0.193, -0.05, 0.06, 1)
+        ('compatible', 'could not be tested')
+    """
+    values = (paper_effect, diff, half)
+    if seeds < 2 or not all(v is not None and math.isfinite(v) for v in values):
+        return "could not be tested"
+    inside = abs(paper_effect - diff) <= half + BOUNDARY_RTOL * max(abs(half), abs(paper_effect), 1e-12)
+    return "compatible" if inside else "incompatible"
 
 
 def _fmt(x: float, d: int, sign: bool = False) -> str:
@@ -44,22 +91,54 @@ def _value_clause(rec: dict[str, Any], entry: dict[str, Any] | None, d: int, lab
     text = f"{label} {_fmt(rec['mean'], d)} ± {_fmt(rec['ci95'], d)} ({ci}"
     if entry is not None:
         inside = in_ci(float(entry["value"]), rec["mean"], rec["ci95"])
-        where = "inside" if inside else "outside"
+        where = "inside" if inside else "outside" if inside is False else "unknown relative to"
         text += f"; the paper's {_fmt(float(entry['value']), d)} lies {where} our CI"
+    if isinstance(rec.get("pooled"), str):
+        text += f"; pools {rec['pooled']} {POOLED}"
     return text + ")"
+
+
+def _label(variant: str) -> str:
+    return "+ TRLearner" if variant == "trlearner" else "baseline"
+
+
+def _effect_sentence(diff: dict[str, Any], paper_eff: float, d: int) -> tuple[str, str]:
+    """(sentence, verdict) for a known cell with a paired effect under the full protocol."""
+    lo, hi = diff["diff"] - diff["ci95"], diff["diff"] + diff["ci95"]
+    n = int(diff["n"])
+    if diff["pairing"] != PAIR_SEEDS:
+        where = (f"paired over the {n} test tasks of 1 seed, {format_p(diff['p'])}"
+                 if diff["pairing"] == PAIR_TASKS else str(diff.get("note") or "1 seed, no CI"))
+        ours = (f"{_fmt(diff['diff'], d, True)} ± {_fmt(diff['ci95'], d)}" if diff["pairing"]
+                else _fmt(diff["diff"], d, True))
+        return (f" Effect TRLearner − baseline: ours {ours} ({where}), paper {_fmt(paper_eff, d, True)}. "
+                "Not judged: a verdict needs at least 2 seeds of each variant (a CI over the test tasks "
+                "of one seed leaves out the seed-to-seed spread).", "could not be tested")
+    verdict = effect_verdict(paper_eff, diff["diff"], diff["ci95"], n)
+    same_sign = diff["diff"] != 0 and (diff["diff"] > 0) == (paper_eff > 0)
+    excludes_zero = lo > 0 or hi < 0
+    text = (f" Effect TRLearner − baseline: ours {_fmt(diff['diff'], d, True)} ± {_fmt(diff['ci95'], d)}, "
+            f"95 % CI [{_fmt(lo, d, True)}, {_fmt(hi, d, True)}] (paired over {n} seeds); the paper's "
+            f"{_fmt(paper_eff, d, True)} lies {'inside' if verdict == 'compatible' else 'outside'} our CI. "
+            f"Smallest effect {n} seeds could detect: {_fmt(diff.get('mde', math.nan), d)} (sd of the "
+            f"differences {_fmt(diff.get('sd', math.nan), d)}; α=0.05, 80 % power). "
+            f"Extra information, not the rule: {'same' if same_sign else 'opposite'} sign as the paper; "
+            f"our CI {'excludes' if excludes_zero else 'contains'} 0 ({format_p(diff['p'])}).")
+    if isinstance(diff.get("pooled"), str):
+        text += f" The pairs pool {diff['pooled']} {POOLED}."
+    return text, verdict
 
 
 def summarize_claims(resolved: pd.DataFrame, diffs: pd.DataFrame, reference: Reference) -> list[dict[str, Any]]:
     """One verdict per known paper cell (dataset, setting, algorithm) and one for the paper's
     general claim that TRLearner improves its baselines.
 
-    Each item: ``claim``, ``verdict`` (one of :data:`VERDICTS`) and ``sentence``. A known cell
-    is *reproduced* when our paired effect has the paper's sign, is significant (p < alpha)
-    and the paper's effect lies inside our effect's 95 % CI; *partially reproduced* when the
-    sign and significance hold but the paper's effect lies outside that CI (the direction
-    holds, the size does not); *not reproduced* otherwise; and *could not be tested* when a
-    variant did not produce a number (not run, failed, diverged) or ran under a reduced
-    protocol.
+    Each item: ``claim``, ``verdict`` and ``sentence``. A known cell's verdict is one of
+    :data:`VERDICTS`, from :func:`effect_verdict`: *compatible* when the paper's effect lies
+    inside the 95 % CI of our paired effect (over at least 2 seeds, full protocol),
+    *incompatible* when outside, *could not be tested* when a variant has no number (not run,
+    failed, invalid, diverged), ran under a reduced protocol, or has fewer than 2 paired seeds.
+    The general claim (``claim == "general"``) gets one of :data:`GENERAL_VERDICTS`.
     """
     by_key = {(r["dataset"], r["setting"], r["algorithm"], r["variant"]): r for r in records(resolved)}
     diff_by = {(r["dataset"], r["setting"], r["algorithm"]): r for r in records(diffs)}
@@ -77,81 +156,75 @@ def summarize_claims(resolved: pd.DataFrame, diffs: pd.DataFrame, reference: Ref
         name = f"{reference.algorithm_label(algorithm)} on {dataset} {setting} ({metric}, {'higher' if hib else 'lower'} is better)"
         recs = {v: by_key.get((dataset, setting, algorithm, v), {"state": "missing", "reason": "not run"})
                 for v in ("baseline", "trlearner")}
-        paper_txt = ", ".join(f"{'+ TRLearner' if v == 'trlearner' else 'baseline'} "
-                              f"{_fmt(float(e['value']), d)}" for v, e in sorted(entries.items()))
+        paper_txt = ", ".join(f"{_label(v)} {_fmt(float(e['value']), d)}" for v, e in sorted(entries.items()))
         bad = {v: r for v, r in recs.items() if r["state"] != "ok"}
         if bad:
-            why = "; ".join(f"{'+ TRLearner' if v == 'trlearner' else 'baseline'}: {r['reason']}"
-                            for v, r in sorted(bad.items()))
+            why = "; ".join(f"{_label(v)}: {r['reason']}" for v, r in sorted(bad.items()))
             claims.append(dict(claim=name, verdict="could not be tested",
                                sentence=f"{name}: could not be tested ({why}). Paper: {paper_txt}."))
             continue
-        clauses = [_value_clause(recs["baseline"], entries.get("baseline"), d, "baseline"),
-                   _value_clause(recs["trlearner"], entries.get("trlearner"), d, "+ TRLearner")]
-        diff = diff_by.get((dataset, setting, algorithm))
         if any(r.get("reduced") for r in recs.values()):
-            values = ", ".join(f"{lbl} {_fmt(recs[v]['mean'], d)} ± {_fmt(recs[v]['ci95'], d)}"
-                               for v, lbl in (("baseline", "baseline"), ("trlearner", "+ TRLearner")))
+            values = ", ".join(f"{_label(v)} {_fmt(recs[v]['mean'], d)} ± {_fmt(recs[v]['ci95'], d)}"
+                               for v in ("baseline", "trlearner"))
             claims.append(dict(claim=name, verdict="could not be tested", sentence=(
                 f"{name}: could not be tested against the paper: run under a reduced protocol "
                 f"{DAGGER} (ours, not judged: {values}; paper: {paper_txt}).")))
             continue
-        text = f"{name}: " + "; ".join(clauses) + "."
+        text = f"{name}: " + "; ".join(_value_clause(recs[v], entries.get(v), d, _label(v))
+                                       for v in ("baseline", "trlearner")) + "."
+        diff = diff_by.get((dataset, setting, algorithm))
         if "baseline" in entries and "trlearner" in entries and diff is not None and math.isfinite(diff["diff"]):
             paper_eff = float(entries["trlearner"]["value"]) - float(entries["baseline"]["value"])
-            same_sign = (diff["diff"] > 0) == (paper_eff > 0) and diff["diff"] != 0
-            p = diff["p"]
-            significant = p is not None and math.isfinite(p) and p < reference.alpha
-            how = "paired over the test tasks of 1 seed" if diff["pairing"] == PAIR_TASKS \
-                else f"paired over {int(diff['n'])} seeds" if diff["pairing"] else "unpaired, no test"
-            size_holds = in_ci(paper_eff, diff["diff"], diff["ci95"])
-            text += (f" Effect TRLearner − baseline: ours {_fmt(diff['diff'], d, True)} ± "
-                     f"{_fmt(diff['ci95'], d)} ({how}, {format_p(p)}), paper {_fmt(paper_eff, d, True)}: "
-                     f"{'same' if same_sign else 'opposite'} sign, "
-                     f"{'significant' if significant else 'not significant'} at α={reference.alpha:g}; "
-                     f"the paper's effect lies "
-                     f"{'inside' if size_holds else 'outside' if size_holds is False else 'unknown relative to'} "
-                     f"our effect's CI.")
-            if same_sign and significant:
-                verdict = "reproduced" if size_holds is True else "partially reproduced"
-                if not size_holds:
-                    text += " The direction holds; the size of the paper's effect does not."
-            else:
-                verdict = "not reproduced"
+            more, verdict = _effect_sentence(diff, paper_eff, d)
+            text += more
         else:
-            text += " No paired effect could be computed."
+            text += " No paired effect could be computed" + (f" ({diff['note']})" if diff and diff.get("note") else "") + "."
             verdict = "could not be tested"
-        claims.append(dict(claim=name, verdict=verdict, sentence=f"{text} Verdict: {verdict}."))
-
-    paired = diffs[diffs["pairing"].notna()] if len(diffs) else diffs
-    if len(paired):
-        valid = paired[~paired["reduced"].astype(bool)]
-        n_reduced = len(paired) - len(valid)
-        better = worse = sig_better = sig_worse = 0
-        for r in records(valid):
-            hib = r["higher_is_better"] if r["higher_is_better"] is not None else r["metric"] != "mse"
-            improved = r["diff"] > 0 if hib else r["diff"] < 0
-            sig = math.isfinite(r["p"]) and r["p"] < reference.alpha
-            better += improved
-            worse += not improved
-            sig_better += improved and sig
-            sig_worse += (not improved) and sig
-        sentence = (f"General claim (TRLearner improves the baselines it is plugged into; the paper's "
-                    f"numbers for these cells are unknown): over {len(valid)} (dataset, setting, algorithm) "
-                    f"cells with a paired effect under the full protocol, TRLearner was better in {better} "
-                    f"(significantly in {sig_better}) and not better in {worse} (significantly worse in "
-                    f"{sig_worse}) at α={reference.alpha:g}")
-        if n_reduced:
-            sentence += f"; {n_reduced} cell(s) under a reduced protocol {DAGGER} left out"
-        if len(valid) == 0:
-            verdict = "could not be tested"
-            sentence += ". Not judged: no cell ran under the full protocol."
-        else:
-            verdict = "reproduced" if worse == 0 and sig_better > 0 else "not reproduced"
-            sentence += (". Rule: reproduced when TRLearner is better in every cell and significantly "
-                         f"better in at least one. Verdict: {verdict}.")
-        claims.append(dict(claim="general", verdict=verdict, sentence=sentence))
+        title = f"{verdict} with the paper" if verdict in ("compatible", "incompatible") else verdict
+        claims.append(dict(claim=name, verdict=verdict, sentence=f"{text} Verdict: {title}."))
+    general = _general_claim(diffs)
+    if general is not None:
+        claims.append(general)
     return claims
+
+
+def _general_claim(diffs: pd.DataFrame) -> dict[str, Any] | None:
+    """The paper's general claim judged by the CIs of every paired cell (no paper numbers)."""
+    paired = diffs[diffs["pairing"].notna()] if len(diffs) else diffs
+    if not len(paired):
+        return None
+    full = paired[~paired["reduced"].astype(bool)]
+    valid = full[full["pairing"] == PAIR_SEEDS]
+    n_reduced, n_one_seed = len(paired) - len(full), len(full) - len(valid)
+    better = worse = 0
+    for r in records(valid):
+        hib = r["higher_is_better"] if r["higher_is_better"] is not None else r["metric"] != "mse"
+        lo, hi = r["diff"] - r["ci95"], r["diff"] + r["ci95"]
+        better += (lo > 0) if hib else (hi < 0)
+        worse += (hi < 0) if hib else (lo > 0)
+    sentence = (f"General claim (TRLearner improves the baselines it is plugged into; the paper's numbers "
+                f"for these cells are unknown): over {len(valid)} (dataset, setting, algorithm) cells paired "
+                f"over at least 2 seeds under the full protocol, the 95 % CI of the effect lies entirely on "
+                f"TRLearner's better side in {better}, entirely on its worse side in {worse}, and contains 0 "
+                f"in {len(valid) - better - worse}")
+    left = [f"{n_reduced} under a reduced protocol {DAGGER}"] if n_reduced else []
+    left += [f"{n_one_seed} with 1 seed"] if n_one_seed else []
+    if left:
+        sentence += f"; left out: {', '.join(left)}"
+    if len(valid) == 0:
+        verdict = "could not be tested"
+    elif better and not worse:
+        verdict = "supported"
+    elif worse and not better:
+        verdict = "contradicted"
+    elif better and worse:
+        verdict = "mixed"
+    else:
+        verdict = "not shown"
+    sentence += (". Rule: supported when some CI lies on the better side and none on the worse side, "
+                 "contradicted when the reverse, mixed when both occur, not shown when every CI "
+                 f"contains 0. Verdict: {verdict}.")
+    return dict(claim="general", verdict=verdict, sentence=sentence)
 
 
 def _hms(seconds: float) -> str:
@@ -272,12 +345,14 @@ def read_analyses(analyses_dir: str | os.PathLike | None) -> dict[str, pd.DataFr
 
 
 def summary_markdown(runs: pd.DataFrame, resolved: pd.DataFrame, claims: list[dict[str, Any]],
-                     expected: list[dict[str, Any]] | None) -> str:
-    """The one-page summary: what ran, hardware, wall time, claims by verdict."""
+                     expected: list[dict[str, Any]] | None, skipped: pd.DataFrame | None = None,
+                     diffs: pd.DataFrame | None = None) -> str:
+    """The one-page summary: what ran, hardware, wall time, run checks, claims by verdict."""
     status = Counter(runs["status"]) if len(runs) else Counter()
     lines = ["## Summary", ""]
     what = (f"{len(runs)} runs found: {status.get('ok', 0)} completed, {status.get('diverged', 0)} "
-            f"diverged, {status.get('failed', 0)} failed (no usable metrics.json).")
+            f"diverged, {status.get('failed', 0)} failed (no usable metrics.json), "
+            f"{status.get('invalid', 0)} invalid (not counted).")
     if len(runs):
         datasets = ", ".join(sorted(set(runs["dataset"])))
         presets = ", ".join(sorted({str(p) for p in runs["preset"] if isinstance(p, str)})) or "not recorded"
@@ -298,14 +373,72 @@ def summary_markdown(runs: pd.DataFrame, resolved: pd.DataFrame, claims: list[di
     wall = pd.to_numeric(runs["wall_time_s"], errors="coerce").dropna() if len(runs) else pd.Series(dtype=float)
     lines.append(f"- Total wall time: {_hms(float(wall.sum())) if len(wall) else 'n/a'} "
                  f"({float(wall.sum()):.1f} s summed over {len(wall)} runs' metrics.json wall_time_s).")
-    lines += ["", "### Claims of the paper", ""]
+    kinds = Counter(skipped["kind"]) if skipped is not None and len(skipped) else Counter()
+    pooled = len(_pooled_rows(resolved, diffs))
+    lines.append(f"- Run checks: {sum(kinds.values())} run folders not counted ({kinds.get('invalid', 0)} "
+                 f"invalid metrics.json, {kinds.get('duplicate', 0)} copies of a counted run, "
+                 f"{kinds.get('conflict', 0)} conflicting copies); {pooled} cells or effects pool different "
+                 f"code versions or test episodes {POOLED} (listed under Run checks).")
+    lines += ["", "### Claims of the paper", "", VERDICT_RULE, ""]
     for verdict in VERDICTS:
-        items = [c for c in claims if c["verdict"] == verdict]
-        lines.append(f"**{verdict.capitalize()}** ({len(items)})")
+        items = [c for c in claims if c["verdict"] == verdict and c["claim"] != "general"]
+        lines.append(f"**{VERDICT_TITLES[verdict]}** ({len(items)})")
         lines.append("")
         lines += [f"- {c['sentence']}" for c in items] or ["- none"]
         lines.append("")
+    general = [c for c in claims if c["claim"] == "general"]
+    lines += ["### General claim", ""]
+    lines += [f"- {c['sentence']}" for c in general] or ["- No paired cell: not judged."]
+    lines.append("")
     return "\n".join(lines)
+
+
+def _pooled_rows(resolved: pd.DataFrame, diffs: pd.DataFrame | None) -> list[tuple[str, ...]]:
+    """(dataset, setting, algorithm, what, differs in) of every cell and paired effect that
+    pools runs of different code versions or test episodes."""
+    rows = []
+    for r in records(resolved) if len(resolved) and "pooled" in resolved else []:
+        if isinstance(r.get("pooled"), str):
+            rows.append((r["dataset"], r["setting"], r["algorithm"], r["variant"], r["pooled"]))
+    for r in records(diffs) if diffs is not None and len(diffs) else []:
+        if isinstance(r.get("pooled"), str):
+            rows.append((r["dataset"], r["setting"], r["algorithm"], "Δ (paired runs)", r["pooled"]))
+    return rows
+
+
+def _versions(runs: pd.DataFrame, key: tuple[str, ...], column: str) -> str:
+    """Distinct values of ``column`` among the ok runs of a cell (or pair), with their seeds."""
+    dataset, setting, algorithm, what = key
+    sel = runs[(runs["dataset"] == dataset) & (runs["setting"] == setting) &
+               (runs["algorithm"] == algorithm) & (runs["status"] == "ok")]
+    if what in ("baseline", "trlearner"):
+        sel = sel[sel["variant"] == what]
+    seeds: dict[str, list] = defaultdict(list)
+    for value, variant, seed in zip(sel[column], sel["variant"], sel["seed"]):
+        label = f"{variant} seed {seed}" if what not in ("baseline", "trlearner") else f"seed {seed}"
+        seeds[str(value) if isinstance(value, str) else "not recorded"].append(label)
+    return "; ".join(f"`{v}` ({', '.join(sorted(s))})" for v, s in sorted(seeds.items()))
+
+
+def checks_markdown(runs: pd.DataFrame, skipped: pd.DataFrame, resolved: pd.DataFrame,
+                    diffs: pd.DataFrame) -> str:
+    """The run checks: every run folder not counted and why, and every cell or paired effect
+    that pools different code versions or test episodes (marked ‡ in the tables)."""
+    lines = ["## Run checks", "", "Run folders not counted (metrics.json against the schema of "
+             "docs/REPORT_FORMAT.md; one run counted once):", ""]
+    if len(skipped):
+        lines += [to_markdown(skipped.reset_index(drop=True)), ""]
+    else:
+        lines += ["None: every metrics.json passed the schema and no run folder is a copy.", ""]
+    lines += [f"Cells and paired effects pooling different code versions or test episodes {POOLED}:", ""]
+    rows = _pooled_rows(resolved, diffs)
+    if not rows:
+        return "\n".join(lines + ["None: every cell's runs share one code version and one episode set.", ""])
+    frame = pd.DataFrame([(*r, _versions(runs, r[:4], "code"), _versions(runs, r[:4], "episodes_hash"))
+                          for r in rows],
+                         columns=["dataset", "setting", "algorithm", "cell", "pools", "code versions",
+                                  "episode sets"])
+    return "\n".join(lines + [to_markdown(frame), ""])
 
 
 def missing_markdown(resolved: pd.DataFrame) -> str:
@@ -335,7 +468,8 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
     (out / "tables").mkdir(parents=True, exist_ok=True)
     ref = reference if isinstance(reference, Reference) else Reference.load(reference)
     exp = load_expected(expected)
-    runs = load_runs(results_dir, relative_to=relative_to)
+    scan = scan_runs(results_dir, relative_to=relative_to)
+    runs = scan.runs
     cells = aggregate_cells(runs)
     diffs = paired_differences(runs)
     resolved = resolve_cells(runs, exp, ref, cells=cells)
@@ -353,10 +487,11 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
              "Reproduction of \"Rethinking Meta-Learning from a Learning Lens\" (Wang et al., "
              "arXiv 2409.08474). Every number below is read from a run's metrics.json; statistics "
              "are described in docs/REPORT_FORMAT.md.", "",
-             summary_markdown(runs, resolved, claims, exp), "## Tables", ""]
+             summary_markdown(runs, resolved, claims, exp, scan.skipped, diffs), "## Tables", ""]
     parts += [render_family(t, "md", footnotes=False) for t in tables]
     parts += ["Notes on the tables:", ""] + [f"- {n}" for n in FOOTNOTES] + [""]
-    parts += [missing_markdown(resolved), "## Figures", ""]
+    parts += [missing_markdown(resolved), checks_markdown(runs, scan.skipped, resolved, diffs),
+              "## Figures", ""]
     figures = find_figures(figures_dir, out)
     parts += [f"![{cap}]({path})\n\n*{cap}*\n" for path, cap in figures] or ["No figures found.", ""]
     parts.append(provenance_markdown(runs))

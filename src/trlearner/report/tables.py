@@ -41,6 +41,7 @@ from .stats import CI_TASKS, PAIR_TASKS, aggregate_cells, paired_differences, re
 VARIANT_ORDER = ("baseline", "trlearner")
 SUBCOLUMNS = ("ours", "paper", "Δ vs baseline")
 DAGGER = "†"
+POOLED = "‡"
 NOT_IN_PRESET = "not in this preset"
 
 FOOTNOTES = [
@@ -51,6 +52,8 @@ FOOTNOTES = [
     f"{DAGGER} reduced protocol: not comparable to, and not judged against, the paper's value.",
     "paper: the TRLearner paper's value where known (config/reference.yaml), else n/a; "
     "\"in our CI\" says whether it lies inside our 95 % CI.",
+    f"{POOLED} pools runs made with different code versions (git commit, code hash) or on "
+    "different test episodes (episodes_hash): see \"Run checks\" in REPORT.md.",
 ]
 
 
@@ -157,9 +160,11 @@ def resolve_cells(runs: pd.DataFrame, expected: list[dict[str, Any]] | None,
     """Every cell the report knows of, with its state and the reason when it has no value.
 
     The cells are the union of the expected spec, the runs found and the paper's known cells.
-    ``state`` is one of ``ok``, ``diverged``, ``failed``, ``missing`` (expected, nothing on
-    disk; ``reason`` says why when the spec gives one), ``not_in_preset``. ``reason`` is the
-    text shown in place of a value. Other columns come from :func:`aggregate_cells`.
+    ``state`` is one of ``ok``, ``diverged``, ``failed``, ``invalid`` (only runs whose
+    metrics.json breaks the schema or conflicts with another folder), ``missing`` (expected,
+    nothing on disk; ``reason`` says why when the spec gives one), ``not_in_preset``.
+    ``reason`` is the text shown in place of a value. Other columns come from
+    :func:`aggregate_cells`.
     """
     if cells is None:
         cells = aggregate_cells(runs)
@@ -192,8 +197,11 @@ def resolve_cells(runs: pd.DataFrame, expected: list[dict[str, Any]] | None,
             state, reason = "ok", None
         elif len(group) and (group["status"] == "diverged").any():
             state, reason = "diverged", _diverged_text(rec.get("diverged_at") or [])
+        elif len(group) and (group["status"] == "invalid").all():
+            state = "invalid"
+            reason = f"skipped: invalid metrics.json in {group.iloc[0]['path']} (see Run checks)"
         elif len(group):
-            failed = group.iloc[0]
+            failed = group[group["status"] == "failed"].iloc[0]
             state = "failed"
             if failed.get("log"):
                 reason = f"failed: see {failed['log']}"
@@ -227,6 +235,8 @@ def _ours_text(rec: dict[str, Any], decimals: int) -> str:
         text += f"; also {_diverged_text(rec['diverged_at'])}"
     if rec.get("reduced"):
         text += f" {DAGGER}"
+    if isinstance(rec.get("pooled"), str):
+        text += f" {POOLED}"
     return text
 
 
@@ -268,6 +278,8 @@ def _diff_text(diff: dict[str, Any] | None, decimals: int) -> str:
                 f"({format_p(diff['p'])}, {where})")
     if diff.get("reduced"):
         text += f" {DAGGER}"
+    if isinstance(diff.get("pooled"), str):
+        text += f" {POOLED}"
     return text
 
 
@@ -277,6 +289,28 @@ def _metric_caption(metric: str | None, higher_is_better: bool | None) -> str:
     if higher_is_better is None:
         higher_is_better = metric != "mse"
     return f"{name}, {'higher' if higher_is_better else 'lower'} is better"
+
+
+def _trained_on(runs: pd.DataFrame, dataset: str, reference: Reference) -> str | None:
+    """The dataset a section's runs were meta-trained on when it is not the one they are tested
+    on (the cross-domain cells: ``provenance.json`` ``data.train``); before any run, the reference
+    file's ``families.trained_on`` entry (config/reference.yaml). None for within-domain cells.
+
+    >>> ref = Reference(families={"trained_on": {"cub": "miniimagenet"}})
+    >>> _trained_on(pd.DataFrame(), "cub", ref), _trained_on(pd.DataFrame(), "omniglot", ref)
+    ('miniimagenet', None)
+    """
+    names = set()
+    if len(runs) and "provenance" in runs and "dataset" in runs:
+        for prov in runs.loc[runs["dataset"] == dataset, "provenance"]:
+            train = ((prov.get("data") or {}).get("train") or {}) if isinstance(prov, dict) else {}
+            if train.get("dataset"):
+                names.add(train["dataset"])
+    if not names:
+        default = (reference.families.get("trained_on") or {}).get(dataset)
+        names = {default} if default else set()
+    names.discard(dataset)
+    return ", ".join(sorted(names)) or None
 
 
 def build_tables(runs: pd.DataFrame, expected: list[dict[str, Any]] | None,
@@ -331,7 +365,10 @@ def build_tables(runs: pd.DataFrame, expected: list[dict[str, Any]] | None,
             columns = pd.MultiIndex.from_tuples([(s, c) for s in settings for c in SUBCOLUMNS],
                                                 names=["setting", ""])
             frame = pd.DataFrame(data, index=pd.Index(row_labels, name="method"), columns=columns)
-            table.sections.append(Section(f"{dataset}: {_metric_caption(metric, hib)}", frame))
+            trained = _trained_on(runs, dataset, reference)
+            name = (f"{dataset} (meta-trained on {trained}'s training classes, tested on {dataset}'s test classes)"
+                    if trained else dataset)
+            table.sections.append(Section(f"{name}: {_metric_caption(metric, hib)}", frame))
         context = _context_frame(reference, family)
         if context is not None:
             table.sections.append(Section("Context: as published by the baseline's authors "
