@@ -75,8 +75,9 @@ def _members(images: np.ndarray, pool: np.ndarray) -> np.ndarray:
 
 
 def _cfg(root, dataset="cub", **kw):
-    return resolve_config(dataset=dataset, algorithm="protonet", shots=1, ways=2, train_queries=2,
+    return resolve_config(dataset=dataset, algorithm="maml", shots=1, ways=2, train_queries=2,
                           test_queries=2, iterations=3, meta_batch=2, test_tasks=4, filters=4,
+                          inner_steps=1, test_steps=1, curve_steps=1,
                           data_root=str(root), device="cpu", **kw)
 
 
@@ -136,6 +137,25 @@ def test_a_run_records_both_datasets_and_tests_on_the_targets_episodes(data, tmp
         assert prov["data"][role]["content_hash"] == man["content_hash"]
         assert prov["data"][role]["files"] == man["files"]
     assert prov["data"]["train"]["content_hash"] != prov["data"]["test"]["content_hash"]
+
+    # the report's cross-domain table: its caption names both datasets, from the run's provenance
+    import shutil
+
+    from trlearner.report.reference import Reference
+    from trlearner.report.runs import load_runs
+    from trlearner.report.tables import build_tables
+
+    results = tmp_path / "results" / "runs"
+    shutil.copytree(tmp_path / "run", results / "cub" / "2way1shot" / "maml" / "baseline" / "seed0")
+    runs = load_runs(results)
+    assert len(runs) == 1
+    ref = Reference.load()
+    for frame, expected in ((runs, None), (runs.iloc[0:0], [{"dataset": "cub", "setting": "5way1shot",
+                                                           "algorithm": "maml", "variant": "baseline"}])):
+        table = next(t for t in build_tables(frame, expected, ref) if t.family == "cross_domain")
+        assert "meta-train miniImageNet, meta-test CUB" in table.title
+        assert table.sections[0].caption.startswith(
+            "cub (meta-trained on miniimagenet's training classes, tested on cub's test classes): accuracy")
 
 
 def test_within_domain_is_an_explicit_choice_with_its_own_identity(data):

@@ -357,3 +357,23 @@ def test_run_files_and_manifests_respect_the_umask(tmp_path):
         assert _mode(tmp_path / "group.json") == 0o640
     finally:
         os.umask(old)
+
+
+@pytest.mark.slow
+def test_snakemake_rerun_after_an_anil_edit_retrains(tmp_path):
+    """The issue's probe through Snakemake itself: a finished ANIL job, then a one-line edit of
+    algorithms/anil.py; Snakemake reruns the job, which must retrain on the edited code."""
+    from workflow_helpers import copy_pipeline, snakemake
+
+    d = copy_pipeline(tmp_path / "repo")
+    run = "results/runs/sinusoid/5shot/anil/trlearner/seed0"
+    target = [f"{run}/metrics.json", "--cores", "1", "--configfile", "config/tiny.yaml"]
+    snakemake(d, *target)
+    old = json.loads((d / run / "metrics.json").read_text())
+    _edit(d / "src/trlearner" / ANIL_EDIT[0], *ANIL_EDIT[1:])
+    snakemake(d, *target)
+    log = (d / run / "log.txt").read_text()
+    new_hash = runio.code_hash.__wrapped__(d / "src" / "trlearner")
+    assert f"this code is {new_hash}: starting again" in log and "resumed at iteration" not in log
+    assert json.loads((d / run / "provenance.json").read_text())["code_hash"] == new_hash
+    assert json.loads((d / run / "metrics.json").read_text())["per_task"] != old["per_task"]

@@ -11,6 +11,7 @@ Command line::
     python -m trlearner.pipeline check --config config/paper.yaml        # validate only
     python -m trlearner.pipeline train-job -- --dataset sinusoid ...     # used by the rules
     python -m trlearner.pipeline fetch-data sinusoid --out FILE          # used by the rules
+    python -m trlearner.pipeline dvc-params [--check]                     # params.yaml from the registry
 
 Example::
 
@@ -640,9 +641,28 @@ def _train_job_locked(argv: list[str], out: Path, lock_dir: str | None) -> int:
 
 
 def fetch_data(dataset: str, out: str, data_root: str = "data") -> int:
-    """Make ``dataset`` available and write its manifest (the dataset's identity/hash) to
-    ``out``. DVC is used when ``dvc.yaml`` has a ``fetch@<dataset>`` stage (DVC serialises
-    itself with ``--wait-for-lock``; the rule also holds the ``dvc`` resource)."""
+    """Make ``dataset`` available through its DVC stage ``fetch@<dataset>`` and write its
+    manifest (the dataset's identity/hash) to ``out``.
+
+    ``dvc --wait-for-lock repro --pull --single-item fetch@<dataset>`` restores the data from the
+    DVC remote when ``dvc.lock`` pins it, else runs the stage (download, verify, convert) and
+    records it in ``dvc.lock``. There is no fallback outside DVC: a dataset without a stage, or
+    one that cannot be fetched (no network, nothing in ``data/manual/<dataset>/``), fails the job
+    with DVC's output, which holds the fetch error. Generated datasets (sinusoid, harmonic) need
+    no data: their manifest is the generator's identity.
+
+    Arguments:
+        dataset: a registry dataset name.
+        out: the manifest file to write.
+        data_root: the data folder; must be ``data`` (DVC's stages write ``data/raw/<dataset>``).
+
+    Returns:
+        0, or the failing command's exit status (2 for a dataset without a DVC stage).
+
+    Example::
+
+        python -m trlearner.pipeline fetch-data omniglot_small --out results/data/omniglot_small.manifest.json
+    """
     from trlearner.results import atomic_write_json
 
     if dataset in GENERATED:
@@ -652,16 +672,24 @@ def fetch_data(dataset: str, out: str, data_root: str = "data") -> int:
         atomic_write_json(Path(out), man)
         return 0
     stage = f"fetch@{dataset}"
-    if dataset in dvc_datasets():
-        cmd = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--pull", "--single-item", stage]
-        print("pipeline:", " ".join(cmd), file=sys.stderr)
-        rc = subprocess.call(cmd)
-        if rc != 0:
-            return rc
-    else:
-        from trlearner.data.fetch import fetch
-
-        fetch(dataset, root=data_root)
+    if dataset not in dvc_datasets():
+        print(f"pipeline: dataset {dataset!r} has no DVC stage {stage} (params.yaml `datasets`, dvc.yaml); "
+              f"every dataset is fetched through DVC. Run `python -m trlearner.pipeline dvc-params` to list "
+              f"every registry dataset in params.yaml, then rerun.", file=sys.stderr)
+        return 2
+    if Path(data_root).resolve() != Path("data").resolve():
+        print(f"pipeline: data_root {data_root!r}: the DVC stage {stage} writes data/raw/{dataset} of this "
+              f"checkout; allowed: data_root 'data' (make data/ a link to shared storage, or share a DVC "
+              f"remote: docs/DATA.md)", file=sys.stderr)
+        return 2
+    cmd = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--pull", "--single-item", stage]
+    print("pipeline:", " ".join(cmd), file=sys.stderr)
+    rc = subprocess.call(cmd)
+    if rc != 0:
+        print(f"pipeline: {stage} failed (exit {rc}); the fetch error is above. Nothing outside DVC was "
+              f"tried. Provide the files (network, TRLEARNER_MIRROR, or data/manual/{dataset}/) and rerun.",
+              file=sys.stderr)
+        return rc
     from trlearner.data.fetch import manifest
 
     atomic_write_json(Path(out), {"dataset": dataset, "kind": "archive",
@@ -669,14 +697,53 @@ def fetch_data(dataset: str, out: str, data_root: str = "data") -> int:
     return 0
 
 
+def registry_datasets() -> list[str]:
+    """Every dataset of the data registry that has data of its own (a DVC stage each): all
+    entries except collections (``metadataset``, whose members are datasets themselves)."""
+    from trlearner.data.registry import get, names
+
+    return [n for n in names() if get(n).kind != "collection"]
+
+
 def dvc_datasets(params_path: str = "params.yaml") -> list[str]:
     """Datasets with a DVC stage ``fetch@<dataset>`` (``datasets`` in params.yaml, dvc.yaml's foreach)."""
     p = Path(params_path)
-    if not (p.exists() and Path("dvc.yaml").exists()):
+    if not (p.exists() and p.with_name("dvc.yaml").exists()):
         return []
     import yaml
 
     return list((yaml.safe_load(p.read_text()) or {}).get("datasets") or [])
+
+
+PARAMS_HEADER = """\
+# Generated from the data registry (src/trlearner/data/registry.yaml) by
+#   python -m trlearner.pipeline dvc-params
+# Do not edit the list by hand: tests/test_dvc_all_datasets.py fails when it differs from the
+# registry. dvc.yaml has one stage fetch@<dataset> per entry (docs/DATA.md, "DVC"). dvc.lock pins
+# the datasets fetched so far; a dataset never fetched has no dvc.lock entry (`dvc status` lists
+# it as "deleted"), so pull or repro by stage name: `dvc pull fetch@<dataset>`.
+"""
+
+
+def dvc_params_text() -> str:
+    """The text of ``params.yaml``: :data:`PARAMS_HEADER` and every registry dataset."""
+    return PARAMS_HEADER + "datasets:\n" + "".join(f"  - {n}\n" for n in registry_datasets())
+
+
+def dvc_params(path: str = "params.yaml", check: bool = False) -> int:
+    """Write ``params.yaml`` from the registry (``check``: only compare; 1 when it differs)."""
+    p, want = Path(path), dvc_params_text()
+    if p.exists() and p.read_text() == want:
+        return 0
+    if check:
+        have = set(dvc_datasets(path)) if p.exists() else set()
+        print(f"{path} is out of date with the data registry: missing {sorted(set(registry_datasets()) - have)}, "
+              f"extra {sorted(have - set(registry_datasets()))}; run `python -m trlearner.pipeline dvc-params`",
+              file=sys.stderr)
+        return 1
+    p.write_text(want)
+    print(f"{path}: {len(registry_datasets())} datasets", file=sys.stderr)
+    return 0
 
 
 def dvc_lock_entry(dataset: str, lock_path: str = "dvc.lock") -> str:
@@ -744,6 +811,9 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("dataset")
     f.add_argument("--out", required=True)
     f.add_argument("--data-root", default="data")
+    d = sub.add_parser("dvc-params", help="write params.yaml (one DVC stage per registry dataset)")
+    d.add_argument("--check", action="store_true", help="only check that params.yaml is up to date")
+    d.add_argument("--params", default="params.yaml")
     x = sub.add_parser("expected", help="write the report's expected-cells JSON")
     x.add_argument("--config", default="config/default.yaml")
     x.add_argument("--out", required=True)
@@ -751,6 +821,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.cmd == "fetch-data":
         return fetch_data(args.dataset, args.out, args.data_root)
+    if args.cmd == "dvc-params":
+        return dvc_params(args.params, args.check)
     try:
         matrix = check_config(_load(args.config))
     except ConfigError as exc:

@@ -1,6 +1,8 @@
-# Data: one manifest per dataset. DVC owns data/raw/ (dvc.yaml stage fetch@<dataset>); this rule
-# asks DVC (or the data layer directly where dvc.yaml has no such stage) to make the dataset
-# available and writes a tiny manifest of its identity/hash. Training depends on the manifest:
+# Data: one manifest per dataset. DVC owns data/raw/ (dvc.yaml stage fetch@<dataset>, one per
+# registry dataset); this rule asks DVC to make the dataset available (restore from the remote,
+# else fetch; no fetch outside DVC: a dataset that cannot be fetched fails this job with the fetch
+# error) and writes a tiny manifest of its identity/hash. Training depends on the manifest(s) of
+# every dataset it reads (cross-domain cells: the training and the test dataset):
 # a re-pull of the same data does not retrain; a changed dvc.lock entry (a real data change)
 # changes the `lock` param, which reruns the manifest and so the training of that dataset.
 
