@@ -139,3 +139,110 @@ def test_metasgd_step_sizes_are_drawn_uniformly_in_the_range():
     assert torch.all(const.init_params(torch.Generator().manual_seed(0), 0.01)["lr.fc2.w"] == 0.01)
     with pytest.raises(ValueError, match="metasgd only"):
         make_algorithm("maml", mlp([1, 40], 1), "regression", lr_init="uniform")
+
+
+# -- the resolved protocol of each benchmark --------------------------------------------------
+
+
+def test_omniglot_test_steps_and_queries_follow_maml():
+    from trlearner.protocols import paper_protocol
+
+    for shots in (1, 5):
+        p5 = paper_protocol("omniglot", "maml", ways=5, shots=shots)
+        assert (p5["test_steps"], p5["train_queries"], p5["test_queries"]) == (3, shots, shots)
+        p20 = paper_protocol("omniglot", "maml", ways=20, shots=shots)
+        assert (p20["test_steps"], p20["inner_steps"], p20["test_queries"]) == (5, 5, shots)
+        assert p5["downsample"] == p20["downsample"] == "stride" and p5["init"] == "finn"
+        assert p5["curve_steps"] == 10 and p5["grad_clip"] == 0 and p5["adapt_bn"] is False
+    mini = paper_protocol("miniimagenet", "maml", ways=5, shots=1)
+    assert (mini["test_steps"], mini["train_queries"], mini["test_queries"]) == (10, 15, 15)
+    assert (mini["downsample"], mini["grad_clip"], mini["filters"]) == ("maxpool", 10.0, 32)
+    sine = paper_protocol("sinusoid", "maml", shots=5)
+    assert (sine["init"], sine["grad_clip"]) == ("finn", 0.0)
+
+
+def test_protonet_protocol_is_snells():
+    from trlearner.protocols import paper_protocol
+
+    for shots in (1, 5):
+        p = paper_protocol("omniglot", "protonet", ways=5, shots=shots)
+        assert (p["train_ways"], p["filters"], p["train_queries"], p["test_queries"]) == (60, 64, 5, 15)
+        assert (p["downsample"], p["init"], p["inner_steps"], p["test_steps"]) == ("maxpool", "torch", 0, 0)
+    assert paper_protocol("miniimagenet", "protonet", ways=5, shots=1)["train_ways"] == 30
+    m5 = paper_protocol("miniimagenet", "protonet", ways=5, shots=5)
+    assert (m5["train_ways"], m5["filters"], m5["train_queries"]) == (20, 64, 15)
+    assert paper_protocol("omniglot", "maml", ways=5, shots=1).get("train_ways") is None
+    assert paper_protocol("sinusoid", "metasgd", shots=5)["metasgd_lr_init"] == "uniform"
+
+
+def test_another_backbone_drops_the_conv4_settings():
+    from trlearner.train import resolve_config
+
+    cfg = resolve_config(dataset="omniglot", algorithm="maml", shots=1, ways=5, backbone="resnet12")
+    assert cfg.init is None and cfg.downsample is None and cfg.test_steps == 3
+    cfg = resolve_config(dataset="omniglot", algorithm="maml", shots=1, ways=5)
+    assert (cfg.backbone, cfg.init, cfg.downsample, cfg.test_queries) == ("conv4", "finn", "stride", 1)
+
+
+# -- the training loop: clipping, training ways, what metrics.json records ------------------------
+
+
+def _recording_adam(monkeypatch):
+    """Replace torch.optim.Adam by a subclass that keeps a copy of the gradients it steps on."""
+    seen = []
+
+    class Recording(torch.optim.Adam):
+        def step(self, closure=None):
+            seen.append([p.grad.detach().clone() for g in self.param_groups for p in g["params"]])
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", Recording)
+    return seen
+
+
+def test_grad_clip_clips_the_meta_gradient_element_wise(tmp_path, monkeypatch):
+    from trlearner.train import resolve_config, train
+
+    seen = _recording_adam(monkeypatch)
+    base = dict(dataset="sinusoid", algorithm="maml", shots=5, iterations=1, test_tasks=5, curve_steps=1,
+                init="torch", inner_lr=0.5)  # a large inner step: meta-gradients well above 0.05
+    m0 = train(resolve_config(**base, grad_clip=0.0), tmp_path / "a", progress=False)
+    m1 = train(resolve_config(**base, grad_clip=0.05), tmp_path / "b", progress=False)
+    raw, clipped = seen
+    assert max(float(g.abs().max()) for g in raw) > 0.05  # the fault: gradients beyond the bound
+    for g, c in zip(raw, clipped):  # same seed and init, so the same gradient, clamped entry-wise
+        torch.testing.assert_close(c, g.clamp(-0.05, 0.05))
+    assert m0["protocol"]["grad_clip"] is None and m1["protocol"]["grad_clip"] == 0.05
+
+
+def test_protonet_trains_on_60_way_episodes_and_tests_5_way(tmp_path, monkeypatch):
+    import trlearner.train as tr
+    from conftest import SyntheticImages
+
+    calls = []
+
+    def fake_source(dataset, split, shots, ways=None, queries=None, seed=0, root="data"):
+        calls.append((split, ways, queries))
+        return SyntheticImages(ways=ways, shots=shots, queries=2, n_classes=80, seed=len(split) + seed)
+
+    monkeypatch.setattr(tr, "make_source", fake_source)  # "synthetic": an Omniglot-like family
+    monkeypatch.setitem(tr.paper_protocol.__globals__["DATASET_PROTOCOLS"], "synthetic",
+                        tr.paper_protocol("omniglot"))
+    monkeypatch.setitem(tr.paper_protocol.__globals__, "OMNIGLOT_FAMILY", ("omniglot", "synthetic"))
+    cfg = tr.resolve_config(dataset="synthetic", algorithm="protonet", shots=1, ways=5, iterations=2,
+                            meta_batch=2, filters=4, test_tasks=4)
+    m = tr.train(cfg, tmp_path, progress=False)
+    assert ("train", 60, 5) in calls and ("test", 5, 15) in calls
+    p = m["protocol"]
+    assert (p["ways_train"], p["queries_train"], p["queries_test"], p["downsample"]) == (60, 5, 15, "maxpool")
+    assert m["n_tasks"] == 4 and 0 <= m["mean"] <= 100
+
+
+def test_metrics_record_the_authors_settings(tmp_path):
+    from trlearner.train import resolve_config, train
+
+    m = train(resolve_config(dataset="sinusoid", algorithm="metasgd", shots=5, iterations=2, test_tasks=5,
+                             curve_steps=1), tmp_path, progress=False)
+    p = m["protocol"]
+    assert (p["init"], p["bn_inner_loop"], p["grad_clip"], p["downsample"]) == ("finn", False, None, None)
+    assert (p["metasgd_lr_init"], p["queries_train"], p["ways_train"]) == ("uniform", 5, None)

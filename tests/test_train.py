@@ -32,11 +32,13 @@ def test_metrics_record_the_protocol_and_the_curve(tmp_path):
 
 @pytest.mark.parametrize("algorithm", ["maml", "anil", "metasgd", "tnet"])
 def test_each_gradient_based_algorithm_learns_sinusoids(tmp_path, algorithm):
+    # PyTorch's init: Finn's (the sinusoid default, std 0.01) needs thousands of iterations to
+    # move (measured: MSE 3.9 -> 3.4 after 300, 2.9 after 2000); this test is about learning
     cfg = resolve_config(**dict(TINY, algorithm=algorithm, iterations=300, meta_batch=10,
-                                checkpoint_every=1000))
+                                checkpoint_every=1000, init="torch"))
     m = train(cfg, tmp_path, progress=False)
-    initial = train(resolve_config(**dict(TINY, algorithm=algorithm, iterations=1)), tmp_path / "init",
-                    progress=False)
+    initial = train(resolve_config(**dict(TINY, algorithm=algorithm, iterations=1, init="torch")),
+                    tmp_path / "init", progress=False)
     assert m["mean"] < 0.8 * initial["mean"], (m["mean"], initial["mean"])
 
 
@@ -53,7 +55,9 @@ def test_classifiers_learn_a_synthetic_image_family(tmp_path, monkeypatch, algor
     def run(iterations):
         cfg = resolve_config(dataset="synthetic", algorithm=algorithm, shots=1, ways=5, iterations=iterations,
                              meta_batch=4, filters=8, test_tasks=30, test_steps=3, curve_steps=3,
-                             inner_lr=0.1, test_lr=0.1)
+                             inner_lr=0.1, test_lr=0.1, downsample="maxpool", init="torch")
+        # (the max-pool net with PyTorch's init: with 8 filters, MAML's strided Omniglot net
+        # reaches 40-52 % here in 30 iterations, measured; this test is about learning at all)
         return train(cfg, tmp_path / str(iterations), progress=False)
 
     before, after = run(1), run(30)

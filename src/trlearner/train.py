@@ -94,6 +94,13 @@ class RunConfig:
     # classes evaluate the run): the cross-domain cells cub/places train on miniimagenet
     # (trlearner.protocols.CROSS_DOMAIN); None = train on ``dataset`` itself
     train_dataset: str | None = None
+    # the baselines as their authors ran them (trlearner.protocols, docs/BASELINES.md)
+    adapt_bn: bool | None = None
+    downsample: str | None = None
+    init: str | None = None
+    grad_clip: float | None = None
+    train_ways: int | None = None
+    metasgd_lr_init: str | None = None
     protocol_reference: dict = field(default_factory=dict)
 
     @property
@@ -138,7 +145,7 @@ def resolve_config(**kwargs) -> RunConfig:
         raise ValueError(f"unknown backend {cfg.backend!r}; choose one of: {', '.join(BACKENDS)}")
     if cfg.shots < 1:
         raise ValueError(f"shots must be >= 1 (got {cfg.shots})")
-    proto = paper_protocol(cfg.dataset, cfg.algorithm, cfg.ways)
+    proto = paper_protocol(cfg.dataset, cfg.algorithm, cfg.ways, cfg.shots, cfg.backbone)
     for key, value in proto.items():
         if getattr(cfg, key, None) is None:
             setattr(cfg, key, value)
@@ -363,9 +370,13 @@ def build(cfg: RunConfig, source):
     options = {"filters": cfg.filters} if cfg.filters else {}
     if cfg.hidden:
         options["hidden"] = list(cfg.hidden)
+    options.update({k: getattr(cfg, k) for k in ("downsample", "init") if getattr(cfg, k) is not None})
     backbone = make_backbone(cfg.backbone, source.input_shape, source.n_out,
                              padded=getattr(source, "padded", False), **options)
-    algo = make_algorithm(cfg.algorithm, backbone, source.kind)
+    algo_options = {"adapt_bn": bool(cfg.adapt_bn)}
+    if cfg.algorithm == "metasgd" and cfg.metasgd_lr_init is not None:
+        algo_options["lr_init"] = cfg.metasgd_lr_init
+    algo = make_algorithm(cfg.algorithm, backbone, source.kind, **algo_options)
     if cfg.metric:
         algo.set_metric(cfg.metric)
     trl = None
@@ -373,7 +384,7 @@ def build(cfg: RunConfig, source):
         if getattr(source, "padded", False):  # variable-way, variable-shot episodes (Meta-Dataset)
             trl = TRLearner(algo, cfg.trlearner, shots=None, variable_ways=True)
         else:
-            trl = TRLearner(algo, cfg.trlearner, shots=cfg.shots, ways=cfg.ways)
+            trl = TRLearner(algo, cfg.trlearner, shots=cfg.shots, ways=cfg.train_ways or cfg.ways)
     return algo, trl
 
 
@@ -398,11 +409,15 @@ def meta_objective(cfg: RunConfig, algo, trl, reg, meta, batch, it: int):
     return o.loss + reg.penalty(meta), {"loss": o.task_loss.item(), "tr": o.tr_loss.item()}, o.relation
 
 
-def run_source(cfg: RunConfig, split: str, seed: int, queries: int | None):
+def run_source(cfg: RunConfig, split: str, seed: int, queries: int | None, ways: int | None = None):
     """The task source of ``split``: training episodes from ``cfg.train_dataset`` when set (the
-    cross-domain cells), validation and test episodes always from ``cfg.dataset``."""
+    cross-domain cells), validation and test episodes always from ``cfg.dataset``. Training
+    episodes have ``cfg.train_ways`` classes when set (ProtoNet's 60-way episodes), the others
+    ``cfg.ways``; ``ways`` overrides both."""
     dataset = cfg.train_dataset if split == "train" and cfg.train_dataset else cfg.dataset
-    return make_source(dataset, split, cfg.shots, cfg.ways, queries, seed=seed, root=cfg.data_root,
+    if ways is None:
+        ways = cfg.train_ways if split == "train" and cfg.train_ways else cfg.ways
+    return make_source(dataset, split, cfg.shots, ways, queries, seed=seed, root=cfg.data_root,
                        **cfg.source_options())
 
 
@@ -542,6 +557,8 @@ def _train_locked(cfg: RunConfig, out: Path, progress: bool, force: bool, taken_
             raise DivergedError(msg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if cfg.grad_clip:  # element-wise clip of the meta-gradient (MAML's miniImageNet code)
+            torch.nn.utils.clip_grad_value_(list(meta.values()), cfg.grad_clip)
         opt.step()
         if relation is not None:
             rel_mean = relation.cpu() if rel_mean is None else 0.99 * rel_mean + 0.01 * relation.cpu()
@@ -619,6 +636,12 @@ def _base_metrics(cfg: RunConfig, algo) -> dict:
             "test_tasks": cfg.test_tasks, "queries_test": cfg.test_queries,
             "ci": "1.96*sd/sqrt(n_tasks)", "reduced": is_reduced(cfg), "preset": cfg.preset,
             "backend": cfg.backend,
+            # unset train queries: the source's default (regression: the shots; images: 15)
+            "queries_train": cfg.train_queries or (cfg.shots if algo.kind == "regression" else 15),
+            "ways_train": cfg.train_ways or cfg.ways,
+            "bn_inner_loop": bool(cfg.adapt_bn), "init": cfg.init, "downsample": cfg.downsample,
+            "grad_clip": cfg.grad_clip or None,
+            **({"metasgd_lr_init": cfg.metasgd_lr_init} if cfg.algorithm == "metasgd" else {}),
             **({"bn_padding": "masked (padded entries excluded from the batch statistics)"}
                if cfg.dataset.startswith("metadataset") else {}),
             **({"metadataset": _multi_source_protocol(cfg)} if cfg.multi_source else {}),
@@ -706,7 +729,10 @@ def _diverged_metrics(cfg, algo, it, msg) -> dict:
 def _save_relations(out: Path, cfg, trl, meta, last, running, device):
     """Relation matrices for the heatmaps: the last meta-batch's, the running mean over
     batches, and M on 25 fixed validation tasks ordered by a task parameter."""
-    src = run_source(cfg, "val", 0, cfg.test_queries)
+    if cfg.train_ways and cfg.train_ways != cfg.ways:  # TRLearner is built for the training ways;
+        src = run_source(cfg, "val", 0, 1, ways=cfg.train_ways)  # the probe reads supports only
+    else:
+        src = run_source(cfg, "val", 0, cfg.test_queries)
     b = src.batch(range(25))
     order_key = "amplitude" if "amplitude" in b.info else ("omega" if "omega" in b.info else None)
     order = torch.argsort(b.info[order_key]) if order_key else torch.arange(25)

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from trlearner.algorithms import ALGORITHMS
+from trlearner.algorithms.metasgd import LR_INITS
+from trlearner.backbones import DOWNSAMPLES, INITS
 from trlearner.engine import BACKENDS
 from trlearner.regularizers import REGULARIZERS
 from trlearner.relation import ALIGNS, CLASS_REPRS, SAMPLERS, WEIGHTS, TRConfig
@@ -58,7 +60,8 @@ RUN_KEYS = ("dataset", "algorithm", "shots", "ways", "seed", "iterations", "meta
             "inner_lr", "test_steps", "test_lr", "curve_steps", "outer_lr", "first_order", "backbone",
             "filters", "train_queries", "test_tasks", "test_queries", "backend", "device",
             "checkpoint_every", "eval_every", "eval_tasks", "preset", "data_root", "regularizer",
-            "reg_strength", "train_sources", "heldout_sources", "train_dataset")
+            "reg_strength", "train_sources", "heldout_sources", "train_dataset",
+            "adapt_bn", "downsample", "init", "grad_clip", "train_ways", "metasgd_lr_init")
 
 
 def register(sub) -> None:
@@ -97,6 +100,19 @@ def register(sub) -> None:
                    help="meta-train on this dataset's training classes, evaluate on --dataset's val/test "
                         "classes (cross-domain; default for cub/places: miniimagenet, as the paper; "
                         "--train-dataset cub gives within-domain CUB)")
+    b = p.add_argument_group("the baselines' own settings (default: as their authors ran them; "
+                             "docs/BASELINES.md)")
+    b.add_argument("--adapt-bn", action=argparse.BooleanOptionalAction, default=None,
+                   help="adapt the batch-norm scale/shift in the inner loop (default: no, as MAML's code)")
+    b.add_argument("--downsample", choices=DOWNSAMPLES,
+                   help="conv4: max-pool, or MAML's strided Omniglot convs (default: per dataset)")
+    b.add_argument("--init", choices=INITS, help="finn (MAML's code) or torch (PyTorch's default)")
+    b.add_argument("--grad-clip", type=_nonneg(float),
+                   help="clip each meta-gradient entry to [-C, C]; 0: none (default: 10 on miniImageNet)")
+    b.add_argument("--train-ways", type=_positive(int),
+                   help="classes per training episode (default: --ways; ProtoNet: Snell et al.'s 60/30/20)")
+    b.add_argument("--metasgd-lr-init", choices=LR_INITS,
+                   help="Meta-SGD step sizes: uniform in [0.005, 0.1] (Li et al.) or the --inner-lr constant")
     e = p.add_argument_group("execution")
     e.add_argument("--backend", choices=BACKENDS, default="vmap")
     e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")

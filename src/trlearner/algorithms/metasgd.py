@@ -18,7 +18,7 @@ Example::
     >>> bool(((meta["lr.fc1.w"] >= 0.005) & (meta["lr.fc1.w"] <= 0.1)).all())
     True
     >>> const = MetaSGD(mlp([1, 40, 40], 1), "regression", lr_init="constant")
-    >>> float(const.init_params(torch.Generator().manual_seed(0), inner_lr=0.01)["lr.fc1.w"][0, 0])
+    >>> round(float(const.init_params(torch.Generator().manual_seed(0), inner_lr=0.01)["lr.fc1.w"][0, 0]), 6)
     0.01
 """
 
