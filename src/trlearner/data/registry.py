@@ -118,7 +118,7 @@ class override:
     def __enter__(self):
         reg = _default()
         for s in self.specs:
-            self.saved[s.name] = reg.get(s.name)
+            self.saved.setdefault(s.name, reg.get(s.name))  # entered twice: still restores the original
             reg[s.name] = s
         return self
 
