@@ -246,3 +246,21 @@ def test_metrics_record_the_authors_settings(tmp_path):
     p = m["protocol"]
     assert (p["init"], p["bn_inner_loop"], p["grad_clip"], p["downsample"]) == ("finn", False, None, None)
     assert (p["metasgd_lr_init"], p["queries_train"], p["ways_train"]) == ("uniform", 5, None)
+
+
+def test_cli_options_reach_the_run_config():
+    from trlearner.cli import build_parser
+    from trlearner.train import resolve_config
+    from trlearner.train_cli import RUN_KEYS
+
+    args = build_parser().parse_args(
+        ["train", "--dataset", "omniglot", "--algorithm", "metasgd", "--shots", "1", "--ways", "5", "--out", "x",
+         "--adapt-bn", "--downsample", "maxpool", "--init", "torch", "--grad-clip", "3", "--train-ways", "20",
+         "--metasgd-lr-init", "constant"])
+    cfg = resolve_config(**{k: getattr(args, k) for k in RUN_KEYS})
+    assert (cfg.adapt_bn, cfg.downsample, cfg.init, cfg.grad_clip) == (True, "maxpool", "torch", 3.0)
+    assert (cfg.train_ways, cfg.metasgd_lr_init) == (20, "constant")
+    plain = build_parser().parse_args(["train", "--dataset", "omniglot", "--algorithm", "maml", "--shots", "1",
+                                       "--ways", "5", "--out", "x"])
+    cfg = resolve_config(**{k: getattr(plain, k) for k in RUN_KEYS})  # unset: the authors' choices
+    assert (cfg.adapt_bn, cfg.downsample, cfg.init, cfg.grad_clip, cfg.train_ways) == (False, "stride", "finn", 0.0, None)
