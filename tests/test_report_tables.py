@@ -217,7 +217,8 @@ def test_verdict_rule_is_the_paper_effect_against_our_ci():
 
 
 def test_opposite_sign_is_incompatible(tmp_path):
-    # d = 0.10, 0.12, 0.09: +0.103 ± 4.3027 * 0.015275 / sqrt(3) = ± 0.038, CI [+0.065, +0.141]; the paper's -0.193 is outside
+    # d = 0.10, 0.12, 0.09: +0.103 ± 4.3027 * 0.015275 / sqrt(3) = ± 0.038, CI [+0.065, +0.141];
+    # the paper's -0.193 is outside
     block = _claim(_sinusoid_maml_report(tmp_path, [(0.5, 0.60), (0.6, 0.72), (0.7, 0.79)]),
                    "Incompatible with the paper")
     assert "MAML on sinusoid 5shot" in block and "95 % CI [+0.065, +0.141]" in block

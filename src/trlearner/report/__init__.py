@@ -1,7 +1,8 @@
 """Reports: aggregate run records, compare with the paper, render tables and REPORT.md.
 
-Reads results only; never trains. Modules: ``runs`` (read metrics.json/provenance.json),
-``reference`` (config/reference.yaml), ``stats`` (seeds and paired effects), ``tables``
+Reads results only; never trains. Modules: ``runs`` (read metrics.json/provenance.json,
+count each run once), ``schema`` (what a metrics.json must hold to be counted),
+``reference`` (config/reference.yaml), ``stats`` (seeds, paired effects, power), ``tables``
 (family tables in Markdown/LaTeX/HTML), ``render`` (REPORT.md), ``cli`` (the command).
 
 Example:
@@ -12,9 +13,10 @@ Example:
 
 from .reference import Reference
 from .render import summarize_claims, write_report
-from .runs import load_runs
+from .runs import load_runs, scan_runs
 from .stats import aggregate_cells, paired_differences, t_halfwidth
 from .tables import build_tables, render_family, resolve_cells
 
 __all__ = ["Reference", "aggregate_cells", "build_tables", "load_runs", "paired_differences",
-           "render_family", "resolve_cells", "summarize_claims", "t_halfwidth", "write_report"]
+           "render_family", "resolve_cells", "scan_runs", "summarize_claims", "t_halfwidth",
+           "write_report"]

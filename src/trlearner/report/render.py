@@ -178,7 +178,8 @@ def summarize_claims(resolved: pd.DataFrame, diffs: pd.DataFrame, reference: Ref
             more, verdict = _effect_sentence(diff, paper_eff, d)
             text += more
         else:
-            text += " No paired effect could be computed" + (f" ({diff['note']})" if diff and diff.get("note") else "") + "."
+            note = f" ({diff['note']})" if diff and diff.get("note") else ""
+            text += f" No paired effect could be computed{note}."
             verdict = "could not be tested"
         title = f"{verdict} with the paper" if verdict in ("compatible", "incompatible") else verdict
         claims.append(dict(claim=name, verdict=verdict, sentence=f"{text} Verdict: {title}."))
