@@ -213,8 +213,9 @@ def check_cache(raw: Path, *, root: str | Path = "data", full: bool = False) -> 
         return "stat", []
     problems = [f"{rel} is missing" for rel in missing]
     for rel, digest in want.items():
-        if rel not in missing and file_hash(cache / rel) != digest:
-            problems.append(f"{rel} has sha256 {file_hash(cache / rel)[:16]}..., the MANIFEST records {digest[:16]}...")
+        got = None if rel in missing else file_hash(cache / rel)
+        if got is not None and got != digest:
+            problems.append(f"{rel} has sha256 {got[:16]}..., the MANIFEST records {digest[:16]}...")
     if problems:
         _VERIFIED.discard(key)
         try:
