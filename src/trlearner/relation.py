@@ -166,25 +166,31 @@ def class_farthest_point_mask(z: torch.Tensor, labels: torch.Tensor, m: int | No
     return torch.from_numpy(mask).to(device=z.device, dtype=z.dtype)
 
 
-def random_mask(b: int, n: int, m: int, gen: torch.Generator) -> torch.Tensor:
-    """A uniformly random subset of ``min(m, n)`` of ``n`` points per group -> mask [B, n]."""
-    order = torch.rand(b, n, generator=gen).argsort(1)
-    mask = torch.zeros(b, n)
+def random_mask(b: int, n: int, m: int, gen: torch.Generator, device=None) -> torch.Tensor:
+    """A uniformly random subset of ``min(m, n)`` of ``n`` points per group -> mask [B, n] on
+    ``device`` (default: the generator's). The draw is made on the generator's device (a CPU
+    generator: train's), so a run picks the same points on every device."""
+    order = torch.rand(b, n, generator=gen, device=gen.device).argsort(1)
+    mask = torch.zeros(b, n, device=gen.device)
     mask.scatter_(1, order[:, : min(m, n)], 1.0)
-    return mask
+    return mask.to(gen.device if device is None else device)
 
 
 def class_random_mask(labels: torch.Tensor, m: int | None, gen: torch.Generator) -> torch.Tensor:
     """A uniformly random subset of ``min(m, k)`` (``m=None``: ``ceil(k / 2)``) of each class's
-    ``k`` points: ``labels`` [T, S] (-1 = padding) -> mask [T, S]."""
-    key = torch.rand(labels.shape, generator=gen)
-    mask = torch.zeros(labels.shape)
-    for t in range(labels.shape[0]):
-        for c in labels[t][labels[t] >= 0].unique():
-            idx = (labels[t] == c).nonzero().flatten()
+    ``k`` points: ``labels`` [T, S] (-1 = padding) -> mask [T, S] on the labels' device.
+
+    The per-class loop runs on the generator's device (one copy of the labels there, instead
+    of a device round trip per class), so a run picks the same points on every device."""
+    lab = labels.to(gen.device)
+    key = torch.rand(lab.shape, generator=gen, device=gen.device)
+    mask = torch.zeros(lab.shape, device=gen.device)
+    for t in range(lab.shape[0]):
+        for c in lab[t][lab[t] >= 0].unique():
+            idx = (lab[t] == c).nonzero().flatten()
             take = min(m, len(idx)) if m is not None else math.ceil(len(idx) / 2)
             mask[t, idx[key[t, idx].argsort()[:take]]] = 1.0
-    return mask
+    return mask.to(labels.device)
 
 
 # ----------------------------------------------------------------- relations and L_TR
@@ -339,7 +345,7 @@ class TRLearner:
         else:
             if gen is None:
                 raise ValueError("the random sampler needs a torch.Generator")
-            mask = random_mask(t * groups, n, self.meta_data, gen)
+            mask = random_mask(t * groups, n, self.meta_data, gen, device=h.device)
         mask = mask.reshape(t, s).to(h.dtype)
         if self.kind == "regression":
             # r_i = [sum_j a_j y_j h_j, sum_j a_j h_j] with a = mask / |mask|: one broadcast product
