@@ -42,3 +42,11 @@ bench: setup
 
 gpu-check: setup
 	$(PY) benchmarks/gpu_check.py
+
+## A single-node SLURM cluster on this machine (root, Debian 12) for tests/test_slurm_e2e.py.
+.PHONY: slurm-up slurm-down
+slurm-up:
+	.ci/slurm/up.sh
+
+slurm-down:
+	.ci/slurm/down.sh

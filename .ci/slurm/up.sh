@@ -51,7 +51,7 @@ if [ ${#need[@]} -gt 0 ]; then
   # shellcheck disable=SC2086
   apt-get install -y -q --no-install-recommends $pkgs >"$STATE/apt.log" 2>&1 \
     || { apt-get update -q >>"$STATE/apt.log" 2>&1 && apt-get install -y -q --no-install-recommends $pkgs >>"$STATE/apt.log" 2>&1; } \
-    || die "apt-get install $pkgs failed; see $STATE/apt.log"
+    || { tail -20 "$STATE/apt.log" >&2; die "apt-get install $pkgs failed (log above: $STATE/apt.log)"; }
 fi
 export PATH=/usr/sbin:/sbin:$PATH
 mkdir -p /run/slurm /var/log/slurm /var/lib/slurm/slurmctld /var/lib/slurm/slurmd
