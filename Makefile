@@ -40,8 +40,14 @@ test-quick: setup
 bench: setup
 	$(PY) -m trlearner bench --out benchmarks/results
 
-gpu-check: setup
-	$(PY) benchmarks/gpu_check.py
+## The GPU check (benchmarks/README.md): CUDA = CPU for every algorithm, throughput at the
+## protocol's sizes, `train --device cuda` end to end, within GPU_CHECK_LIMIT seconds. No setup
+## step: a GPU machine may have no network, so it runs with .venv's Python when there is one,
+## else with python3 (which must have PyTorch); it needs no data. Results: $OUT or
+## benchmarks/results/gpu/. GPU_CHECK_ARGS=--dry checks the script on a CPU.
+GPU_CHECK_LIMIT ?= 330
+gpu-check:
+	$(if $(wildcard $(PY)),$(PY),python3) benchmarks/gpu_check.py --time-limit $(GPU_CHECK_LIMIT) $(GPU_CHECK_ARGS)
 
 ## A single-node SLURM cluster on this machine (root, Debian 12) for tests/test_slurm_e2e.py.
 .PHONY: slurm-up slurm-down

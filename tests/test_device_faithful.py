@@ -26,7 +26,12 @@ numbers as on the CPU.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -421,3 +426,46 @@ def test_a_whole_training_run_on_the_device_equals_the_cpu_run(tmp_path):
     on_cpu = run("cpu", tmp_path / "cpu")
     assert on_device["per_task"] == on_cpu["per_task"] and on_device["history"] == on_cpu["history"]
     assert (tmp_path / "device" / "checkpoint.pt").exists() and (tmp_path / "device" / "relation.pt").exists()
+
+
+# ------------------------------------------------------------ benchmarks/gpu_check.py
+
+GPU_CHECK = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU the script runs the real check")
+def test_gpu_check_without_a_gpu_says_so_and_exits_cleanly(tmp_path):
+    p = subprocess.run([sys.executable, str(GPU_CHECK), "--out", str(tmp_path)], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "PyTorch sees no CUDA device" in p.stdout and "--dry" in p.stdout
+    assert not list(tmp_path.iterdir())  # nothing measured, nothing written
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_runs_every_section_on_the_cpu(tmp_path):
+    """The script's every section on the CPU at tiny sizes (what the GPU run does, less the
+    device): the GPU time is not spent finding a bug in the script."""
+    p = subprocess.run([sys.executable, str(GPU_CHECK), "--dry", "--out", str(tmp_path), "--time-limit", "400"],
+                       capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    res = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert res["dry"] and res["status"] == "all checks passed"
+    assert {r["case"].split("/")[0] for r in res["equivalence"]} >= {"sinusoid", "omniglot", "metadataset-padded",
+                                                                     "resnet12-tiny"}
+    assert all(r["ok"] and r["update_norm_cpu"] > 0 for r in res["equivalence"])
+    assert all(r["meta_iterations_per_s"] > 0 for r in res["throughput"])
+    assert res["train"] and res["train"][0]["status"] == "ok"
+    md = (tmp_path / "gpu_check.md").read_text()
+    assert "DRY RUN" in md and "| omniglot 5-way 1-shot maml baseline |" in md
+
+
+def test_gpu_check_stops_at_its_time_limit(tmp_path):
+    """A limit too short for any section: the script stops before starting one, writes what it
+    has and exits 2 (the limit is the script's own, not the caller's kill)."""
+    p = subprocess.run([sys.executable, str(GPU_CHECK), "--dry", "--out", str(tmp_path), "--time-limit", "5"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stdout + p.stderr
+    res = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert res["status"] == "cut short by the time limit" and "left of the 5 s limit" in res["stopped"]
+    assert res["equivalence"] == []
