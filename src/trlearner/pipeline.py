@@ -67,9 +67,13 @@ VECTOR_INPUT = ("sinusoid", "harmonic", "pqsar")
 PROTOCOL_KEYS = ("iterations", "meta_batch", "inner_steps", "inner_lr", "test_steps", "test_lr",
                  "curve_steps", "outer_lr", "first_order", "backbone", "filters", "train_queries",
                  "test_tasks", "test_queries", "eval_every", "eval_tasks", "checkpoint_every",
-                 "train_sources", "heldout_sources", "train_dataset")
+                 "train_sources", "heldout_sources", "train_dataset",
+                 # the baselines' authors' settings (docs/BASELINES.md)
+                 "adapt_bn", "downsample", "init", "grad_clip", "train_ways", "metasgd_lr_init")
 # Protocol keys whose value is a list (passed to the CLI comma-separated).
 LIST_KEYS = ("train_sources", "heldout_sources")
+# Boolean protocol keys whose CLI option has a --no- form (false is passed, not left out).
+NEGATABLE_KEYS = ("adapt_bn",)
 TRLEARNER_KEYS = ("lam", "heads", "meta_data", "sampler", "weights", "align", "class_repr")
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -151,6 +155,8 @@ class Run:
             elif isinstance(value, bool):
                 if value:
                     args.append(flag)
+                elif key in NEGATABLE_KEYS:
+                    args.append("--no-" + key.replace("_", "-"))
             else:
                 args += [flag, str(value)]
         if self.variant == "trlearner":
