@@ -74,7 +74,8 @@ PROTOCOL_KEYS = ("iterations", "meta_batch", "inner_steps", "inner_lr", "test_st
 LIST_KEYS = ("train_sources", "heldout_sources")
 # Boolean protocol keys whose CLI option has a --no- form (false is passed, not left out).
 NEGATABLE_KEYS = ("adapt_bn",)
-TRLEARNER_KEYS = ("lam", "heads", "meta_data", "sampler", "weights", "align", "class_repr")
+# (fixed_omega: true = `--fixed-omega`, omega all ones and not trained; false = the default, learned)
+TRLEARNER_KEYS = ("lam", "heads", "meta_data", "sampler", "weights", "align", "class_repr", "fixed_omega")
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 # Source files every training run depends on (relative to the repository root), then those of
@@ -162,7 +163,10 @@ class Run:
         if self.variant == "trlearner":
             args.append("--trlearner")
             for key, value in self.trlearner:
-                args += ["--" + key.replace("_", "-"), str(value)]
+                if isinstance(value, bool):  # a flag (fixed_omega)
+                    args += ["--" + key.replace("_", "-")] if value else []
+                else:
+                    args += ["--" + key.replace("_", "-"), str(value)]
         args += ["--preset", preset, "--device", device, "--data-root", data_root, "--no-progress"]
         return args
 
@@ -480,10 +484,17 @@ VARWAY_IMAGES_PER_TASK = 300
 
 
 def _proto(run: Run) -> dict:
-    from trlearner.protocols import DATASET_PROTOCOLS
+    """The run's protocol as ``trlearner train`` resolves it (queries = shots on Omniglot,
+    ProtoNet's wider training episodes), with the config's overrides."""
+    from trlearner.protocols import DATASET_PROTOCOLS, paper_protocol
 
-    base = dict(DATASET_PROTOCOLS.get(run.dataset, {"iterations": 60_000, "meta_batch": 4}))
-    base.update(dict(run.protocol))
+    overrides = dict(run.protocol)
+    if run.dataset in DATASET_PROTOCOLS:
+        base = paper_protocol(run.dataset, run.algorithm, run.ways, run.shots,
+                              overrides.get("backbone"))
+    else:
+        base = {"iterations": 60_000, "meta_batch": 4}
+    base.update(overrides)
     return base
 
 
@@ -500,7 +511,7 @@ def estimate_seconds(run: Run, device: str = "cpu") -> float:
     if run.dataset in VARIABLE_WAY:
         images = VARWAY_IMAGES_PER_TASK
     else:
-        images = (run.ways or 5) * (run.shots + (p.get("train_queries") or 15))
+        images = (p.get("train_ways") or run.ways or 5) * (run.shots + (p.get("train_queries") or 15))
     filt = (p.get("filters") or 64) / 64
     per = CPU_SEC_PER_IMAGE_ITER * images * p.get("meta_batch", 32) * filt
     # evaluation: every test task adapted for test_steps steps on support + queries
