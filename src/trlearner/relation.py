@@ -22,8 +22,9 @@ backbone's feature extractor ``g``. Decisions where the paper is silent (all con
    (``learn_omega=False``: all ones, fixed -- the plain cosine of representations).
 4. **Consistency loss.** ``L_TR(i) = loss( sum_{p!=i} w_ip f^p(xq_i) / sum_{p!=i} w_ip, yq_i)``
    with ``w_ip = relu(m_ip) + eps`` (``weights="relu"``: dissimilar tasks get no weight and
-   the denominator cannot vanish) or ``w_ip = m_ip`` exactly as written (``weights="raw"``,
-   denominator kept away from 0 with its sign). Model outputs are averaged as they are
+   the denominator cannot vanish), ``w_ip = m_ip`` exactly as written (``weights="raw"``,
+   denominator kept away from 0 with its sign) or ``w_ip = exp(m_ip)`` (``weights="softmax"``:
+   a softmax of the relations over ``p != i``, positive and smooth). Model outputs are averaged as they are
    (regression values; classification logits).
 5. **Label alignment (classification).** Episode class indices are arbitrary, so f^p's class
    c is not task i's class c. ``align="match"`` (default) permutes f^p's outputs so that each
@@ -65,7 +66,7 @@ from trlearner.backbones import Params
 from trlearner.engine import adapt_batch, adapt_cross, cross_predict
 
 SAMPLERS = ("diverse", "random")
-WEIGHTS = ("relu", "raw")
+WEIGHTS = ("relu", "raw", "softmax")
 ALIGNS = ("match", "index")
 CLASS_REPRS = ("concat", "mean")
 EPS = 1e-6
@@ -221,6 +222,10 @@ def relation_weights(m: torch.Tensor, mode: str = "relu") -> torch.Tensor:
         den = w.sum(1, keepdim=True)
         den = torch.where(den >= 0, den.clamp_min(EPS), den.clamp_max(-EPS))
         return w / den
+    if mode == "softmax":
+        # W[i, p] = exp(m_ip) / sum_{q != i} exp(m_iq): the diagonal is masked out with -inf
+        eye = torch.eye(m.shape[0], dtype=torch.bool, device=m.device)
+        return torch.softmax(m.masked_fill(eye, float("-inf")), dim=1)
     raise ValueError(f"unknown relation weight mode {mode!r}; choose one of {WEIGHTS}")
 
 

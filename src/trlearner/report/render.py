@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from .claims import claims_markdown
 from .reference import Reference
 from .runs import scan_runs
 from .stats import PAIR_SEEDS, PAIR_TASKS, aggregate_cells, paired_differences, records
@@ -488,7 +489,11 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
              "Reproduction of \"Rethinking Meta-Learning from a Learning Lens\" (Wang et al., "
              "arXiv 2409.08474). Every number below is read from a run's metrics.json; statistics "
              "are described in docs/REPORT_FORMAT.md.", "",
-             summary_markdown(runs, resolved, claims, exp, scan.skipped, diffs), "## Tables", ""]
+             summary_markdown(runs, resolved, claims, exp, scan.skipped, diffs)]
+    # the open decisions of the paper (config/claims.yaml): empty without ablations on a known cell
+    interpretations = claims_markdown(results_dir, ref, table_runs=runs, relative_to=relative_to)
+    parts += [interpretations] if interpretations else []
+    parts += ["## Tables", ""]
     parts += [render_family(t, "md", footnotes=False) for t in tables]
     parts += ["Notes on the tables:", ""] + [f"- {n}" for n in FOOTNOTES] + [""]
     parts += [missing_markdown(resolved), checks_markdown(runs, scan.skipped, resolved, diffs),
