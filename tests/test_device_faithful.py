@@ -21,7 +21,8 @@ The tests prove the check catches a CPU-created tensor (the old ``random_mask``,
 backward, an Adam step) and one evaluation for every algorithm, both variants, every
 sampler, relation-weight, class-representation and alignment option and every backbone
 (plain and padded), and a whole ``train`` run on the pretend device, each with the same
-numbers as on the CPU.
+numbers as on the CPU. Last, ``benchmarks/gpu_check.py`` without a GPU: its message, its
+``--dry`` run of every section on the CPU and its own time limit.
 """
 
 from __future__ import annotations
@@ -126,16 +127,12 @@ class DeviceCheck(TorchDispatchMode):
         self.ops += 1
         tensors = _tensors((args, kwargs))
         target = kwargs.get("device")
-        if func is aten._to_copy.default and target is not None:  # .to(device) / .cpu()
-            out = func(*_unwrap(args), **{**kwargs, "device": CPU})
-            return OnDevice(out) if _on_device(target) else out
-        if not tensors:  # a factory op
-            if not _on_device(target):
-                return func(*args, **kwargs)
+        if target is not None:  # factories, *_like, .to(device) / .cpu(): the result is on target
             gen = kwargs.get("generator")
-            if gen is not None and gen.device != DEVICE:
+            if _on_device(target) and gen is not None and gen.device != DEVICE:
                 raise DeviceMixError(f"{func}: a {gen.device} generator draws a tensor on the device")
-            return _wrap(func(*args, **{**kwargs, "device": CPU}))
+            out = func(*_unwrap(args), **{**_unwrap(kwargs), "device": CPU})
+            return _wrap(out) if _on_device(target) else out
         wrapped = [t for t in tensors if isinstance(t, OnDevice)]
         if not wrapped:
             return func(*args, **kwargs)
@@ -179,7 +176,10 @@ def test_the_check_fails_where_cuda_fails_and_passes_where_cuda_passes():
         z = torch.zeros(2, 3, device=x.device)
         z.copy_(torch.ones(2, 3))  # a cross-device copy
         assert z.sum().item() == 6.0 and (x * 2).cpu().tolist() == [[0, 2, 4], [6, 8, 10]]
-        assert type(x.cpu()) is torch.Tensor
+        assert type(x.cpu()) is torch.Tensor and type(torch.zeros_like(x, device="cpu")) is torch.Tensor
+        assert isinstance(torch.empty_like(torch.ones(2), device=x.device), OnDevice)
+        with pytest.raises(DeviceMixError, match="aten.mul"):
+            torch.zeros_like(x, device="cpu") * x
     assert mode.ops > 0
 
 
