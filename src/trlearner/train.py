@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -46,6 +46,7 @@ from trlearner.runio import (CheckpointError, RunFolderError, code_hash, load_ch
                              run_lock, save_checked)
 
 DIVERGED_EXIT = 3
+logger = logging.getLogger(__name__)
 
 
 class DivergedError(RuntimeError):
@@ -162,8 +163,8 @@ def resolve_config(**kwargs) -> RunConfig:
                              f"dataset needs both to be fixed-way image datasets; allowed: {', '.join(allowed)}")
     if cfg.trlearner is not None and cfg.dataset.startswith("metadataset") and cfg.trlearner.class_repr == "concat":
         # variable ways: concatenated class means would change size with every episode
-        print("note: TRLearner on variable-way episodes uses class_repr='mean' (concatenated class "
-              "means are undefined when the number of ways varies); recorded in metrics.json", file=sys.stderr)
+        logger.warning("TRLearner on variable-way episodes uses class_repr='mean' (concatenated class "
+                       "means are undefined when the number of ways varies); recorded in metrics.json")
         cfg.trlearner = replace(cfg.trlearner, class_repr="mean")
     if cfg.algorithm == "protonet":
         cfg.inner_steps = cfg.test_steps = cfg.curve_steps = 0
@@ -279,12 +280,36 @@ def is_reduced(cfg: RunConfig) -> bool:
     return any(getattr(cfg, k) < cfg.protocol_reference[k] for k in REDUCIBLE)
 
 
-class _Log:
-    def __init__(self, path: Path):
-        self.f = open(path, "a", buffering=1)
+class _LogFile(logging.FileHandler):
+    """A FileHandler whose write errors fail the run (logging's default prints them and goes on)."""
 
-    def __call__(self, msg: str):
-        self.f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
+    def handleError(self, record):
+        raise  # called inside logging's except block: re-raises that error
+
+
+class _RunLog:
+    """The run's ``log.txt``, a :class:`logging.FileHandler` opened at the first line (so a run
+    refused before it logs leaves no file) and closed on exit from the ``with`` block.
+
+    ``log(msg, level)`` writes every line to ``log.txt`` whatever the logging configuration, and
+    sends it at ``level`` to this module's logger (the console under the ``trlearner`` command:
+    INFO and up; DEBUG lines go to ``log.txt`` only).
+    """
+
+    def __init__(self, path: Path):
+        self.handler = _LogFile(path, mode="a", encoding="utf-8", delay=True)
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+
+    def __call__(self, msg: str, level: int = logging.DEBUG) -> None:
+        self.handler.handle(logging.makeLogRecord(
+            {"name": logger.name, "msg": msg, "levelno": level, "levelname": logging.getLevelName(level)}))
+        logger.log(level, msg)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handler.close()
 
 
 CHECKPOINTS = ("checkpoint.pt", "checkpoint.prev.pt")
@@ -309,12 +334,12 @@ def _load_checkpoint(out: Path, ident_hash: str, log, force: bool = False) -> di
                 raise CheckpointError(f"{path} is not a trlearner checkpoint (no 'meta')")
         except CheckpointError as exc:  # corrupt, truncated, altered, or not plain data
             msg = f"checkpoint {path} is unreadable ({exc}); ignoring it"
-            log(msg)
-            print(f"warning: {msg}")
+            log(msg, logging.WARNING)
             continue
         if ckpt.get("config_hash") != ident_hash:
             if force:
-                log(f"--force: deleting {path} of a run with other settings (config hash {ckpt.get('config_hash')})")
+                log(f"--force: deleting {path} of a run with other settings (config hash {ckpt.get('config_hash')})",
+                    logging.INFO)
                 for other in CHECKPOINTS:
                     (out / other).unlink(missing_ok=True)
                 return None
@@ -324,8 +349,7 @@ def _load_checkpoint(out: Path, ident_hash: str, log, force: bool = False) -> di
         if ckpt.get("code_hash") != code_hash():
             msg = (f"checkpoint from code {ckpt.get('code_hash')}, this code is {code_hash()}: starting again "
                    f"(iteration {ckpt.get('iteration')} of {path} is not resumed)")
-            log(msg)
-            print(f"note: {msg}", file=sys.stderr)
+            log(msg, logging.WARNING)
             return None
         return ckpt
     return None
@@ -485,11 +509,12 @@ def train(cfg: RunConfig, out, progress: bool = True, force: bool = False) -> di
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with run_lock(out) as taken_over:
-        return _train_locked(cfg, out, progress, force, taken_over)
+    with run_lock(out) as taken_over, _RunLog(out / "log.txt") as log:
+        return _train_locked(cfg, out, progress, force, taken_over, log)
 
 
-def _train_locked(cfg: RunConfig, out: Path, progress: bool, force: bool, taken_over: str | None) -> dict:
+def _train_locked(cfg: RunConfig, out: Path, progress: bool, force: bool, taken_over: str | None,
+                  log: _RunLog) -> dict:
     ident = cfg.identity()
     ident_hash = config_hash(ident)
     other = _other_run(out, cfg, ident_hash)
@@ -497,14 +522,12 @@ def _train_locked(cfg: RunConfig, out: Path, progress: bool, force: bool, taken_
         raise RunFolderError(f"{out} holds the metrics.json of a run with other settings ({other}); use "
                              f"another --out, or pass --force to replace that run's results")
     device = pick_device(cfg.device)
-    log = _Log(out / "log.txt")
     if taken_over:
-        log(taken_over)
-        print(f"note: {taken_over}", file=sys.stderr)
+        log(taken_over, logging.WARNING)
     for tmp in remove_temp_files(out):
-        log(f"removed {tmp.name}, the temporary file of a write that was interrupted")
+        log(f"removed {tmp.name}, the temporary file of a write that was interrupted", logging.INFO)
     if other:
-        log(f"--force: replacing the results of another run ({other})")
+        log(f"--force: replacing the results of another run ({other})", logging.INFO)
         for name in ("metrics.json", "provenance.json", "relation.pt"):
             (out / name).unlink(missing_ok=True)
 
@@ -528,9 +551,9 @@ def _train_locked(cfg: RunConfig, out: Path, progress: bool, force: bool, taken_
         opt.load_state_dict(ckpt["opt"])
         start, elapsed = ckpt["iteration"], ckpt["elapsed"]
         history, rel_mean = ckpt["history"], ckpt.get("relation_mean")
-        log(f"resumed at iteration {start} from {out / 'checkpoint.pt'}")
+        log(f"resumed at iteration {start} from {out / 'checkpoint.pt'}", logging.INFO)
     log(f"run {cfg.dataset} {cfg.algorithm} {cfg.variant} shots={cfg.shots} ways={cfg.ways} "
-        f"seed={cfg.seed} iterations={cfg.iterations} device={device}")
+        f"seed={cfg.seed} iterations={cfg.iterations} device={device}", logging.INFO)
 
     def checkpoint(it: int):
         _save_checkpoint(out, {
@@ -543,7 +566,8 @@ def _train_locked(cfg: RunConfig, out: Path, progress: bool, force: bool, taken_
     t0 = time.perf_counter()
     relation = None
     bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations,
-               disable=not progress, desc=f"{cfg.algorithm}/{cfg.variant}", mininterval=1.0,
+               disable=None if progress else True,  # None: off when stderr is not a terminal (no \r in logs)
+               desc=f"{cfg.algorithm}/{cfg.variant}", mininterval=1.0,
                unit="it", dynamic_ncols=True)
     for it in bar:
         batch = train_src.batch(range(it * cfg.meta_batch, (it + 1) * cfg.meta_batch)).to(device)
