@@ -469,3 +469,39 @@ def test_gpu_check_stops_at_its_time_limit(tmp_path):
     res = json.loads((tmp_path / "gpu_check.json").read_text())
     assert res["status"] == "cut short by the time limit" and "left of the 5 s limit" in res["stopped"]
     assert res["equivalence"] == []
+
+
+def _gpu_check_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", GPU_CHECK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["sinusoid/metasgd/trlearner-random", "omniglot/protonet/trlearner",
+                                  "metadataset-padded/maml/trlearner-random",
+                                  "omniglot/maml/trlearner-random/loop-backend"])
+def test_gpu_check_comparison_runs_on_a_non_cpu_device(name):
+    """The GPU check's own comparison (benchmarks/gpu_check.py run_iterations) with the device
+    side on the pretend device: the script moves everything it should, and equal numbers pass."""
+    gc = _gpu_check_module()
+    case = next(c for c in gc.equivalence_cases(dry=True) if c["name"] == name)
+    cfg, algo, trl, batches = gc.make_case(case, dry=True)
+    ref_losses, ref_update = gc.run_iterations(cfg, algo, trl, batches, "cpu", torch.float64)
+    with DeviceCheck() as mode:
+        losses, update = gc.run_iterations(cfg, algo, trl, batches, DEVICE, torch.float64)
+    assert mode.ops > 100 and all(type(u) is torch.Tensor for u in update.values())
+    assert losses == ref_losses and gc.rel(list(update.values()), list(ref_update.values())) == 0.0
+    assert sum(float(u.norm()) for u in ref_update.values()) > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_train_runs_end_to_end_on_cuda(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "trlearner", "train", "--dataset", "sinusoid", "--algorithm", "maml",
+                        "--shots", "5", "--iterations", "5", "--test-tasks", "5", "--device", "cuda", "--no-progress",
+                        "--trlearner", "--sampler", "random", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "ok"
