@@ -168,7 +168,7 @@ def test_a_dataset_not_fetched_names_the_fetch_command_and_the_drop_folder(tmp_p
     out, root = tmp_path / "run", tmp_path / "empty"
     err = refused(capsys, out, ["--dataset", "omniglot", "--ways", "5", "--algorithm", "maml", "--shots", "1",
                                 "--data-root", str(root)],
-                  "'omniglot' is not fetched", f"python -m trlearner data --root {root} fetch omniglot",
+                  "'omniglot' is not fetched", f"python -m trlearner data --data-root {root} fetch omniglot",
                   str(root / "manual" / "omniglot"), "images_background.zip")
     assert nothing_written(out) and not root.exists()
     assert "TRLEARNER_MIRROR" in err

@@ -584,13 +584,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds a timing sample lasts at least (default 0.05, quick 0)")
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     p.add_argument("--groups", nargs="+", default=None,
-                   help="workloads to run: sinusoid_mlp omniglot_conv4 miniimagenet_resnet12")
+                   help="workloads to run: sinusoid_mlp omniglot_conv4 miniimagenet_resnet12 (default: all)")
     p.add_argument("--repeats-heavy", type=int, default=None,
                    help="samples per case for the conv groups (default: min(repeats, 5))")
     p.add_argument("--memory", dest="memory", action="store_true", default=True,
                    help="measure peak RSS per case in a subprocess (default)")
-    p.add_argument("--no-memory", dest="memory", action="store_false")
-    p.add_argument("--no-loading", dest="loading", action="store_false", default=True)
+    p.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-RSS measurement")
+    p.add_argument("--no-loading", dest="loading", action="store_false", default=True,
+                   help="skip the episode-loading measurement")
     p.add_argument("--paper-sizes", action="store_true",
                    help="image groups at the protocol's sizes (slow on a small CPU)")
     p.add_argument("--no-pipeline", dest="pipeline", action="store_false", default=True,
@@ -657,7 +658,8 @@ def run(args) -> int:
 
 def register(subparsers) -> None:
     """Add the ``bench`` subcommand to the ``trlearner`` CLI."""
-    p = subparsers.add_parser("bench", help="benchmark suite: meta-iteration time, memory, loading")
+    p = subparsers.add_parser("bench", help="benchmark suite: meta-iteration time, memory, loading",
+                              description=__doc__.split("\n")[0])
     add_arguments(p)
     p.set_defaults(func=run)
 

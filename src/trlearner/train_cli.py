@@ -1,4 +1,10 @@
-"""``trlearner train``: command-line front end of :mod:`trlearner.train`."""
+"""``trlearner train``: command-line front end of :mod:`trlearner.train`.
+
+Building this parser imports no torch (``trlearner train --help`` is instant): the choices and
+TRLearner defaults below are the library's, written out; ``tests/test_cli.py`` checks them
+against :mod:`trlearner.algorithms`, :mod:`trlearner.backbones`, :mod:`trlearner.engine`,
+:mod:`trlearner.regularizers` and :mod:`trlearner.relation`.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,25 @@ import os
 import sys
 from pathlib import Path
 
-from trlearner.algorithms import ALGORITHMS
-from trlearner.algorithms.metasgd import LR_INITS
-from trlearner.backbones import DOWNSAMPLES, INITS
-from trlearner.engine import BACKENDS
-from trlearner.regularizers import REGULARIZERS
-from trlearner.relation import ALIGNS, CLASS_REPRS, SAMPLERS, WEIGHTS, TRConfig
+# choices of the library (trlearner.algorithms.ALGORITHMS, backbones.DOWNSAMPLES/INITS,
+# engine.BACKENDS, regularizers.REGULARIZERS, algorithms.metasgd.LR_INITS, relation.SAMPLERS/...)
+CHOICES = {
+    "algorithm": ("anil", "maml", "metasgd", "protonet", "tnet"),
+    "backbone": ("mlp", "conv4", "resnet12"),
+    "downsample": ("maxpool", "stride"),
+    "init": ("torch", "finn"),
+    "metasgd_lr_init": ("uniform", "constant"),
+    "backend": ("vmap", "loop"),
+    "regularizer": ("none", "weight_decay", "input_noise", "meta_aug"),
+    "sampler": ("diverse", "random"),
+    "weights": ("relu", "raw"),
+    "align": ("match", "index"),
+    "class_repr": ("concat", "mean"),
+}
+# the defaults of trlearner.relation.TRConfig that the command line can set
+TR_DEFAULTS = {"lam": 0.1, "heads": 4, "sampler": "diverse", "weights": "relu", "align": "match",
+               "class_repr": "concat"}
+PROTOCOL = "default: the dataset's protocol"
 
 
 def _number(kind, text):
@@ -65,31 +84,41 @@ RUN_KEYS = ("dataset", "algorithm", "shots", "ways", "seed", "iterations", "meta
 
 
 def register(sub) -> None:
+    """Add the ``train`` command to a subparsers object (``ArgumentParser.add_subparsers()``)."""
     p = sub.add_parser("train", help="meta-train and evaluate one run",
                        description="Meta-train one algorithm on one benchmark, then evaluate it on "
                                    "the fixed test tasks. Unset options follow the dataset's "
                                    "standard protocol (trlearner.protocols).")
-    p.add_argument("--dataset", required=True, help="sinusoid, harmonic, omniglot_small, omniglot, miniimagenet, ...")
-    p.add_argument("--algorithm", required=True, choices=sorted(ALGORITHMS))
-    p.add_argument("--shots", required=True, type=_positive(int))
-    p.add_argument("--ways", type=_positive(int), help="classes per episode (classification)")
-    p.add_argument("--seed", type=_nonneg(int), default=0)
-    p.add_argument("--out", required=True, help="run folder (resumed when it holds a checkpoint)")
-    g = p.add_argument_group("protocol (default: the dataset's standard protocol)")
-    g.add_argument("--iterations", type=_positive(int))
-    g.add_argument("--meta-batch", type=_positive(int))
-    g.add_argument("--inner-steps", type=_nonneg(int), help="inner steps (meta-layers) in training")
-    g.add_argument("--inner-lr", type=_positive(float))
-    g.add_argument("--test-steps", type=_nonneg(int), help="inner steps at test for the headline number")
-    g.add_argument("--test-lr", type=_positive(float))
-    g.add_argument("--curve-steps", type=_nonneg(int), help="evaluate after 0..N inner steps (default 10)")
-    g.add_argument("--outer-lr", type=_positive(float))
+    p.add_argument("--dataset", required=True,
+                   help="sinusoid, harmonic, omniglot_small, omniglot, miniimagenet, ... (`trlearner data "
+                        "list`; required)")
+    p.add_argument("--algorithm", required=True, choices=CHOICES["algorithm"], help="meta-learner (required)")
+    p.add_argument("--shots", required=True, type=_positive(int), help="support examples per class or task "
+                                                                       "(required)")
+    p.add_argument("--ways", type=_positive(int),
+                   help="classes per episode (classification; default: the dataset's protocol)")
+    p.add_argument("--seed", type=_nonneg(int), default=0, help="training seed (the test tasks do not depend on it)")
+    p.add_argument("--out", required=True, help="run folder (resumed when it holds a checkpoint; required)")
+    g = p.add_argument_group("protocol (default: the dataset's standard protocol, trlearner.protocols)")
+    g.add_argument("--iterations", type=_positive(int), help=f"meta-training iterations ({PROTOCOL})")
+    g.add_argument("--meta-batch", type=_positive(int), help=f"tasks per meta-batch ({PROTOCOL})")
+    g.add_argument("--inner-steps", type=_nonneg(int), help=f"inner steps (meta-layers) in training ({PROTOCOL})")
+    g.add_argument("--inner-lr", type=_positive(float), help=f"inner-loop step size in training ({PROTOCOL})")
+    g.add_argument("--test-steps", type=_nonneg(int),
+                   help=f"inner steps at test for the headline number ({PROTOCOL})")
+    g.add_argument("--test-lr", type=_positive(float), help=f"inner-loop step size at test ({PROTOCOL})")
+    g.add_argument("--curve-steps", type=_nonneg(int),
+                   help="evaluate after 0..N inner steps (default: the dataset's protocol, 10 for most; "
+                        "at least --test-steps)")
+    g.add_argument("--outer-lr", type=_positive(float), help=f"Adam step size of the meta-update ({PROTOCOL})")
     g.add_argument("--first-order", action="store_true", help="first-order MAML-style meta-gradient")
-    g.add_argument("--backbone", choices=["mlp", "conv4", "resnet12"])
-    g.add_argument("--filters", type=_positive(int))
-    g.add_argument("--train-queries", type=_positive(int))
-    g.add_argument("--test-tasks", type=_positive(int))
-    g.add_argument("--test-queries", type=_positive(int))
+    g.add_argument("--backbone", choices=CHOICES["backbone"], help=f"network ({PROTOCOL})")
+    g.add_argument("--filters", type=_positive(int), help=f"conv4/resnet12 width ({PROTOCOL})")
+    g.add_argument("--train-queries", type=_positive(int),
+                   help=f"query examples per class or task in training ({PROTOCOL})")
+    g.add_argument("--test-tasks", type=_positive(int), help=f"fixed test tasks evaluated ({PROTOCOL})")
+    g.add_argument("--test-queries", type=_positive(int), help=f"query examples per class or task at test "
+                                                               f"({PROTOCOL})")
     g.add_argument("--train-sources", type=_source_list,
                    help="multi-source 'metadataset' only: comma-separated sources to train on "
                         "(default: trlearner.protocols.METADATASET_TRAIN_SOURCES)")
@@ -99,47 +128,57 @@ def register(sub) -> None:
     g.add_argument("--train-dataset",
                    help="meta-train on this dataset's training classes, evaluate on --dataset's val/test "
                         "classes (cross-domain; default for cub/places: miniimagenet, as the paper; "
-                        "--train-dataset cub gives within-domain CUB)")
+                        "otherwise --dataset; --train-dataset cub gives within-domain CUB)")
     b = p.add_argument_group("the baselines' own settings (default: as their authors ran them; "
                              "docs/BASELINES.md)")
     b.add_argument("--adapt-bn", action=argparse.BooleanOptionalAction, default=None,
                    help="adapt the batch-norm scale/shift in the inner loop (default: no, as MAML's code)")
-    b.add_argument("--downsample", choices=DOWNSAMPLES,
+    b.add_argument("--downsample", choices=CHOICES["downsample"],
                    help="conv4: max-pool, or MAML's strided Omniglot convs (default: per dataset)")
-    b.add_argument("--init", choices=INITS, help="finn (MAML's code) or torch (PyTorch's default)")
+    b.add_argument("--init", choices=CHOICES["init"],
+                   help="finn (MAML's code) or torch (PyTorch's default) (default: per dataset)")
     b.add_argument("--grad-clip", type=_nonneg(float),
                    help="clip each meta-gradient entry to [-C, C]; 0: none (default: 10 on miniImageNet)")
     b.add_argument("--train-ways", type=_positive(int),
                    help="classes per training episode (default: --ways; ProtoNet: Snell et al.'s 60/30/20)")
-    b.add_argument("--metasgd-lr-init", choices=LR_INITS,
-                   help="Meta-SGD step sizes: uniform in [0.005, 0.1] (Li et al.) or the --inner-lr constant")
+    b.add_argument("--metasgd-lr-init", choices=CHOICES["metasgd_lr_init"],
+                   help="Meta-SGD step sizes: uniform in [0.005, 0.1] (Li et al.) or the --inner-lr constant "
+                        "(default: uniform)")
     e = p.add_argument_group("execution")
-    e.add_argument("--backend", choices=BACKENDS, default="vmap")
+    e.add_argument("--backend", choices=CHOICES["backend"], default="vmap",
+                   help="tasks of a meta-batch batched with torch.func.vmap, or a per-task loop (the reference)")
     e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    e.add_argument("--threads", type=_positive(int), help="CPU threads for PyTorch")
-    e.add_argument("--checkpoint-every", type=_positive(int), default=1000)
+    e.add_argument("--threads", type=_positive(int), help="CPU threads for PyTorch (default: PyTorch's choice)")
+    e.add_argument("--checkpoint-every", type=_positive(int), default=1000, help="iterations between checkpoints")
     e.add_argument("--eval-every", type=_nonneg(int), default=0,
                    help="record train/validation metrics every N iterations (0: never)")
-    e.add_argument("--eval-tasks", type=_positive(int), default=100)
+    e.add_argument("--eval-tasks", type=_positive(int), default=100, help="tasks per --eval-every evaluation")
     e.add_argument("--preset", default="cli", help="name of the config preset, recorded with the run")
-    e.add_argument("--data-root", default="data")
-    e.add_argument("--no-progress", action="store_true")
+    e.add_argument("--data-root", default="data", metavar="DIR", help="data folder (the one `trlearner data` uses)")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar (-q implies it; it is off anyway "
+                                                              "when stderr is not a terminal)")
     e.add_argument("--force", action="store_true",
                    help="replace the results (metrics.json, provenance, checkpoints) of another run in --out")
     t = p.add_argument_group("TRLearner")
     t.add_argument("--trlearner", action="store_true", help="add the TRLearner regulariser")
-    t.add_argument("--lam", type=_nonneg(float), default=TRConfig.lam)
-    t.add_argument("--heads", type=_positive(int), default=TRConfig.heads)
-    t.add_argument("--meta-data", type=_positive(int), help="meta-data points per task (per class)")
-    t.add_argument("--sampler", choices=SAMPLERS, default=TRConfig.sampler)
-    t.add_argument("--weights", choices=WEIGHTS, default=TRConfig.weights)
-    t.add_argument("--align", choices=ALIGNS, default=TRConfig.align)
-    t.add_argument("--class-repr", choices=CLASS_REPRS, default=TRConfig.class_repr)
+    t.add_argument("--lam", type=_nonneg(float), default=TR_DEFAULTS["lam"], help="weight of the TRLearner loss")
+    t.add_argument("--heads", type=_positive(int), default=TR_DEFAULTS["heads"],
+                   help="learned weight vectors (heads) of the relation matrix")
+    t.add_argument("--meta-data", type=_positive(int),
+                   help="meta-data points per task (per class) (default: ceil(shots / 2))")
+    t.add_argument("--sampler", choices=CHOICES["sampler"], default=TR_DEFAULTS["sampler"],
+                   help="how each task's meta-data points are chosen: farthest-point (diverse) or at random")
+    t.add_argument("--weights", choices=CHOICES["weights"], default=TR_DEFAULTS["weights"],
+                   help="consistency weights: relu of the relations (+eps), or the relations as written (raw)")
+    t.add_argument("--align", choices=CHOICES["align"], default=TR_DEFAULTS["align"],
+                   help="pair the classes of two tasks by matching, or by index")
+    t.add_argument("--class-repr", choices=CHOICES["class_repr"], default=TR_DEFAULTS["class_repr"],
+                   help="classification task representation: the class feature means concatenated, or averaged")
     t.add_argument("--fixed-omega", action="store_true",
                    help="relations = plain cosine of task representations (omega all ones, not learned)")
     r = p.add_argument_group("other regularisers (for the time-accuracy comparison)")
-    r.add_argument("--regularizer", choices=REGULARIZERS, default="none")
-    r.add_argument("--reg-strength", type=_nonneg(float), default=0.0)
+    r.add_argument("--regularizer", choices=CHOICES["regularizer"], default="none", help="regulariser")
+    r.add_argument("--reg-strength", type=_nonneg(float), default=0.0, help="its strength")
     p.set_defaults(func=run)
 
 
@@ -235,7 +274,7 @@ def _check_data(cfg) -> None:
             continue
         files = ", ".join(f.name for f in spec.files) or "its files"
         hint = f" {spec.manual.strip()}" if spec.manual else ""
-        command = f"python -m trlearner data{'' if root == 'data' else f' --root {root}'} fetch {name}"
+        command = f"python -m trlearner data{'' if root == 'data' else f' --data-root {root}'} fetch {name}"
         raise ValueError(
             f"--dataset {name!r} is not fetched under {raw_dir(name, root)} (--data-root {root}). Fetch it: "
             f"`{command}` (internet, or TRLEARNER_MIRROR naming a local copy), or put {files} in "
@@ -295,6 +334,7 @@ def _check_checkpoints(cfg, out: Path) -> None:
 def run(args) -> int:
     import torch
 
+    from trlearner.relation import TRConfig
     from trlearner.runio import RunFolderError
     from trlearner.train import DIVERGED_EXIT, DivergedError, resolve_config, train
 
@@ -312,7 +352,8 @@ def run(args) -> int:
         print(f"trlearner train: error: {exc}", file=sys.stderr)
         return 2
     try:
-        m = train(cfg, args.out, progress=not args.no_progress, force=args.force)
+        m = train(cfg, args.out, progress=not (args.no_progress or getattr(args, "quiet", False)),
+                  force=args.force)
     except RunFolderError as exc:  # --out locked by a live run, or holding another run's results
         print(f"trlearner train: error: {exc}", file=sys.stderr)
         return 2

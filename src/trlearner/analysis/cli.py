@@ -47,10 +47,11 @@ def run_analysis(name: str, runs: str, out: str, scale: dict | None = None) -> d
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", choices=ANALYSES, help="which analysis")
-    p.add_argument("--runs", help="its run folders (default results/analyses/<name>)")
-    p.add_argument("--out", help="output folder (default reports/analyses/<name>)")
+    p.add_argument("--runs", help="its run folders (default: results/analyses/<name>)")
+    p.add_argument("--out", help="output folder (default: reports/analyses/<name>)")
     p.add_argument("--scale", help="YAML/JSON with the scale dict (or a config with it under 'analyses'), "
-                                   "to list planned runs that are missing")
+                                   "to list planned runs that are missing (default: none; only the runs found are "
+                                   "listed)")
     p.set_defaults(func=_run)
 
 
@@ -72,10 +73,11 @@ def register(subparsers) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from trlearner.cli import finish_parser, run_command
+
     p = argparse.ArgumentParser(prog="python -m trlearner.analysis.cli", description=__doc__.split("\n\n")[0])
     _add_arguments(p)
-    args = p.parse_args(argv)
-    return int(args.func(args) or 0)
+    return run_command(finish_parser(p).parse_args(argv))
 
 
 if __name__ == "__main__":

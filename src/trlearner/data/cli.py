@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
+
+DATA_ROOT = "data"
 
 
 def _human(n) -> str:
@@ -30,8 +33,8 @@ def cmd_list(args) -> int:
         else:
             urls = [u for f in spec.files for u in f.urls[:1]]
             host = sorted({u.split("/")[2] for u in urls if "://" in u})
-            where = ", ".join(host) if host else f"manual: {manual_dir(name, args.root)}/"
-        rows.append((name, spec.kind, spec.size, status(spec, args.root), checksum_status(spec), where))
+            where = ", ".join(host) if host else f"manual: {manual_dir(name, args.data_root)}/"
+        rows.append((name, spec.kind, spec.size, status(spec, args.data_root), checksum_status(spec), where))
     widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
@@ -48,10 +51,15 @@ def cmd_fetch(args) -> int:
     from trlearner.data.errors import DataFetchError
     from trlearner.data.fetch import fetch
 
+    quiet = getattr(args, "quiet", False)
+    if quiet:  # pooch logs each download ("Downloading data from ...") on a logger of its own
+        import pooch
+
+        pooch.get_logger().setLevel(logging.WARNING)
     rc = 0
     for name in args.dataset:
         try:
-            out = fetch(name, args.root, force=args.force, progress=not args.quiet)
+            out = fetch(name, args.data_root, force=args.force, progress=not quiet)
             print(f"{name}: ok -> {out}")
         except DataFetchError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -66,11 +74,11 @@ def cmd_verify(args) -> int:
     from trlearner.data.fetch import is_fetched, verify
     from trlearner.data.registry import names
 
-    todo = args.dataset or [n for n in names() if is_fetched(n, args.root)]
+    todo = args.dataset or [n for n in names() if is_fetched(n, args.data_root)]
     rc = 0
     for name in todo:
         try:
-            problems = verify(name, args.root)
+            problems = verify(name, args.data_root)
         except KeyError as exc:
             print(f"error: {exc.args[0]}", file=sys.stderr)
             return 2
@@ -82,7 +90,7 @@ def cmd_verify(args) -> int:
         else:
             print(f"{name}: ok (every cache file and kept archive matches its recorded sha256)")
     if not todo:
-        print(f"no fetched dataset under {args.root}/raw")
+        print(f"no fetched dataset under {args.data_root}/raw")
     return rc
 
 
@@ -92,7 +100,7 @@ def cmd_manifest(args) -> int:
     from trlearner.data.errors import DataFetchError
 
     try:
-        man = manifest(args.dataset, args.root)
+        man = manifest(args.dataset, args.data_root)
     except (FileNotFoundError, KeyError, DataFetchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -108,43 +116,89 @@ def cmd_manifest(args) -> int:
     return 0
 
 
+class _DeprecatedRoot(argparse.Action):
+    """``--root``: the old name of ``--data-root`` (hidden; warns)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: warning: --root is deprecated; use --data-root {values}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _data_root(p: argparse.ArgumentParser, top: bool) -> None:
+    """``--data-root`` (and the hidden ``--root``) on the ``data`` parser and on each of its
+    subcommands, so it may come before or after the subcommand. Below the top the default is
+    SUPPRESS: a subcommand's default would otherwise replace a value given before it."""
+    default = DATA_ROOT if top else argparse.SUPPRESS
+    p.add_argument("--data-root", default=default, metavar="DIR",
+                   help=f"data folder: raw/, downloads/, manual/<dataset>/ (default: {DATA_ROOT})")
+    p.add_argument("--root", dest="data_root", default=default, action=_DeprecatedRoot, help=argparse.SUPPRESS)
+
+
 def register(subparsers) -> argparse.ArgumentParser:
-    """Add the ``data`` command (``list``, ``fetch``, ``manifest``, ``verify``) to a subparsers object."""
+    """Add the ``data`` command (``list``, ``fetch``, ``manifest``, ``verify``) to a subparsers object.
+
+    Arguments:
+        subparsers: the object ``ArgumentParser.add_subparsers()`` returned.
+
+    Returns:
+        The ``data`` parser; a bare ``data`` prints its help and exits 2.
+
+    Example:
+        >>> p = argparse.ArgumentParser(prog="trlearner")
+        >>> _ = register(p.add_subparsers(dest="command"))
+        >>> p.parse_args(["data", "--data-root", "D", "fetch", "x"]).data_root
+        'D'
+        >>> p.parse_args(["data", "fetch", "x", "--data-root", "D"]).data_root
+        'D'
+    """
     p = subparsers.add_parser("data", help="list, fetch and verify datasets",
                               description="Datasets: list them, fetch (download, verify, extract, cache), "
-                                          "write a content manifest. Mirrors: TRLEARNER_MIRROR.")
-    p.add_argument("--root", default="data", help="data folder (default: data)")
-    sub = p.add_subparsers(dest="data_command", required=True)
-    ls = sub.add_parser("list", help="every dataset: kind, size, status (fetched / modified / not fetched), "
-                                     "how it is verified, where from")
-    ls.set_defaults(func=cmd_list)
-    v = sub.add_parser("verify", help="hash every cache file and kept archive of fetched datasets against their "
-                                      "MANIFEST and checksums (exit 1 on any difference)")
-    v.add_argument("dataset", nargs="*", help="default: every fetched dataset")
-    v.set_defaults(func=cmd_verify)
-    f = sub.add_parser("fetch", help="fetch datasets into <root>/raw/<dataset>")
-    f.add_argument("dataset", nargs="+")
+                                          "verify, write a content manifest. Mirrors: TRLEARNER_MIRROR "
+                                          "(comma-separated folders or base URLs); files you downloaded "
+                                          "yourself go in <data-root>/manual/<dataset>/.")
+    _data_root(p, top=True)
+    p.set_defaults(func=lambda args: _usage(p))
+    sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+
+    def add(name, text, func):
+        leaf = sub.add_parser(name, help=text, description=text[:1].upper() + text[1:] + ".")
+        leaf.set_defaults(func=func)
+        _data_root(leaf, top=False)
+        return leaf
+
+    add("list", "every dataset: kind, size, status (fetched / modified / not fetched), how it is verified, "
+                "where from", cmd_list)
+    v = add("verify", "hash every cache file and kept archive of fetched datasets against their MANIFEST and "
+                      "checksums (exit 1 on any difference)", cmd_verify)
+    v.add_argument("dataset", nargs="*", help="datasets to verify (default: every fetched dataset)")
+    f = add("fetch", "fetch datasets into <data-root>/raw/<dataset>", cmd_fetch)
+    f.add_argument("dataset", nargs="+", help="registry names (`data list`)")
     f.add_argument("--force", action="store_true", help="rebuild even when complete")
-    f.add_argument("--quiet", action="store_true", help="no progress bar")
-    f.set_defaults(func=cmd_fetch)
-    m = sub.add_parser("manifest", help="write the content hash of a fetched dataset as JSON")
-    m.add_argument("dataset")
+    m = add("manifest", "write the content hash of a fetched dataset as JSON", cmd_manifest)
+    m.add_argument("dataset", help="a fetched dataset")
     m.add_argument("--out", default=None, help="output file (default: stdout)")
-    m.set_defaults(func=cmd_manifest)
     return p
 
 
+def _usage(parser) -> int:
+    from trlearner.cli import print_usage_exit
+
+    return print_usage_exit(parser)
+
+
 def main(argv=None) -> int:
+    """Standalone entry point: ``python -m trlearner.data.cli SUBCOMMAND ...`` (the word ``data``
+    may be left out); the same as ``trlearner data SUBCOMMAND ...``."""
+    from trlearner.cli import finish_parser, run_command
+
     parser = argparse.ArgumentParser(prog="python -m trlearner.data.cli")
-    sub = parser.add_subparsers(dest="command", required=True)
-    data = register(sub)
+    register(parser.add_subparsers(dest="command", metavar="COMMAND"))
+    finish_parser(parser)
     argv = list(sys.argv[1:] if argv is None else argv)
     # standalone form omits the word "data": `python -m trlearner.data.cli list`
     if not argv or argv[0] != "data":
         argv = ["data"] + argv
-    args = parser.parse_args(argv)
-    del data
-    return args.func(args)
+    return run_command(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

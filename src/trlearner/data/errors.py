@@ -22,6 +22,7 @@ class DataFetchError(RuntimeError):
             parts.append(f"from {url}")
         head = " ".join(parts)
         msg = f"{head}: {problem}" if head else problem
+        self.headline = msg  # the message without its advice (for lists of attempts)
         if todo:
             msg += f"\n  What to do: {todo}"
         super().__init__(msg)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -55,6 +56,8 @@ from pathlib import Path
 
 from trlearner.data.errors import DataFetchError
 from trlearner.data.registry import DatasetSpec, FileSpec, get
+
+logger = logging.getLogger(__name__)
 
 MIRROR_ENV = "TRLEARNER_MIRROR"
 MANIFEST = "MANIFEST.json"
@@ -366,8 +369,8 @@ def fetch_lock(dataset: str, root: str | Path = "data", timeout: float | None = 
                         todo=f"let it finish, then rerun (it returns at once when the dataset is complete); or "
                              f"wait longer with {LOCK_TIMEOUT_ENV}=<seconds>.") from None
                 if not told:
-                    print(f"[{dataset}] waiting for another fetch of this dataset ({holder}; lock {path}), "
-                          f"at most {timeout:.0f} s", file=sys.stderr, flush=True)
+                    logger.warning(f"[{dataset}] waiting for another fetch of this dataset ({holder}; lock {path}), "
+                                   f"at most {timeout:.0f} s")
                     told = True
                 time.sleep(min(0.5, max(timeout - waited, 0.01)))
         os.ftruncate(fd, 0)
@@ -446,7 +449,7 @@ class ResumableDownloader:
                 total = start + int(length) if length is not None else None
                 ctype = r.headers.get("Content-Type", "")
                 with open(part, mode) as fh, tqdm(total=total, initial=start, unit="B", unit_scale=True,
-                                                 desc=Path(part.name).stem, disable=not self.progress,
+                                                 desc=Path(part.name).stem, disable=None if self.progress else True,
                                                  file=sys.stderr, leave=False) as bar:
                     for chunk in r.iter_content(chunk_size=1 << 16):
                         fh.write(chunk)
@@ -566,12 +569,22 @@ def obtain(spec: DatasetSpec, f: FileSpec, root: Path, *, progress: bool = True)
         raise DataFetchError("no source has this file (no public URL is registered, and neither the manual "
                              "drop folder nor TRLEARNER_MIRROR holds it)", file=f.name, dataset=spec.name,
                              url=", ".join(f.urls) or None, todo=todo)
+    raise _all_failed(attempts, spec, f, root)
+
+
+def _all_failed(attempts: list[DataFetchError], spec: DatasetSpec, f: FileSpec, root: Path) -> DataFetchError:
+    """One error for the failed sources of ``f``: each attempt on a line of its own, each distinct
+    piece of advice once (not once per source), and the manual drop folder named."""
+    manual = manual_dir(spec.name, root)
+    todos = list(dict.fromkeys(a.todo for a in attempts if a.todo))
+    if not any(str(manual) in t for t in todos):
+        todos.append(f"Or download {f.name} by hand and put it in {manual}/ (the manual drop folder), then rerun.")
     if len(attempts) == 1:
-        raise attempts[0]
-    lines = "\n".join(f"  - {a}" for a in attempts)
-    last = attempts[-1]
-    raise DataFetchError(f"every source failed:\n{lines}", file=f.name, dataset=spec.name, url=last.url,
-                         todo=last.todo)
+        a = attempts[0]
+        return DataFetchError(a.problem, file=a.file, url=a.url, dataset=a.dataset, todo=" ".join(todos))
+    lines = "\n".join(f"  - {a.headline}" for a in attempts)
+    return DataFetchError(f"every source failed:\n{lines}", file=f.name, dataset=spec.name, url=attempts[-1].url,
+                          todo=" ".join(todos))
 
 
 # --------------------------------------------------------------------------- the whole fetch
@@ -664,9 +677,9 @@ def _fetch_locked(spec: DatasetSpec, root: Path, *, progress: bool, keep_archive
         new_pins = {f.name: "sha256:" + hashes[f.name] for f in spec.files if not f.checksum and f.name not in pins}
         if new_pins:  # trust on first use: recorded once the files were converted without error
             _write_pins(spec, root, {**pins, **new_pins})
-            print(f"[{spec.name}] no checksum is published for {', '.join(sorted(new_pins))}: recorded the sha256 "
-                  f"of this first download in {pins_path(spec.name, root)} (commit it); later fetches must match",
-                  file=sys.stderr)
+            logger.warning(f"[{spec.name}] no checksum is published for {', '.join(sorted(new_pins))}: recorded the "
+                           f"sha256 of this first download in {pins_path(spec.name, root)} (commit it); later "
+                           f"fetches must match")
         _write_manifest(stage, spec, hashes)  # the completion marker, written last
         if out.exists() or out.is_symlink():
             trash = tmp_root / f"{spec.name}.old.{uuid.uuid4().hex[:8]}"

@@ -11,12 +11,24 @@ Example:
     0.593
 """
 
-from .reference import Reference
-from .render import summarize_claims, write_report
-from .runs import load_runs, scan_runs
-from .stats import aggregate_cells, paired_differences, t_halfwidth
-from .tables import build_tables, render_family, resolve_cells
+# Exported names and their modules, imported on first use (PEP 562): `import trlearner.report.cli`
+# (the `trlearner report` parser) then costs no pandas or scipy.
+_EXPORTS = {"Reference": "reference", "summarize_claims": "render", "write_report": "render",
+            "load_runs": "runs", "scan_runs": "runs", "aggregate_cells": "stats",
+            "paired_differences": "stats", "t_halfwidth": "stats", "build_tables": "tables",
+            "render_family": "tables", "resolve_cells": "tables"}
+__all__ = sorted(_EXPORTS)
 
-__all__ = ["Reference", "aggregate_cells", "build_tables", "load_runs", "paired_differences",
-           "render_family", "resolve_cells", "scan_runs", "summarize_claims", "t_halfwidth",
-           "write_report"]
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -23,8 +23,6 @@ import argparse
 import sys
 from typing import Sequence
 
-from .render import write_report
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the report options to ``parser``."""
@@ -33,9 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--out", default="reports", help="output folder (default: reports)")
     parser.add_argument("--expected", default=None,
                         help="JSON list of expected cells {dataset, setting, algorithm, variant"
-                             "[, seeds, reason, family]}; cells not found are listed as missing")
-    parser.add_argument("--figures", default=None, help="folder of PNG figures to embed")
-    parser.add_argument("--analyses", default=None, help="folder of analysis CSVs to tabulate")
+                             "[, seeds, reason, family]}; cells not found are listed as missing (default: none, only the "
+                             "cells found are reported)")
+    parser.add_argument("--figures", default=None, help="folder of PNG figures to embed (default: none)")
+    parser.add_argument("--analyses", default=None, help="folder of analysis CSVs to tabulate (default: none)")
     parser.add_argument("--reference", default=None,
                         help="reference numbers YAML (default: config/reference.yaml)")
     parser.add_argument("--relative-to", default=None,
@@ -63,6 +62,8 @@ def check_results(results) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the report command for parsed ``args``; returns the exit status."""
+    from .render import write_report
+
     problem = check_results(args.results)
     if problem:
         print(f"trlearner report: error: {problem}", file=sys.stderr)
@@ -89,9 +90,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Standalone entry point: ``python -m trlearner.report.cli [options]``."""
+    from trlearner.cli import finish_parser, run_command
+
     parser = add_arguments(argparse.ArgumentParser(prog="trlearner report",
                                                    description=__doc__.split("\n\n")[0]))
-    return run(parser.parse_args(argv))
+    return run_command(finish_parser(parser).parse_args(argv))
 
 
 if __name__ == "__main__":
