@@ -71,7 +71,7 @@ def submitted(text: str) -> dict[str, str]:
 
 
 def sacct(job_ids, fields="JobID,State,ReqCPUS,ReqMem,Timelimit") -> dict[str, dict]:
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "-j", ",".join(job_ids), "-o", fields],
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "--units=M", "-j", ",".join(job_ids), "-o", fields],
                          capture_output=True, text=True, check=True, timeout=60).stdout
     keys = fields.split(",")
     return {row[0]: dict(zip(keys, row)) for row in (line.split("|") for line in out.splitlines() if line)}
