@@ -107,7 +107,7 @@ def _fits(archive: Path, target: Path, url: str | None, total: int) -> None:
     if total > free:
         raise DataFetchError(f"disk full: extracting needs {total} bytes, {free} are free in {target}",
                              file=archive.name, url=url,
-                             todo="free disk space (or point --root at a bigger disk) and rerun the fetch; nothing "
+                             todo="free disk space (or point --data-root at a bigger disk) and rerun the fetch; nothing "
                                   "was extracted.")
 
 
@@ -166,7 +166,7 @@ def extract(archive: Path, target: Path, url: str | None = None, *, max_ratio: f
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             free = shutil.disk_usage(target).free
             raise DataFetchError(f"disk full while extracting into {target} ({free} bytes free)", file=archive.name,
-                                 url=url, todo="free disk space (or point --root at a bigger disk) and rerun the "
+                                 url=url, todo="free disk space (or point --data-root at a bigger disk) and rerun the "
                                                "fetch; the partial extraction was removed.") from exc
         raise
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
