@@ -301,3 +301,19 @@ def test_a_train_refusal_names_data_root(tmp_path, capsys):
     assert rc == 2 and f"python -m trlearner data --data-root {root} fetch omniglot" in err
     assert "--root " not in err.replace("--data-root", "")
 
+
+
+def test_standalone_entry_points(tmp_path, capsys):
+    """``python -m trlearner.{data,report,analysis}.cli`` parse as the subcommands do (dvc.yaml
+    and the Snakemake rules call them)."""
+    from trlearner.analysis import cli as analysis_cli
+    from trlearner.data import cli as data_cli
+    from trlearner.report import cli as report_cli
+
+    assert data_cli.main(["list", "--data-root", str(tmp_path), "-q"]) == 0
+    assert "sinusoid" in capsys.readouterr().out
+    assert report_cli.main(["--results", str(tmp_path / "none"), "--out", str(tmp_path / "r"), "-q"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        analysis_cli.main(["nope"])
+    assert exc.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err

@@ -94,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = add_arguments(argparse.ArgumentParser(prog="trlearner report",
                                                    description=__doc__.split("\n\n")[0]))
+    parser.set_defaults(func=run)
     return run_command(finish_parser(parser).parse_args(argv))
 
 
