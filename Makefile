@@ -29,6 +29,14 @@ paper: setup
 	$(SNAKEMAKE) --cores $(CORES) --resources dvc=1 gpu=$(GPUS) --configfile config/paper.yaml --rerun-incomplete
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/paper.yaml --report reports/snakemake_report.html
 
+## The known cell under every interpretation of the paper's open decisions (config/claims.yaml;
+## hours of CPU: docs/PIPELINE.md, "The claims preset"). Writes results/claims/, reports/claims/.
+.PHONY: claims
+claims: setup
+	mkdir -p reports/claims
+	$(SNAKEMAKE) --cores $(CORES) --configfile config/claims.yaml --rerun-incomplete
+	$(SNAKEMAKE) --cores $(CORES) --configfile config/claims.yaml --report reports/claims/snakemake_report.html
+
 ## The whole test suite (about 10-15 minutes on 2 cores).
 test: setup
 	$(PY) -m pytest -q
