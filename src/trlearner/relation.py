@@ -323,21 +323,25 @@ class TRLearner:
         omega = 1.0 + 0.1 * torch.randn(self.cfg.heads, self.repr_dim, generator=gen)
         return {"trl.omega": omega}
 
-    def representations(self, meta: Params, xs, ys, gen: torch.Generator | None = None):
-        """Task representations from the sampled meta-data.
-
-        ``xs`` [T, S, *input], ``ys`` [T, S(, 1)] -> (``r`` [T, D], class means [T, N, d] or
-        None, selection mask [T, S]).
-        """
+    def _features(self, meta: Params, xs) -> torch.Tensor:
+        """``g`` of every support point: ``xs`` [T, S, *input] -> ``h`` [T, S, d]."""
         backbone = self.algo.backbone
         t, s = xs.shape[:2]
         if backbone.batch_stats:  # statistics per task: one batch per task
-            h = vmap(backbone.features, in_dims=(None, 0))(meta, xs)  # [T, S, d]
-        else:  # no batch statistics: one call over all T*S points
-            h = backbone.features(meta, xs.reshape(t * s, *xs.shape[2:])).reshape(t, s, -1)
-        d = h.shape[-1]
+            return vmap(backbone.features, in_dims=(None, 0))(meta, xs)
+        # no batch statistics: one call over all T*S points
+        return backbone.features(meta, xs.reshape(t * s, *xs.shape[2:])).reshape(t, s, -1)
+
+    def _mask(self, h: torch.Tensor, ys, gen: torch.Generator | None) -> torch.Tensor:
+        """The sampler's 0/1 selection [T, S] from the support features ``h`` [T, S, d]
+        (detached: selection is not differentiated through)."""
+        t, s, d = h.shape
         if self.variable_ways:
-            return self._variable_way_representations(h, ys, gen)
+            if self.cfg.sampler == "diverse":
+                return class_farthest_point_mask(h.detach(), ys, self.meta_data).to(h.dtype)
+            if gen is None:
+                raise ValueError("the random sampler needs a torch.Generator")
+            return class_random_mask(ys, self.meta_data, gen).to(h.dtype)
         if self.kind == "regression":
             groups, n = 1, s
             points = torch.cat([h.detach(), ys], -1).reshape(t, 1, s, d + 1)
@@ -351,7 +355,32 @@ class TRLearner:
             if gen is None:
                 raise ValueError("the random sampler needs a torch.Generator")
             mask = random_mask(t * groups, n, self.meta_data, gen, device=h.device)
-        mask = mask.reshape(t, s).to(h.dtype)
+        return mask.reshape(t, s).to(h.dtype)
+
+    @torch.no_grad()
+    def sample_mask(self, meta: Params, xs, ys, gen: torch.Generator | None = None) -> torch.Tensor:
+        """The sampler's selection alone, without a graph: ``xs`` [T, S, *input], ``ys``
+        [T, S(, 1)] -> 0/1 mask [T, S]; the mask :meth:`representations` would draw.
+
+        The selection runs in numpy (diverse) or draws from ``gen`` (random), which cannot
+        happen inside ``torch.func.vmap``: stacked runs (:mod:`trlearner.stacked`) call this
+        first, outside the seed ``vmap``, and pass the result as ``mask``.
+        """
+        return self._mask(self._features(meta, xs), ys, gen)
+
+    def representations(self, meta: Params, xs, ys, gen: torch.Generator | None = None,
+                        mask: torch.Tensor | None = None):
+        """Task representations from the sampled meta-data.
+
+        ``xs`` [T, S, *input], ``ys`` [T, S(, 1)] -> (``r`` [T, D], class means [T, N, d] or
+        None, selection mask [T, S]). ``mask`` [T, S] (from :meth:`sample_mask`) replaces the
+        sampler's draw.
+        """
+        h = self._features(meta, xs)  # [T, S, d]
+        t, s, d = h.shape
+        mask = self._mask(h, ys, gen) if mask is None else mask.to(h.dtype)
+        if self.variable_ways:
+            return self._variable_way_representations(h, ys, mask)
         if self.kind == "regression":
             # r_i = [sum_j a_j y_j h_j, sum_j a_j h_j] with a = mask / |mask|: one broadcast product
             # with label-dependent coefficients that carry no gradient (a CPU bmm of these tiny
@@ -360,22 +389,16 @@ class TRLearner:
             coef = torch.cat([a * ys.reshape(t, s, 1), a], -1)  # [T, S, 2]
             r = (coef.unsqueeze(-1) * h.unsqueeze(2)).sum(1).reshape(t, 2 * d)
             return r, None, mask
+        groups, n = self.ways, s // self.ways
         mh = (mask.unsqueeze(-1) * h).reshape(t, groups, n, d)
         class_means = mh.sum(2) / mask.reshape(t, groups, n).sum(2, keepdim=True)  # [T, N, d]
         r = class_means.flatten(1) if self.cfg.class_repr == "concat" else class_means.mean(1)
         return r, class_means, mask
 
-    def _variable_way_representations(self, h: torch.Tensor, ys: torch.Tensor, gen: torch.Generator | None):
-        """``h`` [T, S, d], ``ys`` [T, S] (-1 = padding) -> (``r`` [T, d] = mean over the task's
-        classes of their meta-data means, class means [T, C, d] (C = the most ways in the batch;
-        absent classes 0), selection mask [T, S])."""
-        if self.cfg.sampler == "diverse":
-            mask = class_farthest_point_mask(h.detach(), ys, self.meta_data)
-        else:
-            if gen is None:
-                raise ValueError("the random sampler needs a torch.Generator")
-            mask = class_random_mask(ys, self.meta_data, gen)
-        mask = mask.to(h.dtype)
+    def _variable_way_representations(self, h: torch.Tensor, ys: torch.Tensor, mask: torch.Tensor):
+        """``h`` [T, S, d], ``ys`` [T, S] (-1 = padding), ``mask`` [T, S] -> (``r`` [T, d] = mean
+        over the task's classes of their meta-data means, class means [T, C, d] (C = the most
+        ways in the batch; absent classes 0), selection mask [T, S])."""
         ways = ys.max(1).values + 1  # [T]; labels are 0..ways-1
         onehot = F.one_hot(ys.clamp_min(0), int(ways.max())).to(h.dtype) * mask.unsqueeze(-1)  # [T, S, C]
         counts = onehot.sum(1)  # [T, C]
@@ -384,8 +407,10 @@ class TRLearner:
         return r, class_means, mask
 
     def meta_loss(self, meta: Params, batch, steps: int, lr: float, backend: str = "vmap",
-                  first_order: bool = False, gen: torch.Generator | None = None) -> TROutput:
-        """``mean_i [L(D^q_i, f^i) + lam L_TR(D^q_i, f^i)]`` over the meta-batch."""
+                  first_order: bool = False, gen: torch.Generator | None = None,
+                  mask: torch.Tensor | None = None) -> TROutput:
+        """``mean_i [L(D^q_i, f^i) + lam L_TR(D^q_i, f^i)]`` over the meta-batch; ``mask``
+        [T, S]: the sampler's selection, drawn beforehand (:meth:`sample_mask`)."""
         xs, ys, xq, yq = batch.xs, batch.ys, batch.xq, batch.yq
         if backend == "vmap" and not self.algo.backbone.batch_stats:
             # one vmapped call adapts every task and predicts on every task's queries; the
@@ -397,7 +422,7 @@ class TRLearner:
             out = adapt_batch(self.algo, meta, xs, ys, xq, yq, steps, lr, backend, first_order)
             cross = cross_predict(self.algo, meta, out.states, xq, backend)  # [T, T, Q, out]
             task_losses = out.losses
-        r, class_means, _ = self.representations(meta, xs, ys, gen)
+        r, class_means, _ = self.representations(meta, xs, ys, gen, mask)
         omega = meta["trl.omega"] if self.cfg.learn_omega else meta["trl.omega"].detach()
         m = relation_matrix(omega, r)
         if self.kind == "classification" and self.cfg.align == "match":

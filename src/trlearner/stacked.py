@@ -1,0 +1,369 @@
+"""Stacked runs: the seeds of one cell meta-trained together in one process.
+
+The seeds of a cell share architecture and protocol, so one process can train them at once,
+``torch.func.vmap``-ed over a seed dimension (``torch.func.stack_module_state`` semantics:
+every meta-parameter becomes [S, ...] for the step's forward and backward). The per-op
+overhead that sets the time of one small run (the sinusoid MLP) is then paid once per
+iteration instead of once per seed.
+
+What stays per seed, exactly as in a single run (:func:`trlearner.train.train`):
+
+- the meta-parameter init (``init_meta``), the meta-batch of iteration ``it`` (episodes
+  ``it*B .. it*B+B-1`` of that seed's training source) and the sampler/regulariser generator
+  seeded by (seed, it); TRLearner's sampler runs per seed, before the seed ``vmap``
+  (:meth:`trlearner.relation.TRLearner.sample_mask`);
+- the optimiser: each seed has its own leaf tensors and its own fused Adam
+  (:func:`trlearner.train.make_optimizer`), whose tensors have the single run's shapes;
+- the run folder: ``checkpoint.pt`` (same format, plus ``"trainer": "stacked"``), ``log.txt``,
+  ``metrics.json`` and ``provenance.json`` written by the single run's writer
+  (:func:`trlearner.train.write_results`; provenance adds a ``stacked`` record).
+
+A seed's numbers do not depend on which other seeds share its process (tests/test_stacked.py
+trains seeds {0, 1, 2} stacked and seed 1 alone, and compares metrics.json bit for bit), so
+seeds can be added to a cell later, trained in any grouping, and resumed at different
+iterations: a seed whose checkpoint is ahead waits until the stack reaches its iteration. A
+stacked seed is NOT bit-identical to the same seed trained by ``train`` (batched matmuls
+instead of plain ones: float32 rounding; docs/PIPELINE.md gives the measured difference), so
+a stacked checkpoint resumes only in a stacked run and vice versa.
+
+Command line (one Snakemake job per cell and variant instead of one per seed; the options
+of ``trlearner train``, with ``--seeds`` for ``--seed`` and ``{seed}`` in ``--out``)::
+
+    python -m trlearner.stacked --dataset sinusoid --algorithm maml --shots 5 \\
+        --seeds 0 1 2 --out results/runs/sinusoid/maml/baseline/5shot/seed{seed}
+
+Example::
+
+    >>> import tempfile
+    >>> from trlearner.train import resolve_config
+    >>> cfgs = [resolve_config(dataset="sinusoid", algorithm="maml", shots=5, seed=s,
+    ...                        iterations=3, test_tasks=4) for s in (0, 1)]
+    >>> root = tempfile.mkdtemp()
+    >>> ms = train_stacked(cfgs, [f"{root}/seed{s}" for s in (0, 1)], progress=False)
+    >>> [m["seed"] for m in ms], ms[0]["n_tasks"]
+    ([0, 1], 4)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.func import vmap
+
+from trlearner.data.regression import stable_key
+from trlearner.data.tasks import TaskBatch
+from trlearner.engine import adapt_batch
+from trlearner.results import atomic_write_json, config_hash, provenance, write_metrics
+from trlearner.runio import RunFolderError, code_hash, remove_temp_files, run_lock
+
+TRAINER = "stacked"
+
+
+def cell_key(cfg) -> str:
+    """The hash of everything that defines a run except its seed: seeds stack only when equal."""
+    return config_hash({k: v for k, v in cfg.identity().items() if k != "seed"})
+
+
+def check_stackable(cfgs) -> None:
+    """Refuse a stack that a single vmapped process cannot train exactly.
+
+    Arguments:
+        cfgs: resolved :class:`trlearner.train.RunConfig` objects, one per seed.
+
+    Raises:
+        ValueError: naming what differs or what is not supported, and what to do instead.
+    """
+    if not cfgs:
+        raise ValueError("a stacked run needs at least one seed (--seeds 0 1 2)")
+    seeds = [c.seed for c in cfgs]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"a stacked run got a seed twice: {seeds}; give each seed once")
+    keys = {cell_key(c) for c in cfgs}
+    if len(keys) > 1:
+        raise ValueError("a stacked run holds the seeds of ONE cell: every setting but the seed must be equal; "
+                         "run each cell as its own `python -m trlearner.stacked` command")
+    cfg = cfgs[0]
+    if cfg.backend != "vmap":
+        raise ValueError(f"a stacked run uses the vmap engine only (got --backend {cfg.backend}); "
+                         f"use `trlearner train` for the loop back-end")
+    if cfg.multi_source or cfg.dataset.startswith("metadataset"):
+        raise ValueError("stacked runs do not stack Meta-Dataset runs (episodes of varying size per seed); "
+                         "use `trlearner train` per seed")
+    if cfg.trlearner is not None and cfg.trlearner.align == "match" and cfg.ways is not None:
+        raise ValueError("stacked runs cannot stack TRLearner with --align match (the Hungarian matching runs "
+                         "in scipy, outside vmap); use `trlearner train` per seed, or --align index")
+
+
+class _SeedLog:
+    """Appends timestamped lines to one seed's ``log.txt`` (the single run's line format)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __call__(self, msg: str, level=None) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
+
+
+def stacked_objective(algo, trl, reg, cfg, metas: list, batches: list, masks: list | None):
+    """One forward over S seeds: ``metas`` S parameter dicts (leaves), ``batches`` S task
+    batches, ``masks`` S TRLearner selections [T, S_shots] or None.
+
+    Returns ``(loss [S], task_loss [S], tr_loss [S] or None, relation [S, T, T] or None)``;
+    ``loss.sum()`` back-propagates each seed's own loss into its own leaves.
+
+    A stack of ONE seed runs as two: the seed and a detached twin whose outputs are dropped.
+    A CPU ``bmm`` of batch 1 is a plain ``mm``, whose matrix-vector products (MKL gemv) round
+    differently from the batched kernel every batch >= 2 uses; with the twin, a seed's numbers
+    are the same in every stack (measured, tests/test_stacked.py).
+    """
+    n = len(metas)
+    if n == 1:
+        metas = [metas[0], {k: v.detach() for k, v in metas[0].items()}]
+        batches = [batches[0]] * 2
+        masks = None if masks is None else [masks[0]] * 2
+    out = _stacked_forward(algo, trl, reg, cfg, metas, batches, masks)
+    return tuple(None if o is None else o[:n] for o in out)
+
+
+def _stacked_forward(algo, trl, reg, cfg, metas, batches, masks):
+    params = {k: torch.stack([m[k] for m in metas]) for k in metas[0]}
+    xs, ys, xq, yq = (torch.stack([getattr(b, f) for b in batches]) for f in ("xs", "ys", "xq", "yq"))
+    steps, lr, fo = cfg.inner_steps, cfg.inner_lr, cfg.first_order
+    if trl is None:
+        def one_seed(meta, xs_s, ys_s, xq_s, yq_s):
+            loss = adapt_batch(algo, meta, xs_s, ys_s, xq_s, yq_s, steps, lr, "vmap", fo).losses.mean()
+            return loss + reg.penalty(meta), loss
+
+        loss, task = vmap(one_seed, randomness="error")(params, xs, ys, xq, yq)
+        return loss, task, None, None
+
+    def one_seed_tr(meta, xs_s, ys_s, xq_s, yq_s, mask_s):
+        o = trl.meta_loss(meta, TaskBatch(xs_s, ys_s, xq_s, yq_s, {}), steps, lr, "vmap", fo, mask=mask_s)
+        return o.loss + reg.penalty(meta), o.task_loss, o.tr_loss, o.relation
+
+    return vmap(one_seed_tr, randomness="error")(params, xs, ys, xq, yq, torch.stack(masks))
+
+
+class _Seed:
+    """The training state of one seed of the stack."""
+
+    def __init__(self, cfg, out: Path, algo, trl, device: str, force: bool, taken_over: str | None):
+        from trlearner.train import _load_checkpoint, _other_run, init_meta, make_optimizer, run_source
+
+        self.cfg, self.out = cfg, out
+        self.ident_hash = config_hash(cfg.identity())
+        other = _other_run(out, cfg, self.ident_hash)
+        if other and not force:
+            raise RunFolderError(f"{out} holds the metrics.json of a run with other settings ({other}); use "
+                                 f"another --out, or pass --force to replace that run's results")
+        self.log = _SeedLog(out / "log.txt")
+        if taken_over:
+            self.log(taken_over)
+        for tmp in remove_temp_files(out):
+            self.log(f"removed {tmp.name}, the temporary file of a write that was interrupted")
+        if other:
+            self.log(f"--force: replacing the results of another run ({other})")
+            for name in ("metrics.json", "provenance.json", "relation.pt"):
+                (out / name).unlink(missing_ok=True)
+        self.source = run_source(cfg, "train", cfg.seed, cfg.train_queries)
+        self.meta = {k: v.to(device).requires_grad_() for k, v in init_meta(cfg, algo, trl).items()}
+        self.opt = make_optimizer(self.meta.values(), cfg.outer_lr)
+        self.start, self.elapsed, self.history, self.rel_mean = 0, 0.0, [], None
+        self.relation, self.diverged = None, None
+        ckpt = _load_checkpoint(out, self.ident_hash, self.log, force=force)
+        if ckpt is not None and ckpt.get("trainer") != TRAINER:
+            self.log(f"checkpoint {out / 'checkpoint.pt'} was written by a single run (`trlearner train`), "
+                     f"whose rounding differs from a stacked run's: starting again")
+            ckpt = None
+        if ckpt is not None:
+            with torch.no_grad():
+                for k, v in ckpt["meta"].items():
+                    self.meta[k].copy_(v)
+            self.opt.load_state_dict(ckpt["opt"])
+            self.start, self.elapsed = ckpt["iteration"], ckpt["elapsed"]
+            self.history, self.rel_mean = ckpt["history"], ckpt.get("relation_mean")
+            self.log(f"resumed at iteration {self.start} from {out / 'checkpoint.pt'}")
+
+    def checkpoint(self, it: int, seconds: float) -> None:
+        from trlearner.train import _save_checkpoint
+
+        _save_checkpoint(self.out, {
+            "iteration": it, "elapsed": self.elapsed + seconds, "config_hash": self.ident_hash,
+            "code_hash": code_hash(), "trainer": TRAINER,
+            "meta": {k: v.detach().cpu() for k, v in self.meta.items()}, "opt": self.opt.state_dict(),
+            "history": self.history, "relation_mean": self.rel_mean,
+        })
+
+
+def train_stacked(cfgs, outs, progress: bool = True, force: bool = False) -> list[dict]:
+    """Meta-train the seeds ``cfgs`` of one cell together, each into its own folder.
+
+    Arguments:
+        cfgs: resolved :class:`trlearner.train.RunConfig` objects that differ only in ``seed``.
+        outs: one run folder per config (locked for the whole run, as ``train`` locks one).
+        progress: show a progress bar. force: replace results of other runs found in ``outs``.
+
+    Returns:
+        The metrics dict of every seed, in the order of ``cfgs``; a seed whose loss became
+        NaN/inf gets ``status="diverged"`` (the others go on; ``main`` then exits 3).
+
+    Example:
+        See the module docstring.
+    """
+    from tqdm.auto import tqdm
+
+    from trlearner.regularizers import make_regularizer
+    from trlearner.train import (_diverged_metrics, _eval_point, build, pick_device, run_source,
+                                 write_results)
+
+    cfgs, outs = list(cfgs), [Path(o) for o in outs]
+    if len(cfgs) != len(outs):
+        raise ValueError(f"{len(cfgs)} configs but {len(outs)} run folders")
+    check_stackable(cfgs)
+    cfg0 = cfgs[0]
+    device = pick_device(cfg0.device)
+    algo, trl = build(cfg0, run_source(cfg0, "train", cfg0.seed, cfg0.train_queries))
+    reg = make_regularizer(cfg0.regularizer, cfg0.reg_strength)
+    record = {"stacked": {"seeds": [c.seed for c in cfgs], "trainer": TRAINER}}
+    with contextlib.ExitStack() as locks:
+        seeds = []
+        for cfg, out in zip(cfgs, outs):
+            out.mkdir(parents=True, exist_ok=True)
+            taken_over = locks.enter_context(run_lock(out))
+            seeds.append(_Seed(cfg, out, algo, trl, device, force, taken_over))
+        for s in seeds:
+            s.log(f"run {s.cfg.dataset} {s.cfg.algorithm} {s.cfg.variant} shots={s.cfg.shots} ways={s.cfg.ways} "
+                  f"seed={s.cfg.seed} iterations={s.cfg.iterations} device={device} stacked with seeds "
+                  f"{record['stacked']['seeds']}")
+        iterations = cfg0.iterations
+        first = min(s.start for s in seeds)
+        t0 = time.perf_counter()
+        bar = tqdm(range(first, iterations), initial=first, total=iterations, disable=None if progress else True,
+                   desc=f"{cfg0.algorithm}/{cfg0.variant} x{len(seeds)} seeds", mininterval=1.0, unit="it")
+        for it in bar:
+            active = [s for s in seeds if s.start <= it and s.diverged is None]
+            if not active:
+                continue
+            batches, masks = [], [] if trl is not None else None
+            for s in active:
+                b = s.source.batch(range(it * cfg0.meta_batch, (it + 1) * cfg0.meta_batch)).to(device)
+                gen = torch.Generator().manual_seed(stable_key("sampler", s.cfg.seed, it) % 2**63)
+                b = reg.transform(b, gen)
+                batches.append(b)
+                if trl is not None:
+                    masks.append(trl.sample_mask(s.meta, b.xs, b.ys, gen))
+            loss, task, tr, rel = stacked_objective(algo, trl, reg, cfg0, [s.meta for s in active], batches, masks)
+            values = loss.detach().tolist()
+            task, tr = task.detach(), None if tr is None else tr.detach()
+            for s in active:
+                s.opt.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            for j, s in enumerate(active):
+                if not math.isfinite(values[j]):
+                    s.diverged = (it, f"meta-training diverged at iteration {it}: loss is {values[j]}; the last "
+                                      f"good checkpoint is kept in {s.out}")
+                    continue
+                if cfg0.grad_clip:
+                    torch.nn.utils.clip_grad_value_(list(s.meta.values()), cfg0.grad_clip)
+                s.opt.step()
+                if rel is not None:
+                    r = rel[j].cpu()
+                    s.relation = rel[j]
+                    s.rel_mean = r if s.rel_mean is None else 0.99 * s.rel_mean + 0.01 * r
+                if it % 1000 == 0:
+                    logs = {"loss": task[j].item()} if tr is None else {"loss": task[j].item(), "tr": tr[j].item()}
+                    s.log(f"iteration {it} " + " ".join(f"{k}={v:.5f}" for k, v in logs.items()))
+                if cfg0.eval_every and (it + 1) % cfg0.eval_every == 0:
+                    s.history.append(_eval_point(s.cfg, algo, s.meta, batches[j], it + 1, device))
+                if (it + 1) % cfg0.checkpoint_every == 0 and it + 1 < iterations:
+                    s.checkpoint(it + 1, time.perf_counter() - t0)
+        bar.close()
+        results = []
+        for s in seeds:
+            if s.diverged is not None:
+                at, msg = s.diverged
+                s.log(msg)
+                atomic_write_json(s.out / "provenance.json", {**provenance(s.cfg.identity(), device), **record})
+                results.append(write_metrics(s.out / "metrics.json", _diverged_metrics(s.cfg, algo, at, msg)))
+                continue
+            if s.start < iterations:
+                s.checkpoint(iterations, time.perf_counter() - t0)
+            wall = s.elapsed + (time.perf_counter() - t0 if s.start < iterations else 0.0)
+            m = write_results(s.cfg, algo, trl, s.meta, s.out, wall, s.history, s.relation, s.rel_mean, device,
+                              extra_provenance=record)
+            s.log(f"done: {m['metric']} after {s.cfg.test_steps} test steps = {m['mean']} ± {m['ci95']} "
+                  f"(n={m['n_tasks']}), wall {wall:.1f}s (shared by the stack)")
+            results.append(m)
+    return results
+
+
+# ----------------------------------------------------------------------------------- CLI
+
+
+def build_parser():
+    """``python -m trlearner.stacked``: the options of ``trlearner train`` (the same parser),
+    with ``--seeds`` beside ``--seed`` (which it replaces) and an ``--out`` pattern with ``{seed}``."""
+    import argparse
+
+    from trlearner import train_cli
+
+    top = argparse.ArgumentParser(prog="python -m trlearner.stacked")
+    sub = top.add_subparsers(dest="command")
+    train_cli.register(sub)
+    p = sub.choices["train"]
+    p.prog = "python -m trlearner.stacked"
+    p.description = ("Meta-train the seeds of one cell together in one process (vmapped over a seed "
+                     "dimension); each seed gets its own run folder, checkpoint and metrics.json.")
+    p.add_argument("--seeds", type=int, nargs="+", required=True,
+                   help="the seeds to train together (replaces --seed)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` as ``trlearner train`` options plus ``--seeds``; train; print one line
+    per seed. Exit status 0, 2 (bad options or run folder), 3 (a seed diverged).
+
+    Example:
+        ``python -m trlearner.stacked --dataset sinusoid --algorithm maml --shots 5 --seeds 0 1 2
+        --out results/runs/sinusoid/maml/baseline/5shot/seed{seed}``
+    """
+    from trlearner.relation import TRConfig
+    from trlearner.train import DIVERGED_EXIT, resolve_config
+    from trlearner.train_cli import RUN_KEYS, preflight
+
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if "{seed}" not in args.out:
+        print(f"trlearner.stacked: error: --out {args.out!r} must contain '{{seed}}' (one run folder per "
+              f"seed), e.g. --out results/cell/seed{{seed}}", file=sys.stderr)
+        return 2
+    trl = None
+    if args.trlearner:
+        trl = TRConfig(lam=args.lam, heads=args.heads, meta_data=args.meta_data, sampler=args.sampler,
+                       weights=args.weights, align=args.align, class_repr=args.class_repr,
+                       learn_omega=not args.fixed_omega)
+    outs = [args.out.format(seed=s) for s in args.seeds]
+    try:
+        cfgs = [resolve_config(**{**{k: getattr(args, k) for k in RUN_KEYS}, "seed": s}, trlearner=trl)
+                for s in args.seeds]
+        check_stackable(cfgs)
+        for cfg, out in zip(cfgs, outs):
+            preflight(cfg, out, force=args.force)
+        ms = train_stacked(cfgs, outs, progress=not args.no_progress, force=args.force)
+    except (ValueError, RunFolderError) as exc:
+        print(f"trlearner.stacked: error: {exc}", file=sys.stderr)
+        return 2
+    for m, out in zip(ms, outs):
+        print(f"seed {m['seed']}: {m['metric']} = {m['mean']} ± {m['ci95']} ({m['status']}) -> {out}/metrics.json")
+    return DIVERGED_EXIT if any(m["status"] == "diverged" for m in ms) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
