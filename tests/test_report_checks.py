@@ -76,7 +76,7 @@ def test_copied_run_folders_do_not_double_n(tmp_path):
     checks = text.split("## Run checks")[1]
     assert "runs/backup/sinusoid/5shot/maml/trlearner/seed2" in checks
     assert "6 copies of a counted run" in text.split("## Tables")[0]
-    assert "0.617 ± 0.106 (n=3)" in text
+    assert "0.62 ± 0.11 (n=3)" in text
 
 
 def test_a_copy_under_another_seed_number_is_counted_once(tmp_path):
@@ -177,7 +177,7 @@ def test_one_bad_seed_is_skipped_and_named_and_the_report_is_written(tmp_path, c
     assert problem in _reason(scan)
     assert _cell(scan.runs)["n"] == 3 and _cell(scan.runs)["seeds"] == (0, 1, 2)
     assert "runs/sinusoid/5shot/maml/baseline/seed3" in text.split("## Run checks")[1]
-    assert "0.617 ± 0.106 (n=3)" in text
+    assert "0.62 ± 0.11 (n=3)" in text
 
 
 def test_unparseable_metrics_json_is_failed_with_its_path(tmp_path):
@@ -230,7 +230,7 @@ def test_a_cell_pooling_two_commits_is_marked(tmp_path):
     assert _cell(runs)["pooled"] == "2 code versions" and pd.isna(_cell(runs, "trlearner")["pooled"])
     assert paired_differences(runs).iloc[0]["pooled"] == "2 code versions"
     frame = build_tables(runs, None, Reference.load())[0].sections[0].frame
-    assert frame.loc["MAML", ("5shot", "ours")] == "0.617 ± 0.106 (n=3) ‡"
+    assert frame.loc["MAML", ("5shot", "ours")] == "0.62 ± 0.11 (n=3) ‡"
     assert frame.loc["MAML + TRLearner", ("5shot", "ours")].endswith("(n=3)")
     assert frame.loc["MAML + TRLearner", ("5shot", "Δ vs baseline")].endswith("‡")
     text = write_report(root, tmp_path / "out", relative_to=tmp_path).read_text()

@@ -139,7 +139,7 @@ def test_r2_cells_show_median_and_count_above_threshold():
     # medians 0.3 and 0.225 -> 0.2625; above 0.3: 2 and 2 of 4
     assert cell["median_task"] == pytest.approx(0.2625) and cell["tasks_above"] == 2 and cell["tasks"] == 4
     text = _ours_text({**cell.to_dict(), "state": "ok"}, 3)
-    assert "median 0.263; R² > 0.3: 2 of 4 tasks" in text
+    assert "median 0.26; R² > 0.3: 2 of 4 tasks" in text
     mse = aggregate_cells(runs.assign(metric="mse")).iloc[0]
     assert "median" not in _ours_text({**mse.to_dict(), "state": "ok"}, 3)
 

@@ -102,8 +102,8 @@ def test_paper_column(report):
 def test_cells_show_value_ci_n_and_difference(report):
     tmp_path, _ = report
     frame = _tables(tmp_path)["regression"].sections[1].frame
-    assert frame.loc["MAML", ("5shot", "ours")] == "0.600 ± 0.248 (n=3)"
-    assert frame.loc["MAML + TRLearner", ("5shot", "ours")] == "0.460 ± 0.163 (n=3)"
+    assert frame.loc["MAML", ("5shot", "ours")] == "0.60 ± 0.25 (n=3)"
+    assert frame.loc["MAML + TRLearner", ("5shot", "ours")] == "0.46 ± 0.16 (n=3)"
     assert frame.loc["MAML + TRLearner", ("5shot", "Δ vs baseline")] == "-0.140 ± 0.090 (p=0.021, n=3)"
     assert frame.loc["MAML", ("5shot", "Δ vs baseline")] == ""
     assert frame.loc["MAML", ("10shot", "ours")] == "0.300 ± 0.069 (n=1, task CI)"
@@ -119,7 +119,7 @@ def test_reduced_protocol_is_marked_and_not_judged(tmp_path):
                   per_task=[t - 0.1, t + 0.1], reduced=True)
     text = write_report(tmp_path / "runs", tmp_path / "out", relative_to=tmp_path).read_text()
     frame = build_tables(load_runs(tmp_path / "runs"), None, Reference.load())[0].sections[0].frame
-    assert frame.loc["MAML", ("5shot", "ours")] == "0.600 ± 0.248 (n=3) †"
+    assert frame.loc["MAML", ("5shot", "ours")] == "0.60 ± 0.25 (n=3) †"
     assert frame.loc["MAML", ("5shot", "paper")] == "0.593 (not judged †)"
     assert frame.loc["MAML + TRLearner", ("5shot", "paper")] == "0.400 (not judged †)"
     assert frame.loc["MAML + TRLearner", ("5shot", "Δ vs baseline")].endswith("†")
@@ -147,7 +147,7 @@ def test_diverged_paper_cell_cannot_be_judged(tmp_path):
 
 def test_missing_cells_are_listed_with_reasons(report):
     _, text = report
-    missing = text.split("## Missing cells")[1].split("## Figures")[0]
+    missing = text.split("## Missing cells")[1].split("## Run checks")[0]
     rows = {tuple(c.strip() for c in line.strip("|").split("|")) for line in missing.splitlines()
             if line.startswith("| ") and not line.startswith("| dataset")}
     assert ("miniimagenet", "5way1shot", "maml", "baseline", "data unavailable") in rows
@@ -155,7 +155,7 @@ def test_missing_cells_are_listed_with_reasons(report):
     assert ("omniglot", "5way1shot", "protonet", "baseline",
             "failed: see results/runs/omniglot/5way1shot/protonet/baseline/seed0/log.txt") in rows
     assert ("harmonic", "5shot", "maml", "trlearner", "diverged at iteration 1234") in rows
-    assert ("meta_dataset", "overall", "maml", "baseline", "not in this preset") in rows
+    assert "Known paper cells not in this preset (4): meta_dataset ood, meta_dataset overall." in missing
     assert not any(r[:2] == ("sinusoid", "5shot") for r in rows)
 
 
@@ -231,7 +231,7 @@ def test_measured_seeds_of_both_machines_give_the_same_verdict(tmp_path):
     amd = _sinusoid_maml_report(tmp_path / "amd", [(0.650, 0.583), (0.632, 0.601), (0.569, 0.607)])
     # d = -0.067, -0.031, +0.038: -0.020 ± 4.3027 * 0.05336 / sqrt(3) = ± 0.133
     block = _claim(amd, "Incompatible with the paper")
-    assert "ours -0.020 ± 0.133, 95 % CI [-0.153, +0.113] (paired over 3 seeds)" in block
+    assert "ours -0.02 ± 0.13, 95 % CI [-0.15, +0.11] (paired over 3 seeds)" in block
     assert "our CI contains 0 (p=0.583)" in block
     intel = _sinusoid_maml_report(tmp_path / "intel", [(0.6118, 0.5870), (0.6158, 0.5914), (0.6010, 0.5885)])
     # d = -0.0248, -0.0244, -0.0125: -0.0206 ± 4.3027 * 0.006989 / sqrt(3) = ± 0.0174
@@ -274,7 +274,7 @@ def test_a_missing_variant_cannot_be_tested(tmp_path):
 def test_latex_and_html_renderings(report):
     tmp_path, _ = report
     tex = (tmp_path / "reports" / "tables" / "regression.tex").read_text()
-    assert r"\toprule" in tex and r"0.600 $\pm$ 0.248 (n=3)" in tex and r"\textdagger{}" in tex
+    assert r"\toprule" in tex and r"0.60 $\pm$ 0.25 (n=3)" in tex and r"\textdagger{}" in tex
     assert r"\multicolumn{3}{c}{5shot}" in tex and "±" not in tex.split(r"\begin{table}", 1)[1]
     html = (tmp_path / "reports" / "tables" / "regression.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in html
@@ -331,9 +331,17 @@ def test_partial_results_render(tmp_path):
     assert "0.593" in text and "0.400" in text
 
 
-def test_analyses_csvs_become_a_table(tmp_path):
-    (tmp_path / "an").mkdir()
-    (tmp_path / "an" / "depth.csv").write_text("inner_steps,accuracy\n1,0.5\n2,0.6\n")
-    write_report(tmp_path / "none", tmp_path / "out", analyses_dir=tmp_path / "an")
-    md = (tmp_path / "out" / "tables" / "analyses.md").read_text()
-    assert "**depth.csv**" in md and "inner_steps" in md
+def test_analyses_are_a_figure_sentences_and_a_rounded_table_with_the_csv_linked(tmp_path):
+    an = tmp_path / "an" / "depth"
+    an.mkdir(parents=True)
+    (an / "depth.csv").write_text("variant,meta_layers,mean,ci95,diff_vs_baseline,diff_ci95\n"
+                                  "baseline,1,1.7249997166666668,0.03960408292068882,,\n"
+                                  "trlearner,1,1.00500015,0.04909474242699877,-0.7199995666666668,0.061029182147648665\n")
+    (an / "summary.json").write_text(json.dumps({"analysis": "depth", "verdict": "ΔMSE -0.7200 ± 0.0610"}))
+    text = write_report(tmp_path / "none", tmp_path / "out", analyses_dir=tmp_path / "an").read_text()
+    section = text.split("## Analyses")[1]
+    assert "[depth.csv](../an/depth/depth.csv)" in section  # linked ...
+    assert "1.7249997166666668" not in text and not re.search(r"\bnan\b", section)  # ... never inlined
+    assert "| baseline  | 1             | 1.725 ± 0.040 | n/a" in section
+    assert "-0.720 ± 0.061" in section and "ΔMSE -0.720 ± 0.061" in section
+    assert not (tmp_path / "out" / "tables" / "analyses.md").exists()

@@ -17,17 +17,24 @@ import json
 import math
 import os
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .analyses import analysis_markdown
 from .claims import claims_markdown
+from .figures import CAPTION as MAIN_CAPTION
+from .figures import main_results_figure
+from .html import markdown_page, verdicts_rst
 from .reference import Reference
+from .rounding import ci_decimals, format_ci
 from .runs import scan_runs
 from .stats import PAIR_SEEDS, PAIR_TASKS, aggregate_cells, paired_differences, records
-from .tables import (DAGGER, FOOTNOTES, POOLED, FamilyTable, build_tables, format_p, html_document,
-                     in_ci, load_expected, render_family, resolve_cells, setting_sort_key, to_markdown)
+from .tables import (DAGGER, FOOTNOTES, NOT_IN_PRESET, POOLED, FamilyTable, Section, build_tables, format_p,
+                     html_document, in_ci, load_expected, render_family, resolve_cells, setting_sort_key,
+                     to_markdown)
 
 #: Verdicts on a known paper cell, in the order the summary lists them.
 VERDICTS = ("compatible", "incompatible", "could not be tested")
@@ -89,7 +96,7 @@ def _fmt(x: float, d: int, sign: bool = False) -> str:
 def _value_clause(rec: dict[str, Any], entry: dict[str, Any] | None, d: int, label: str) -> str:
     n = int(rec.get("n") or 0)
     ci = "CI over test tasks, 1 seed" if n == 1 else f"n={n} seeds"
-    text = f"{label} {_fmt(rec['mean'], d)} ± {_fmt(rec['ci95'], d)} ({ci}"
+    text = f"{label} {format_ci(rec['mean'], rec['ci95'], d)} ({ci}"
     if entry is not None:
         inside = in_ci(float(entry["value"]), rec["mean"], rec["ci95"])
         where = "inside" if inside else "outside" if inside is False else "unknown relative to"
@@ -107,10 +114,11 @@ def _effect_sentence(diff: dict[str, Any], paper_eff: float, d: int) -> tuple[st
     """(sentence, verdict) for a known cell with a paired effect under the full protocol."""
     lo, hi = diff["diff"] - diff["ci95"], diff["diff"] + diff["ci95"]
     n = int(diff["n"])
+    d = ci_decimals(diff["ci95"], d)  # every number of the sentence to the precision its CI supports
     if diff["pairing"] != PAIR_SEEDS:
         where = (f"paired over the {n} test tasks of 1 seed, {format_p(diff['p'])}"
                  if diff["pairing"] == PAIR_TASKS else str(diff.get("note") or "1 seed, no CI"))
-        ours = (f"{_fmt(diff['diff'], d, True)} ± {_fmt(diff['ci95'], d)}" if diff["pairing"]
+        ours = (format_ci(diff["diff"], diff["ci95"], d, sign=True) if diff["pairing"]
                 else _fmt(diff["diff"], d, True))
         return (f" Effect TRLearner − baseline: ours {ours} ({where}), paper {_fmt(paper_eff, d, True)}. "
                 "Not judged: a verdict needs at least 2 seeds of each variant (a CI over the test tasks "
@@ -118,7 +126,7 @@ def _effect_sentence(diff: dict[str, Any], paper_eff: float, d: int) -> tuple[st
     verdict = effect_verdict(paper_eff, diff["diff"], diff["ci95"], n)
     same_sign = diff["diff"] != 0 and (diff["diff"] > 0) == (paper_eff > 0)
     excludes_zero = lo > 0 or hi < 0
-    text = (f" Effect TRLearner − baseline: ours {_fmt(diff['diff'], d, True)} ± {_fmt(diff['ci95'], d)}, "
+    text = (f" Effect TRLearner − baseline: ours {format_ci(diff['diff'], diff['ci95'], d, sign=True)}, "
             f"95 % CI [{_fmt(lo, d, True)}, {_fmt(hi, d, True)}] (paired over {n} seeds); the paper's "
             f"{_fmt(paper_eff, d, True)} lies {'inside' if verdict == 'compatible' else 'outside'} our CI. "
             f"Smallest effect {n} seeds could detect: {_fmt(diff.get('mde', math.nan), d)} (sd of the "
@@ -165,7 +173,7 @@ def summarize_claims(resolved: pd.DataFrame, diffs: pd.DataFrame, reference: Ref
                                sentence=f"{name}: could not be tested ({why}). Paper: {paper_txt}."))
             continue
         if any(r.get("reduced") for r in recs.values()):
-            values = ", ".join(f"{_label(v)} {_fmt(recs[v]['mean'], d)} ± {_fmt(recs[v]['ci95'], d)}"
+            values = ", ".join(f"{_label(v)} {format_ci(recs[v]['mean'], recs[v]['ci95'], d)}"
                                for v in ("baseline", "trlearner"))
             claims.append(dict(claim=name, verdict="could not be tested", sentence=(
                 f"{name}: could not be tested against the paper: run under a reduced protocol "
@@ -346,10 +354,27 @@ def read_analyses(analyses_dir: str | os.PathLike | None) -> dict[str, pd.DataFr
             for p in sorted(Path(analyses_dir).rglob("*.csv"))}
 
 
-def summary_markdown(runs: pd.DataFrame, resolved: pd.DataFrame, claims: list[dict[str, Any]],
+def verdicts_markdown(claims: list[dict[str, Any]]) -> str:
+    """The claims of the paper by verdict, then the general claim: the first section of REPORT.md."""
+    lines = ["## Claims and verdicts", "", VERDICT_RULE, ""]
+    for verdict in VERDICTS:
+        items = [c for c in claims if c["verdict"] == verdict and c["claim"] != "general"]
+        lines.append(f"**{VERDICT_TITLES[verdict]}** ({len(items)})")
+        lines.append("")
+        lines += [f"- {c['sentence']}" for c in items] or ["- none"]
+        lines.append("")
+    general = [c for c in claims if c["claim"] == "general"]
+    lines += ["### General claim", ""]
+    lines += [f"- {c['sentence']}" for c in general] or ["- No paired cell: not judged."]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def summary_markdown(runs: pd.DataFrame, resolved: pd.DataFrame, claims: list[dict[str, Any]] | None,
                      expected: list[dict[str, Any]] | None, skipped: pd.DataFrame | None = None,
                      diffs: pd.DataFrame | None = None) -> str:
-    """The one-page summary: what ran, hardware, wall time, run checks, claims by verdict."""
+    """What ran, hardware, wall time and run checks; with ``claims``, the verdicts after it
+    (:func:`verdicts_markdown`; REPORT.md shows them first, on their own)."""
     status = Counter(runs["status"]) if len(runs) else Counter()
     lines = ["## Summary", ""]
     what = (f"{len(runs)} runs found: {status.get('ok', 0)} completed, {status.get('diverged', 0)} "
@@ -381,18 +406,8 @@ def summary_markdown(runs: pd.DataFrame, resolved: pd.DataFrame, claims: list[di
                  f"invalid metrics.json, {kinds.get('duplicate', 0)} copies of a counted run, "
                  f"{kinds.get('conflict', 0)} conflicting copies); {pooled} cells or effects pool different "
                  f"code versions or test episodes {POOLED} (listed under Run checks).")
-    lines += ["", "### Claims of the paper", "", VERDICT_RULE, ""]
-    for verdict in VERDICTS:
-        items = [c for c in claims if c["verdict"] == verdict and c["claim"] != "general"]
-        lines.append(f"**{VERDICT_TITLES[verdict]}** ({len(items)})")
-        lines.append("")
-        lines += [f"- {c['sentence']}" for c in items] or ["- none"]
-        lines.append("")
-    general = [c for c in claims if c["claim"] == "general"]
-    lines += ["### General claim", ""]
-    lines += [f"- {c['sentence']}" for c in general] or ["- No paired cell: not judged."]
     lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines) + ("\n" + verdicts_markdown(claims) if claims is not None else "")
 
 
 def _pooled_rows(resolved: pd.DataFrame, diffs: pd.DataFrame | None) -> list[tuple[str, ...]]:
@@ -448,10 +463,152 @@ def missing_markdown(resolved: pd.DataFrame) -> str:
     lines = ["## Missing cells", ""]
     if not len(resolved):
         return "\n".join(lines + ["None.", ""])
-    miss = resolved[resolved["state"] != "ok"][["dataset", "setting", "algorithm", "variant", "reason"]]
+    miss = resolved[resolved["state"] != "ok"][["dataset", "setting", "algorithm", "variant", "reason", "state"]]
+    absent = miss[miss["state"] == "not_in_preset"]
+    miss = miss[miss["state"] != "not_in_preset"].drop(columns="state")
+    if len(absent):  # the paper's known cells this preset does not run: one line, not a row each
+        names = sorted({f"{d} {s}" for d, s in zip(absent["dataset"], absent["setting"])})
+        lines += [f"Known paper cells not in this preset ({len(absent)}): {', '.join(names)}.", ""]
     if not len(miss):
-        return "\n".join(lines + ["None: every cell has a value.", ""])
+        return "\n".join(lines + ["None of the expected cells lacks a value.", ""])
     return "\n".join(lines + [to_markdown(miss.reset_index(drop=True)), ""])
+
+
+@dataclass
+class ReportContext:
+    """Everything a section of REPORT.md may read (computed once by :func:`write_report`)."""
+
+    results_dir: Path
+    out: Path
+    reference: Reference
+    expected: list[dict[str, Any]] | None
+    runs: pd.DataFrame
+    skipped: pd.DataFrame
+    resolved: pd.DataFrame
+    diffs: pd.DataFrame
+    tables: list[FamilyTable]
+    claims: list[dict[str, Any]]
+    figures_dir: Path | None
+    analyses_dir: Path | None
+    gallery_dir: Path | None
+    relative_to: Path | None
+    shown: set = field(default_factory=set)  # figure files already embedded by a section
+
+
+def _title_section(ctx: ReportContext) -> str:
+    return ("# TRLearner reproduction report\n\nReproduction of \"Rethinking Meta-Learning from a Learning "
+            "Lens\" (Wang et al., arXiv 2409.08474). Every number below is read from a run's metrics.json, "
+            "rounded to the precision its 95 % CI supports (2 significant digits of the half-width, the mean "
+            "to the same decimal); statistics are described in docs/REPORT_FORMAT.md.\n")
+
+
+def _claims_section(ctx: ReportContext) -> str:
+    # the open decisions of the paper (config/claims.yaml): empty without ablations on a known cell
+    return claims_markdown(ctx.results_dir, ctx.reference, table_runs=ctx.runs, relative_to=ctx.relative_to)
+
+
+def _summary_section(ctx: ReportContext) -> str:
+    return summary_markdown(ctx.runs, ctx.resolved, None, ctx.expected, ctx.skipped, ctx.diffs)
+
+
+def _main_figure_section(ctx: ReportContext) -> str:
+    stem = ctx.out / "figures" / MAIN_FIGURE
+    rows = main_results_figure(ctx.resolved, ctx.reference, stem)
+    lines = ["## Main results", ""]
+    if not rows:
+        return "\n".join(lines + ["No cell has a value yet: no figure.", ""])
+    ctx.shown.add(stem.with_suffix(".png").resolve())
+    return "\n".join(lines + [f"![main results](figures/{MAIN_FIGURE}.png)", "",
+                              f"*{MAIN_CAPTION}* ([PDF](figures/{MAIN_FIGURE}.pdf))", ""])
+
+
+def _shown_in_report(section: Section) -> bool:
+    """A table section worth REPORT.md: one with a cell of this preset (the tables/ files keep all)."""
+    ours = [c for c in section.frame.columns if isinstance(c, tuple) and c[-1] == "ours"]
+    return not ours or any(v != NOT_IN_PRESET for c in ours for v in section.frame[c])
+
+
+def _tables_section(ctx: ReportContext) -> str:
+    parts, hidden = ["## Tables", ""], []
+    for table in ctx.tables:
+        keep = [sec for sec in table.sections if _shown_in_report(sec)]
+        if not any(not sec.caption.startswith("Context") for sec in keep):
+            hidden.append(table.family)
+            continue
+        parts.append(render_family(FamilyTable(table.family, table.title, keep), "md", footnotes=False))
+    parts += ["Notes on the tables:", ""] + [f"- {n}" for n in FOOTNOTES] + [""]
+    if hidden:
+        links = ", ".join(f"[{f}](tables/{f}.md)" for f in hidden)
+        parts += [f"Families with no cell in this preset (the paper's values only): {links}.", ""]
+    return "\n".join(parts)
+
+
+def _analyses_section(ctx: ReportContext) -> str:
+    text, shown = analysis_markdown(ctx.analyses_dir, ctx.out, to_markdown)
+    ctx.shown |= shown
+    return text
+
+
+def _gallery_section(ctx: ReportContext) -> str:
+    from .gallery import gallery_markdown
+
+    return gallery_markdown(ctx.gallery_dir, ctx.out)
+
+
+def _missing_section(ctx: ReportContext) -> str:
+    return missing_markdown(ctx.resolved)
+
+
+def _checks_section(ctx: ReportContext) -> str:
+    return checks_markdown(ctx.runs, ctx.skipped, ctx.resolved, ctx.diffs)
+
+
+def _figures_section(ctx: ReportContext) -> str:
+    figures = [(path, cap) for path, cap in find_figures(ctx.figures_dir, ctx.out)
+               if (ctx.out / path).resolve() not in ctx.shown and Path(path).stem != MAIN_FIGURE]
+    if not figures:
+        return ""
+    return "\n".join(["## Other figures", ""] + [f"![{cap}]({path})\n\n*{cap}*\n" for path, cap in figures])
+
+
+def _provenance_section(ctx: ReportContext) -> str:
+    return provenance_markdown(ctx.runs)
+
+
+#: The sections of REPORT.md, in order: (name, function(ReportContext) -> Markdown, "" to leave
+#: it out). Verdicts come first; a module with a section of its own adds an entry here (the
+#: interpretations of report/claims.py follow the verdicts).
+SECTIONS = [("title", _title_section), ("verdicts", lambda ctx: verdicts_markdown(ctx.claims)),
+            ("claims", _claims_section), ("summary", _summary_section),
+            ("main figure", _main_figure_section), ("tables", _tables_section),
+            ("analyses", _analyses_section), ("gallery", _gallery_section),
+            ("missing", _missing_section), ("checks", _checks_section),
+            ("figures", _figures_section), ("provenance", _provenance_section)]
+MAIN_FIGURE = "main_results"
+
+
+def summary_json(resolved: pd.DataFrame, diffs: pd.DataFrame, claims: list[dict[str, Any]]) -> dict[str, Any]:
+    """The machine-readable results (``summary.json``, DVC's metrics file): verdict counts, and
+    mean, CI and seeds of every cell with a value and every paired effect, nested by dataset,
+    setting, algorithm (and variant)."""
+    verdicts = Counter(c["verdict"] for c in claims if c["claim"] != "general")
+    general = next((c["verdict"] for c in claims if c["claim"] == "general"), "could not be tested")
+    out: dict[str, Any] = {"verdicts": {v.replace(" ", "_"): verdicts.get(v, 0) for v in VERDICTS},
+                           "general_claim": general, "cells": {}, "effects": {}}
+
+    def num(x):
+        return round(float(x), 6) if x is not None and math.isfinite(float(x)) else None
+
+    for r in records(resolved) if len(resolved) else []:
+        if r.get("state") == "ok":
+            out["cells"].setdefault(r["dataset"], {}).setdefault(r["setting"], {}).setdefault(
+                r["algorithm"], {})[r["variant"]] = {"mean": num(r["mean"]), "ci95": num(r["ci95"]),
+                                                     "n": int(r.get("n") or 0), "reduced": bool(r.get("reduced"))}
+    for r in records(diffs) if len(diffs) else []:
+        if r.get("diff") is not None and math.isfinite(r["diff"]):
+            out["effects"].setdefault(r["dataset"], {}).setdefault(r["setting"], {})[r["algorithm"]] = {
+                "diff": num(r["diff"]), "ci95": num(r["ci95"]), "n": int(r.get("n") or 0)}
+    return out
 
 
 def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
@@ -459,11 +616,16 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
                  figures_dir: str | os.PathLike | None = None,
                  analyses_dir: str | os.PathLike | None = None,
                  reference: Reference | str | os.PathLike | None = None,
-                 relative_to: str | os.PathLike | None = None) -> Path:
-    """Write ``out_dir/REPORT.md``, ``out_dir/tables/<family>.{md,tex,html}`` and
-    ``out_dir/cells.csv`` from the runs under ``results_dir``; return the REPORT.md path.
+                 relative_to: str | os.PathLike | None = None,
+                 gallery_dir: str | os.PathLike | None = None) -> Path:
+    """Write ``out_dir/REPORT.md`` (and ``REPORT.html``, ``verdicts.rst``), the main figure
+    ``out_dir/figures/main_results.{png,pdf}``, ``out_dir/tables/<family>.{md,tex,html}``,
+    ``out_dir/cells.csv`` and ``out_dir/summary.json`` from the runs under ``results_dir``;
+    return the REPORT.md path.
 
     ``expected``: the expected-cells spec (see :func:`trlearner.report.tables.load_expected`).
+    ``analyses_dir``: folder of analysis folders (figure, CSV, summary.json each).
+    ``gallery_dir``: folder of episode pictures (:mod:`trlearner.report.gallery`).
     ``relative_to``: base of the run/log paths printed in the report (default: current dir).
     """
     out = Path(out_dir)
@@ -475,8 +637,7 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
     cells = aggregate_cells(runs)
     diffs = paired_differences(runs)
     resolved = resolve_cells(runs, exp, ref, cells=cells)
-    tables: list[FamilyTable] = build_tables(runs, exp, ref, analyses=read_analyses(analyses_dir),
-                                             resolved=resolved, diffs=diffs)
+    tables: list[FamilyTable] = build_tables(runs, exp, ref, resolved=resolved, diffs=diffs)
     for table in tables:
         for fmt in ("md", "tex", "html"):
             text = render_family(table, fmt)
@@ -484,27 +645,21 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
                 text = html_document(text, table.title)
             (out / "tables" / f"{table.family}.{fmt}").write_text(text)
     claims = summarize_claims(resolved, diffs, ref)
-
-    parts = ["# TRLearner reproduction report", "",
-             "Reproduction of \"Rethinking Meta-Learning from a Learning Lens\" (Wang et al., "
-             "arXiv 2409.08474). Every number below is read from a run's metrics.json; statistics "
-             "are described in docs/REPORT_FORMAT.md.", "",
-             summary_markdown(runs, resolved, claims, exp, scan.skipped, diffs)]
-    # the open decisions of the paper (config/claims.yaml): empty without ablations on a known cell
-    interpretations = claims_markdown(results_dir, ref, table_runs=runs, relative_to=relative_to)
-    parts += [interpretations] if interpretations else []
-    parts += ["## Tables", ""]
-    parts += [render_family(t, "md", footnotes=False) for t in tables]
-    parts += ["Notes on the tables:", ""] + [f"- {n}" for n in FOOTNOTES] + [""]
-    parts += [missing_markdown(resolved), checks_markdown(runs, scan.skipped, resolved, diffs),
-              "## Figures", ""]
-    figures = find_figures(figures_dir, out)
-    parts += [f"![{cap}]({path})\n\n*{cap}*\n" for path, cap in figures] or ["No figures found.", ""]
-    parts.append(provenance_markdown(runs))
+    as_path = lambda p: Path(p) if p is not None else None  # noqa: E731
+    ctx = ReportContext(Path(results_dir), out, ref, exp, runs, scan.skipped, resolved, diffs, tables, claims,
+                        as_path(figures_dir), as_path(analyses_dir), as_path(gallery_dir), as_path(relative_to))
+    parts = [text for _, section in SECTIONS if (text := section(ctx))]
     report = out / "REPORT.md"
-    report.write_text("\n".join(parts).rstrip() + "\n")
+    markdown = "\n".join(parts).rstrip() + "\n"
+    report.write_text(markdown)
+    (out / "REPORT.html").write_text(markdown_page(markdown, "TRLearner reproduction report", base=out))
+    (out / "verdicts.rst").write_text(verdicts_rst(claims, VERDICT_TITLES))
+    (out / "summary.json").write_text(json.dumps(summary_json(resolved, diffs, claims), indent=1,
+                                                 sort_keys=True) + "\n")
 
     csv = resolved.drop(columns=[c for c in ("diverged_at",) if c in resolved]).copy()
+    csv.insert(0, "cell", [f"{d}/{s}/{a}/{v}" for d, s, a, v in
+                           zip(csv["dataset"], csv["setting"], csv["algorithm"], csv["variant"])] if len(csv) else [])
     csv["seeds"] = csv.get("seeds", pd.Series(dtype=object)).map(
         lambda s: " ".join(map(str, s)) if isinstance(s, tuple) else "")
     csv["expected_seeds"] = csv["expected_seeds"].map(lambda s: " ".join(map(str, s)) if s else "")

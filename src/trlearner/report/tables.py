@@ -36,6 +36,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .reference import Reference
+from .rounding import ci_decimals, format_ci
 from .stats import CI_TASKS, PAIR_TASKS, aggregate_cells, paired_differences, records
 
 VARIANT_ORDER = ("baseline", "trlearner")
@@ -226,10 +227,10 @@ def _ours_text(rec: dict[str, Any], decimals: int) -> str:
     count = f"n={n} of {expected}" if expected and expected != n else f"n={n}"
     if rec.get("ci_kind") == CI_TASKS:
         count += ", task CI"
-    text = f"{_fmt(rec['mean'], decimals)} ± {_fmt(rec['ci95'], decimals)} ({count})"
+    text = f"{format_ci(rec['mean'], rec['ci95'], decimals)} ({count})"
     median = rec.get("median_task")
     if median is not None and math.isfinite(median):  # R^2 cells: the pQSAR summary per assay
-        text += (f"; median {_fmt(median, decimals)}; R² > 0.3: {rec['tasks_above']:g} of "
+        text += (f"; median {_fmt(median, ci_decimals(rec['ci95'], decimals))}; R² > 0.3: {rec['tasks_above']:g} of "
                  f"{rec['tasks']:g} tasks")
     if rec.get("n_diverged"):
         text += f"; also {_diverged_text(rec['diverged_at'])}"
@@ -274,8 +275,7 @@ def _diff_text(diff: dict[str, Any] | None, decimals: int) -> str:
         text = f"{_fmt(diff['diff'], decimals, sign=True)} ({diff.get('note')})"
     else:
         where = f"{int(diff['n'])} tasks, 1 seed" if diff["pairing"] == PAIR_TASKS else f"n={int(diff['n'])}"
-        text = (f"{_fmt(diff['diff'], decimals, sign=True)} ± {_fmt(diff['ci95'], decimals)} "
-                f"({format_p(diff['p'])}, {where})")
+        text = f"{format_ci(diff['diff'], diff['ci95'], decimals, sign=True)} ({format_p(diff['p'])}, {where})"
     if diff.get("reduced"):
         text += f" {DAGGER}"
     if isinstance(diff.get("pooled"), str):

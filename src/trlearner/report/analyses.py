@@ -1,0 +1,214 @@
+"""The report's view of the paper's analyses: per analysis its figure, one to three sentences
+(the analysis' own verdict and what the numbers can show at this scale) and a small table
+rounded to the precision each CI supports. The raw CSVs are linked, never inlined.
+
+Each analysis folder (``trlearner analysis <name> --out <dir>/<name>``) holds ``<name>.png``,
+``<name>.csv``, ``<name>.caption.md`` and ``summary.json`` (docs/ANALYSES.md).
+
+Example:
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"variant": ["baseline", "trlearner"], "meta_layers": [1, 1],
+    ...                    "mean": [1.7249997, 1.00500015], "ci95": [0.0396, 0.0491],
+    ...                    "diff_vs_baseline": [float("nan"), -0.7199996], "diff_ci95": [float("nan"), 0.061]})
+    >>> print(small_table(df).to_string(index=False))
+      variant meta_layers          mean  Δ vs baseline
+     baseline           1 1.725 ± 0.040            n/a
+    trlearner           1 1.005 ± 0.049 -0.720 ± 0.061
+    >>> effect_sentence(df)
+    '1 of 1 TRLearner − baseline differences has a 95 % CI that excludes 0.'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .rounding import ci_decimals, format_ci
+
+#: (value column, CI half-width column or (lo, hi) columns, shown name). First match wins per value.
+VALUE_COLUMNS = [("mean", "ci95", "mean"), ("diff_vs_baseline", "diff_ci95", "Δ vs baseline"),
+                 ("delta_mse", "delta_ci95", "Δ vs baseline"),
+                 ("time_ratio", ("time_ratio_lo", "time_ratio_hi"), "time ratio"),
+                 ("train_mse", ("train_lo", "train_hi"), "train MSE"),
+                 ("val_mse", ("val_lo", "val_hi"), "validation MSE")]
+#: Effect columns whose CI decides "shows an effect at this scale".
+EFFECTS = [("diff_vs_baseline", "diff_ci95"), ("delta_mse", "delta_ci95")]
+#: Columns that identify a row (everything else is a statistic).
+KEY_COLUMNS = ("variant", "method", "family", "sweep", "meta_layers", "lam", "heads", "strength")
+MAX_ROWS = 12
+
+_PM = re.compile(r"([+\-−]?\d+(?:\.\d+)?) ± (\d+(?:\.\d+)?)")
+
+
+def round_pm_text(text: str) -> str:
+    """Re-round every ``a ± b`` in a sentence to the precision ``b`` supports; ``nan`` reads n/a.
+
+    >>> round_pm_text("ΔMSE -0.2000 ± 0.1119 (paired; ρ=nan)")
+    'ΔMSE -0.20 ± 0.11 (paired; ρ=n/a)'
+    """
+    def sub(m: re.Match) -> str:
+        a, b = m.group(1).replace("−", "-"), float(m.group(2))
+        d = ci_decimals(b, fallback=len(m.group(2).split(".")[1]) if "." in m.group(2) else 0)
+        sign = a.startswith(("+", "-")) and a[0] == "+"
+        return format_ci(float(a), b, d, sign=sign)
+
+    return re.sub(r"\bnan\b", "n/a", _PM.sub(sub, text))
+
+
+def _key_text(value) -> str:
+    if isinstance(value, float):
+        return "n/a" if not math.isfinite(value) else f"{value:g}"
+    return str(value)
+
+
+def _half(row: pd.Series, ci) -> float | None:
+    if isinstance(ci, tuple):
+        lo, hi = (pd.to_numeric(row.get(c), errors="coerce") for c in ci)
+        return None if pd.isna(lo) or pd.isna(hi) else (float(hi) - float(lo)) / 2
+    h = pd.to_numeric(row.get(ci), errors="coerce")
+    return None if pd.isna(h) else float(h)
+
+
+def small_table(df: pd.DataFrame, max_rows: int = MAX_ROWS) -> pd.DataFrame:
+    """The rows of an analysis CSV as strings: key columns, then each value with its CI rounded
+    by :func:`trlearner.report.rounding.format_ci`; curves (an ``iteration`` column) keep the
+    last iteration of each key; columns without any value are left out.
+
+    Arguments:
+        df: an analysis CSV.
+        max_rows: keep at most this many rows.
+
+    Returns:
+        A DataFrame of strings (``n/a`` for a missing value).
+    """
+    keys = [c for c in KEY_COLUMNS if c in df.columns]
+    if "iteration" in df.columns and len(df):
+        df = df.sort_values("iteration").groupby(keys, sort=True, as_index=False).tail(1) if keys else df.tail(1)
+        df = df.sort_values(keys) if keys else df
+    out = pd.DataFrame({k: [_key_text(v) for v in df[k]] for k in keys})
+    if "iteration" in df.columns:
+        out["last iteration"] = [_key_text(v) for v in df["iteration"]]
+    for value, ci, name in VALUE_COLUMNS:
+        if value not in df.columns or name in out.columns:
+            continue
+        vals = pd.to_numeric(df[value], errors="coerce")
+        if vals.isna().all():
+            continue
+        cells = []
+        for (_, row), v in zip(df.iterrows(), vals):
+            half = _half(row, ci)
+            cells.append("n/a" if pd.isna(v) else format_ci(float(v), half if half else None, 3))
+        out[name] = cells
+    return out.head(max_rows).reset_index(drop=True)
+
+
+def effect_sentence(df: pd.DataFrame) -> str | None:
+    """What the TRLearner − baseline differences of a CSV can show: how many CIs exclude 0,
+    or that none does ("shows nothing at this scale"). None without such a column."""
+    for value, ci in EFFECTS:
+        if value in df.columns and ci in df.columns:
+            v = pd.to_numeric(df[value], errors="coerce")
+            h = pd.to_numeric(df[ci], errors="coerce")
+            ok = v.notna() & h.notna() & (h > 0)
+            n = int(ok.sum())
+            if not n:
+                return None
+            k = int(((v[ok] - h[ok] > 0) | (v[ok] + h[ok] < 0)).sum())
+            if k == 0:
+                return (f"At this scale it shows nothing: all {n} TRLearner − baseline differences "
+                        f"have a 95 % CI that contains 0.")
+            return f"{k} of {n} TRLearner − baseline differences {'has' if n == 1 else 'have'} a 95 % CI that excludes 0."
+    return None
+
+
+def curves_sentence(df: pd.DataFrame) -> str | None:
+    """For curves (motivation): whether baseline and TRLearner end within each other's CIs."""
+    need = {"family", "variant", "iteration", "val_mse", "val_lo", "val_hi"}
+    if not need <= set(df.columns) or not len(df):
+        return None
+    last = df.sort_values("iteration").groupby(["family", "variant"]).tail(1).set_index(["family", "variant"])
+    families = sorted({f for f, v in last.index if (f, "baseline") in last.index and (f, "trlearner") in last.index})
+    if not families:
+        return None
+    widths = (last["val_hi"] - last["val_lo"]).abs()
+    if (widths == 0).all():
+        return ("One seed per curve, so the curves have no CI; a difference between baseline and "
+                "TRLearner cannot be told from seed noise at this scale.")
+    overlap = sum(not (last.loc[(f, "baseline"), "val_lo"] > last.loc[(f, "trlearner"), "val_hi"] or
+                       last.loc[(f, "trlearner"), "val_lo"] > last.loc[(f, "baseline"), "val_hi"])
+                  for f in families)
+    if overlap == len(families):
+        return (f"At this scale it shows nothing: on all {len(families)} families the final baseline and "
+                f"TRLearner validation MSEs lie within each other's CIs.")
+    return (f"On {len(families) - overlap} of {len(families)} families the final baseline and TRLearner "
+            f"validation CIs do not overlap.")
+
+
+def _title(folder: Path, name: str) -> str:
+    cap = folder / f"{name}.caption.md"
+    if cap.is_file():
+        first = cap.read_text().strip().splitlines()[0].strip() if cap.read_text().strip() else ""
+        first = first.strip("*").strip()
+        if first:
+            return first
+    return name
+
+
+def analysis_markdown(analyses_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
+                      to_markdown) -> tuple[str, set[Path]]:
+    """The ``## Analyses`` section and the PNGs it shows.
+
+    Arguments:
+        analyses_dir: folder of analysis folders (``<name>/<name>.png``, ``.csv``, ``summary.json``).
+        out_dir: the folder REPORT.md is written to (links are relative to it).
+        to_markdown: DataFrame -> Markdown table (``trlearner.report.tables.to_markdown``).
+
+    Returns:
+        (Markdown text, set of the PNG paths shown).
+    """
+    lines, shown = ["## Analyses", ""], set()
+    root = Path(analyses_dir) if analyses_dir is not None else None
+    folders = sorted(p.parent for p in root.glob("*/summary.json")) if root and root.is_dir() else []
+    if not folders:
+        return "\n".join(lines + ["No analysis was run in this preset.", ""]), shown
+    rel = lambda p: Path(os.path.relpath(p, out_dir)).as_posix()  # noqa: E731
+    for folder in folders:
+        name = folder.name
+        try:
+            summary = json.loads((folder / "summary.json").read_text())
+        except (OSError, ValueError):
+            summary = {}
+        lines += [f"### {_title(folder, name)}", ""]
+        png = folder / f"{name}.png"
+        if png.is_file():
+            lines += [f"![{name}]({rel(png)})", ""]
+            shown.add(png.resolve())
+        sentences = []
+        if summary.get("claim"):
+            sentences.append(f"Claim: {summary['claim']}")
+        if summary.get("verdict"):
+            sentences.append(f"Measured: {round_pm_text(str(summary['verdict']))}.")
+        csvs = sorted(folder.glob("*.csv"))
+        main_csv = folder / f"{name}.csv"
+        df = pd.read_csv(main_csv) if main_csv.is_file() else pd.DataFrame()
+        scale = effect_sentence(df) or curves_sentence(df)
+        if scale:
+            sentences.append(scale)
+        lines += [" ".join(sentences) or "No summary was written.", ""]
+        if len(df):
+            table = small_table(df)
+            lines += [to_markdown(table), ""]
+            if len(df) > len(table) and "iteration" not in df.columns:
+                lines += [f"(first {len(table)} of {len(df)} rows)", ""]
+        links = [f"[{p.name}]({rel(p)})" for p in csvs]
+        cap = folder / f"{name}.caption.md"
+        if cap.is_file():
+            links.append(f"[what was run]({rel(cap)})")
+        if links:
+            lines += ["Data: " + ", ".join(links) + ".", ""]
+    return "\n".join(lines), shown

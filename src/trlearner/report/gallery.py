@@ -1,0 +1,213 @@
+"""The episode gallery: one picture of a training episode and one of a test episode per dataset,
+so that a reviewer sees at a glance that the data is right (strokes, classes, split).
+
+Episodes are pure functions of (dataset, split, seed, index) (``trlearner.data.tasks.make_source``),
+so the picture shows exactly the episode a run with that seed draws at that index.
+
+Image datasets: ``torchvision.utils.make_grid`` of the support set (one row per class, ``shots``
+columns) and, to its right, of the first :data:`MAX_QUERIES` queries of each class (same row =
+same class), with the row's class index written in a label column on the left and "support" /
+"query" above. The grids are pasted unscaled: a pixel of the picture is
+``round(255 * x)`` of the episode's image (as ``torchvision.utils.save_image``); the sidecar JSON
+gives the grids' origins and the classes of the rows. Regression datasets: a matplotlib plot of
+the support and query points.
+
+Usage::
+
+    python -m trlearner.report.gallery --dataset omniglot_small --ways 5 --shots 1 --out reports/gallery
+
+Example:
+    >>> import tempfile, pathlib, json
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> info = episode_picture("sinusoid", "train", out, shots=5)
+    >>> info["picture"], (out / "sinusoid_train.png").exists()
+    ('sinusoid_train.png', True)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+#: Queries per class shown (the episode has more; the first ones of each class are shown).
+MAX_QUERIES = 5
+PADDING = 2      # make_grid padding between images, in pixels
+LABEL_W = 28     # width of the class-label column
+HEADER_H = 14    # height of the "support" / "query" header
+GAP = 10         # gap between the support and the query grid
+SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
+
+
+def grid_size(n_rows: int, n_cols: int, h: int, w: int, padding: int = PADDING) -> tuple[int, int]:
+    """(height, width) of ``make_grid`` of ``n_rows`` x ``n_cols`` images of ``h`` x ``w``.
+
+    >>> grid_size(5, 1, 28, 28)
+    (152, 32)
+    """
+    return n_rows * (h + padding) + padding, n_cols * (w + padding) + padding
+
+
+def _to_uint8(grid):
+    """A [3, H, W] float grid in [0, 1] as an [H, W, 3] uint8 array (torchvision.utils.save_image's rule)."""
+    return grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to("cpu").byte().numpy()
+
+
+def _image_picture(xs, xq, ways: int, shots: int, queries: int, path: Path) -> dict[str, Any]:
+    """Compose the support and query grids of one episode ([S, C, H, W], [Q, C, H, W])."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+    from torchvision.utils import make_grid
+
+    shown = min(MAX_QUERIES, queries)
+    q = xq.reshape(ways, queries, *xq.shape[1:])[:, :shown].reshape(ways * shown, *xq.shape[1:])
+    support = _to_uint8(make_grid(xs.clamp(0, 1), nrow=shots, padding=PADDING, pad_value=1.0))
+    query = _to_uint8(make_grid(q.clamp(0, 1), nrow=shown, padding=PADDING, pad_value=1.0))
+    height = HEADER_H + max(support.shape[0], query.shape[0])
+    width = LABEL_W + support.shape[1] + GAP + query.shape[1]
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+    s_origin = (HEADER_H, LABEL_W)
+    q_origin = (HEADER_H, LABEL_W + support.shape[1] + GAP)
+    canvas[s_origin[0]:s_origin[0] + support.shape[0], s_origin[1]:s_origin[1] + support.shape[1]] = support
+    canvas[q_origin[0]:q_origin[0] + query.shape[0], q_origin[1]:q_origin[1] + query.shape[1]] = query
+    img = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(img)
+    draw.text((s_origin[1], 1), "support", fill=(0, 0, 0))
+    draw.text((q_origin[1], 1), "query", fill=(0, 0, 0))
+    h = xs.shape[-2]
+    for row in range(ways):
+        draw.text((2, HEADER_H + PADDING + row * (h + PADDING) + h // 2 - 5), f"c{row}", fill=(0, 0, 0))
+    img.save(path)
+    return {"size": [height, width], "image_hw": [int(xs.shape[-2]), int(xs.shape[-1])],
+            "support_origin": [s_origin[0] + PADDING, s_origin[1] + PADDING],
+            "query_origin": [q_origin[0] + PADDING, q_origin[1] + PADDING],
+            "padding": PADDING, "queries_shown": shown}
+
+
+def _regression_picture(xs, ys, xq, yq, path: Path, title: str) -> dict[str, Any]:
+    from .figures import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    order = xq[:, 0].argsort()
+    ax.plot(xq[order, 0].numpy(), yq[order, 0].numpy(), ".", ms=3, color="0.5", label=f"query ({len(xq)})")
+    ax.plot(xs[:, 0].numpy(), ys[:, 0].numpy(), "o", color="#d62728", label=f"support ({len(xs)})")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return {}
+
+
+def episode_picture(dataset: str, split: str, out: str | os.PathLike, *, shots: int, ways: int | None = None,
+                    seed: int = 0, index: int = 0, data_root: str = "data") -> dict[str, Any]:
+    """Draw episode ``index`` of ``dataset``/``split`` (seed ``seed``) into ``out/<dataset>_<split>.png``
+    and its description into ``out/<dataset>_<split>.json``.
+
+    Arguments:
+        dataset: a registry dataset name.
+        split: ``train``, ``val`` or ``test``.
+        out: output folder.
+        shots, ways: the episode's setting (``ways`` for classification only).
+        seed, index: which episode (as in a run with that seed).
+        data_root: the data folder.
+
+    Returns:
+        The description written to the JSON sidecar (picture, caption, classes of the rows and,
+        for images, the grid geometry).
+    """
+    from trlearner.data.tasks import make_source
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    source = make_source(dataset, split, shots=shots, ways=ways, seed=seed, root=data_root)
+    batch = source.batch([index])
+    xs, ys, xq, yq = batch.xs[0], batch.ys[0], batch.xq[0], batch.yq[0]
+    name = f"{dataset}_{split}"
+    setting = f"{ways}-way {shots}-shot" if ways else f"{shots}-shot"
+    info: dict[str, Any] = {"dataset": dataset, "split": split, "seed": seed, "index": index, "shots": shots,
+                            "ways": ways, "picture": f"{name}.png"}
+    if ys.dtype.is_floating_point:  # regression
+        info.update(_regression_picture(xs, ys, xq, yq, out / f"{name}.png",
+                                        f"{dataset} {SPLIT_NAMES.get(split, split)} episode {index} (seed {seed})"))
+        info["caption"] = (f"{dataset}, {SPLIT_NAMES.get(split, split)} episode {index} (seed {seed}, {setting}): "
+                           f"{len(xs)} support points (red) and {len(xq)} query points (grey).")
+    else:
+        n_ways = int(ys.max()) + 1
+        queries = len(xq) // n_ways
+        info.update(_image_picture(xs, xq, n_ways, len(xs) // n_ways, queries, out / f"{name}.png"))
+        classes = getattr(source, "classes", None)
+        ids = batch.info.get("class_ids")
+        rows = []
+        for row in range(n_ways):
+            cid = int(ids[0, row]) if ids is not None else row
+            cls = classes[cid] if classes is not None and cid < len(classes) else cid
+            rows.append(f"{cls[0]} (rotated {cls[1]}°)" if isinstance(cls, tuple) else str(cls))
+        info["classes"] = rows
+        info["caption"] = (f"{dataset}, {SPLIT_NAMES.get(split, split)} episode {index} (seed {seed}, {setting}): "
+                           f"support left, the first {info['queries_shown']} of {queries} queries per class right; "
+                           f"row ck is class k: " + "; ".join(f"c{k} {r}" for k, r in enumerate(rows)) + ".")
+    (out / f"{name}.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    return info
+
+
+def gallery_markdown(gallery_dir: str | os.PathLike | None, out_dir: str | os.PathLike) -> str:
+    """The ``## Episode gallery`` section of REPORT.md: links to each dataset's pictures."""
+    lines = ["## Episode gallery", ""]
+    root = Path(gallery_dir) if gallery_dir is not None else None
+    infos = []
+    for js in sorted(root.glob("*.json")) if root and root.is_dir() else []:
+        try:
+            infos.append((js, json.loads(js.read_text())))
+        except ValueError:
+            continue
+    if not infos:
+        return "\n".join(lines + ["No episode pictures were made.", ""])
+    lines += ["One training and one test episode per dataset the run used (support and query, one row "
+              "per class); the classes of each row are in the picture's caption file.", ""]
+    by_dataset: dict[str, list] = {}
+    for js, info in infos:
+        by_dataset.setdefault(str(info.get("dataset")), []).append((js, info))
+    order = {"train": 0, "val": 1, "test": 2}
+    for dataset in sorted(by_dataset):
+        items = sorted(by_dataset[dataset], key=lambda t: order.get(t[1].get("split"), 9))
+        first = items[0][1]
+        setting = f"{first['ways']}-way {first['shots']}-shot" if first.get("ways") else f"{first.get('shots')}-shot"
+        links = [f"[{SPLIT_NAMES.get(i.get('split'), i.get('split'))} episode]"
+                 f"({Path(os.path.relpath(js.with_name(i['picture']), out_dir)).as_posix()})" for js, i in items]
+        lines.append(f"- {dataset} ({setting}, seed {first.get('seed')}, episode {first.get('index')}): "
+                     + ", ".join(links))
+    return "\n".join(lines + [""])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m trlearner.report.gallery``: the pictures of one dataset's episodes."""
+    p = argparse.ArgumentParser(prog="python -m trlearner.report.gallery", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", required=True, help="registry dataset name")
+    p.add_argument("--shots", type=int, required=True, help="support examples per class (per task for regression)")
+    p.add_argument("--ways", type=int, default=None, help="classes per episode (classification; default: none)")
+    p.add_argument("--splits", nargs="+", default=["train", "test"], help="splits to draw (default: train test)")
+    p.add_argument("--seed", type=int, default=0, help="episode seed (default: 0)")
+    p.add_argument("--index", type=int, default=0, help="episode index (default: 0)")
+    p.add_argument("--data-root", default="data", help="data folder (default: data)")
+    p.add_argument("--out", required=True, help="output folder")
+    args = p.parse_args(argv)
+    for split in args.splits:
+        try:
+            info = episode_picture(args.dataset, split, args.out, shots=args.shots, ways=args.ways,
+                                   seed=args.seed, index=args.index, data_root=args.data_root)
+        except (OSError, ValueError) as err:
+            print(f"gallery: error: {args.dataset}/{split}: {err}", file=sys.stderr)
+            return 2
+        print(f"wrote {Path(args.out) / info['picture']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
