@@ -68,6 +68,15 @@ def test_building_every_parser_imports_no_torch_pandas_scipy_matplotlib():
     assert r.stdout.strip() == "[]", r.stdout
 
 
+def test_build_parser_defines_every_command_by_default(tmp_path):
+    """Library callers (trlearner.pipeline, tests) parse ``train ...`` with ``build_parser()``."""
+    args = build_parser().parse_args(TINY_TRAIN + ["--out", str(tmp_path)])
+    assert (args.command, args.func.__module__, args.iterations) == ("train", "trlearner.train_cli", 3)
+    assert build_parser().parse_args(["data", "list"]).func.__name__ == "cmd_list"
+    with pytest.raises(SystemExit):  # a placeholder parses nothing
+        build_parser(None).parse_args(TINY_TRAIN + ["--out", str(tmp_path)])
+
+
 def test_top_level_help_lists_every_command(capsys):
     rc, out, _ = run(["--help"], capsys)
     assert rc == 0

@@ -34,6 +34,7 @@ COMMANDS = {
     "bench": ("trlearner.bench", "benchmark suite: meta-iteration time, memory, loading"),
 }
 QUIET_HELP = "warnings and errors only, no progress bars"
+ALL = "all"  # build_parser(): define every command
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -114,12 +115,14 @@ def print_usage_exit(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The ``trlearner`` parser. Every subcommand is listed; only ``command``'s module is imported
-    to define its options (the others are placeholders that cannot parse anything).
+def build_parser(command: str | None = ALL) -> argparse.ArgumentParser:
+    """The ``trlearner`` parser. Every subcommand is listed; only the modules of the commands
+    defined are imported (the others are placeholders that cannot parse anything). :func:`main`
+    defines only the command it was given, so that ``--help`` imports none of them.
 
     Arguments:
-        command: the subcommand to define fully (a key of :data:`COMMANDS`), or None for none.
+        command: the subcommand to define fully (a key of :data:`COMMANDS`), :data:`ALL`
+            (the default: every one; ``bench`` imports torch) or None (none).
 
     Returns:
         An ``argparse.ArgumentParser``; ``parse_args`` gives ``command``, ``quiet`` and ``func``.
@@ -134,7 +137,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, text) in COMMANDS.items():
-        if name == command:
+        if command in (name, ALL):
             importlib.import_module(module).register(sub)
         else:
             sub.add_parser(name, help=text, add_help=False)

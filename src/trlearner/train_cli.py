@@ -25,7 +25,7 @@ CHOICES = {
     "backend": ("vmap", "loop"),
     "regularizer": ("none", "weight_decay", "input_noise", "meta_aug"),
     "sampler": ("diverse", "random"),
-    "weights": ("relu", "raw"),
+    "weights": ("relu", "raw", "softmax"),
     "align": ("match", "index"),
     "class_repr": ("concat", "mean"),
 }
@@ -169,7 +169,8 @@ def register(sub) -> None:
     t.add_argument("--sampler", choices=CHOICES["sampler"], default=TR_DEFAULTS["sampler"],
                    help="how each task's meta-data points are chosen: farthest-point (diverse) or at random")
     t.add_argument("--weights", choices=CHOICES["weights"], default=TR_DEFAULTS["weights"],
-                   help="consistency weights: relu of the relations (+eps), or the relations as written (raw)")
+                   help="consistency weights: relu of the relations (+eps), the relations as written (raw), "
+                        "or their softmax over the other tasks")
     t.add_argument("--align", choices=CHOICES["align"], default=TR_DEFAULTS["align"],
                    help="pair the classes of two tasks by matching, or by index")
     t.add_argument("--class-repr", choices=CHOICES["class_repr"], default=TR_DEFAULTS["class_repr"],
