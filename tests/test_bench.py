@@ -60,15 +60,19 @@ def test_quick_harness_writes_json_and_markdown(tmp_path):
     assert main(["--quick", "--repeats", "2", "--warmup", "1", "--no-memory",
                  "--out", str(tmp_path)]) == 0
     res = json.loads((tmp_path / "bench.json").read_text())
-    assert set(res["groups"]) == {"sinusoid_mlp", "omniglot_conv4", "miniimagenet_resnet12"}
+    assert set(res["groups"]) == {"sinusoid_mlp", "sinusoid_seeds", "omniglot_conv4", "miniimagenet_resnet12"}
     names = {c["name"] for c in res["cases"]}
     assert "sinusoid_mlp/maml/reference" in names and "sinusoid_mlp/maml/vmap/trlearner" in names
+    assert {"sinusoid_seeds/maml/singles", "sinusoid_seeds/maml/stacked/trlearner"} <= names
     for c in res["cases"]:
         assert c["time"]["status"] == "ok", c
         assert len(c["time"]["samples_s"]) == 2 and c["time"]["median_s"] > 0
     comps = [r["comparison"] for r in res["ratios"]]
     assert any("reference clone-and-adapt / vmap" in c for c in comps)
     assert sum("TRLearner / baseline" in c for c in comps) >= 4
+    assert sum("speed-up (singles / stacked)" in c for c in comps) == 2
+    targets = {r["comparison"]: r.get("target") for r in res["ratios"]}
+    assert targets["sinusoid_mlp maml: TRLearner / baseline (vmap)"] == "<= 1.5"
     assert res["loading"] and res["loading"][0]["status"] == "ok"
     md = (tmp_path / "bench.md").read_text()
     assert md.startswith("# Benchmark results (quick mode)") and "| maml | vmap |" in md
@@ -114,3 +118,17 @@ def test_register_adds_the_bench_subcommand():
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["bench", "--quick", "--repeats", "2", "--threads", "1"])
     assert args.func is run and args.quick and args.repeats == 2 and args.out == "benchmarks/results"
+
+
+def test_seed_cases_step_every_seed_and_stacking_keeps_the_loss():
+    """``singles`` and ``stacked`` train the same seeds from the same start: one step of each
+    gives the same loss before it (float64) and moves every seed's parameters."""
+    grp = groups(quick=True)["sinusoid_seeds"]
+    built = {impl: build_step(Case(grp.name, "maml", impl, True), grp, torch.float64) for impl in ("singles", "stacked")}
+    losses = {impl: fn().item() for impl, (_, fn, _) in built.items()}
+    assert abs(losses["singles"] - losses["stacked"]) <= 1e-12 * abs(losses["singles"])
+    for impl, (step, _, params) in built.items():
+        before = [p.detach().clone() for p in params]
+        step()
+        assert len(params) == grp.seeds * 7  # 6 MLP tensors + trl.omega per seed
+        assert all(not torch.equal(a, p) for a, p in zip(before, params) if p.grad is not None), impl
