@@ -73,13 +73,27 @@ def test_tiny_config_end_to_end_then_noop(tmp_path):
     assert (d / "results/data/sinusoid.manifest.json").exists()
     assert (d / "results/ablations/index.json").exists()
     report = (d / "reports/REPORT.md").read_text()
-    assert "sinusoid" in report
+    assert "sinusoid" in report and report.startswith("# TRLearner reproduction report")
+    for name in ("REPORT.html", "summary.json", "figures/main_results.png", "figures/main_results.pdf",
+                 "gallery/sinusoid_train.png", "gallery/sinusoid_test.png"):
+        assert (d / "reports" / name).stat().st_size > 0, name
+    assert "[training episode](gallery/sinusoid_train.png)" in report
     # Snakemake's HTML report (its output folder must exist first)
     snakemake(d, "--configfile", "config/tiny.yaml", "--report", "reports/snakemake_report.html")
     assert (d / "reports/snakemake_report.html").stat().st_size > 10_000
     if CHROMIUM:
         shot = screenshot(d / "reports/snakemake_report.html", tmp_path)
         assert shot.stat().st_size > 5_000  # a rendered page, not an empty one
+        # the verdicts are visible on the landing page (rendered DOM, scripts' own text removed)
+        dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                              f"--user-data-dir={tmp_path / 'chromium-dom'}", "--virtual-time-budget=5000",
+                              "--dump-dom", (d / "reports/snakemake_report.html").as_uri()],
+                             capture_output=True, text=True, timeout=120).stdout
+        import re
+
+        visible = re.sub(r"<[^>]+>", " ", re.sub(r"<script.*?</script>", "", dom, flags=re.S))
+        assert "Verdicts (from reports/REPORT.md)" in visible and "Could not be tested" in visible
+        assert "MAML on sinusoid 5shot (mse, lower is better): could not be tested" in visible
     else:
         import warnings
         warnings.warn("chromium is not installed: the headless-browser check of the HTML report did not run")

@@ -1,5 +1,42 @@
-# Report: reports/REPORT.md, reports/tables/* and reports/cells.csv from every table run. Inputs
-# include the report's own source files, so editing plot/report code reruns only this rule.
+# Report: reports/REPORT.md (+ REPORT.html, the main figure, summary.json), reports/tables/*,
+# reports/cells.csv from every table run, and the episode gallery (one training and one test
+# episode per dataset). Inputs include the report's own source files, so editing plot/report
+# code reruns only these rules.
+
+
+def gallery_setting(dataset):
+    """(ways, shots) of the first table run that reads ``dataset``: the gallery draws its episodes."""
+    run = next(r for r in MATRIX.table_runs if dataset in r.data_datasets())
+    return run.ways, run.shots
+
+
+# Datasets drawn in the gallery: every dataset a table run reads (multi-source Meta-Dataset
+# runs read several sources; their episodes are variable-way and not drawn).
+GALLERY_DATASETS = sorted({d for r in MATRIX.table_runs for d in r.data_datasets()
+                           if r.dataset != "metadataset"})
+
+
+rule gallery:
+    input:
+        manifest=f"{RESULTS}/data/{{dataset}}.manifest.json",
+        code=sorted(glob.glob(pipeline.REPORT_SOURCES_GLOB)),
+    output:
+        train=report(f"{REPORTS}/gallery/{{dataset}}_train.png", category="5. Episode gallery",
+                     caption="../report/gallery.rst"),
+        test=report(f"{REPORTS}/gallery/{{dataset}}_test.png", category="5. Episode gallery",
+                    caption="../report/gallery.rst"),
+        info=multiext(f"{REPORTS}/gallery/{{dataset}}_", "train.json", "test.json"),
+    params:
+        ways=lambda wildcards: gallery_setting(wildcards.dataset)[0],
+        shots=lambda wildcards: gallery_setting(wildcards.dataset)[1],
+        root=config["data_root"],
+        out=lambda wildcards, output: str(Path(output.train).parent),
+    log:
+        f"{RESULTS}/logs/gallery/{{dataset}}.log",
+    shell:
+        "python -m trlearner.report.gallery --dataset {wildcards.dataset} --shots {params.shots} "
+        "$(test '{params.ways}' = None || echo --ways {params.ways}) --data-root {params.root} "
+        "--out {params.out} > {log} 2>&1"
 
 
 rule report:
@@ -9,19 +46,34 @@ rule report:
         reference=REFERENCE,
         code=sorted(glob.glob(pipeline.REPORT_SOURCES_GLOB)),
         analyses=ANALYSIS_OUTPUTS,
+        gallery=[f"{REPORTS}/gallery/{d}_train.png" for d in GALLERY_DATASETS],
     output:
-        md=report(f"{REPORTS}/REPORT.md", category="Report", caption="../report/report.rst"),
-        cells=report(f"{REPORTS}/cells.csv", category="Tables", caption="../report/cells.rst"),
-        tables=report(directory(f"{REPORTS}/tables"), patterns=["{name}.html"], category="Tables",
+        md=f"{REPORTS}/REPORT.md",
+        html=report(f"{REPORTS}/REPORT.html", category="1. Verdicts", caption="../report/report.rst"),
+        figure=report(f"{REPORTS}/figures/main_results.png", category="2. Main results",
+                      caption="../report/main_results.rst"),
+        pdf=f"{REPORTS}/figures/main_results.pdf",
+        summary=f"{REPORTS}/summary.json",
+        verdicts=f"{REPORTS}/verdicts.rst",
+        cells=f"{REPORTS}/cells.csv",
+        tables=report(directory(f"{REPORTS}/tables"), patterns=["{name}.html"], category="3. Tables",
                       caption="../report/tables.rst"),
     params:
         runs=lambda wildcards: f"{RESULTS}/runs",
-        figures=lambda wildcards, output: str(Path(output.md).parent / "analyses"),
+        analyses=lambda wildcards, output: str(Path(output.md).parent / "analyses"),
+        gallery=lambda wildcards, output: str(Path(output.md).parent / "gallery"),
         out=lambda wildcards, output: str(Path(output.md).parent),
     log:
         f"{RESULTS}/logs/report.log",
     shell:
         "python -m trlearner.report.cli --results {params.runs} --expected {input.expected} "
-        "--reference {input.reference} --figures {params.figures} --analyses {params.figures} "
-        "--out {params.out} "
+        "--reference {input.reference} --figures {params.analyses} --analyses {params.analyses} "
+        "--gallery {params.gallery} --out {params.out} "
         "--relative-to . > {log} 2>&1"
+
+
+# Snakemake's HTML report shows workflow/report/workflow.rst on its landing page and can read
+# only the config there: the verdicts the report rule wrote (reports/verdicts.rst) are handed to
+# it under this key, for display only (read when the Snakefile is parsed, e.g. by --report).
+_VERDICTS = Path(REPORTS) / "verdicts.rst"
+config["_report_verdicts"] = _VERDICTS.read_text() if _VERDICTS.is_file() else ""

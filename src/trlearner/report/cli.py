@@ -34,7 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                              "[, seeds, reason, family]}; cells not found are listed as missing (default: none, only the "
                              "cells found are reported)")
     parser.add_argument("--figures", default=None, help="folder of PNG figures to embed (default: none)")
-    parser.add_argument("--analyses", default=None, help="folder of analysis CSVs to tabulate (default: none)")
+    parser.add_argument("--analyses", default=None,
+                        help="folder of analysis folders (figure, CSV, summary.json each) (default: none)")
+    parser.add_argument("--gallery", default=None,
+                        help="folder of episode pictures (python -m trlearner.report.gallery) (default: none)")
     parser.add_argument("--reference", default=None,
                         help="reference numbers YAML (default: config/reference.yaml)")
     parser.add_argument("--relative-to", default=None,
@@ -71,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         path = write_report(args.results, args.out, expected=args.expected,
                             figures_dir=args.figures, analyses_dir=args.analyses,
+                            gallery_dir=getattr(args, "gallery", None),
                             reference=args.reference, relative_to=args.relative_to)
     except (OSError, ValueError) as err:
         print(f"trlearner report: error: {err}", file=sys.stderr)

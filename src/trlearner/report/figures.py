@@ -43,6 +43,11 @@ def pyplot():
     return plt
 
 
+def _save(fig, stem: Path) -> None:
+    fig.savefig(stem.with_suffix(".png"), dpi=110, metadata={"Software": None})
+    fig.savefig(stem.with_suffix(".pdf"), metadata={"CreationDate": None, "Producer": None})
+
+
 def main_results_figure(resolved: pd.DataFrame, reference: Reference, stem: str | Path) -> int:
     """Draw every cell with a value into ``<stem>.png`` and ``<stem>.pdf``; return the row count.
 
@@ -53,7 +58,7 @@ def main_results_figure(resolved: pd.DataFrame, reference: Reference, stem: str 
         stem: output path without suffix.
 
     Returns:
-        The number of (dataset, setting, algorithm) rows drawn (0: no figure is written).
+        The number of (dataset, setting, algorithm) rows drawn (0: the figure only says so).
     """
     ok = [r for r in records(resolved) if r.get("state") == "ok"
           and isinstance(r.get("mean"), float) and math.isfinite(r["mean"])] if len(resolved) else []
@@ -61,9 +66,16 @@ def main_results_figure(resolved: pd.DataFrame, reference: Reference, stem: str 
     for r in ok:
         groups.setdefault(r.get("metric") or "metric", {}).setdefault(
             (r["dataset"], r["setting"], r["algorithm"]), {})[r["variant"]] = r
-    if not groups:
-        return 0
     plt = pyplot()
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    if not groups:  # still a figure: the pipeline's output exists whatever ran
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No cell has a value yet (see REPORT.md, Missing cells).", ha="center", va="center")
+        _save(fig, stem)
+        plt.close(fig)
+        return 0
     metrics = sorted(groups)
     heights = [max(1, len(groups[m])) for m in metrics]
     fig, axes = plt.subplots(len(metrics), 1, figsize=(8, 1.2 + 0.42 * sum(heights) + 0.6 * len(metrics)),
@@ -96,9 +108,6 @@ def main_results_figure(resolved: pd.DataFrame, reference: Reference, stem: str 
         ax.legend(uniq.values(), uniq.keys(), fontsize=7, loc="best")
     axes[0, 0].set_title("Baseline vs + TRLearner per cell (95 % CI), paper values as ×", fontsize=10)
     fig.tight_layout()
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(stem.with_suffix(".png"), dpi=110, metadata={"Software": None})
-    fig.savefig(stem.with_suffix(".pdf"), metadata={"CreationDate": None, "Producer": None})
+    _save(fig, stem)
     plt.close(fig)
     return sum(len(groups[m]) for m in metrics)

@@ -516,7 +516,7 @@ def _main_figure_section(ctx: ReportContext) -> str:
     rows = main_results_figure(ctx.resolved, ctx.reference, stem)
     lines = ["## Main results", ""]
     if not rows:
-        return "\n".join(lines + ["No cell has a value yet: no figure.", ""])
+        return "\n".join(lines + ["No cell has a value yet: nothing to draw.", ""])
     ctx.shown.add(stem.with_suffix(".png").resolve())
     return "\n".join(lines + [f"![main results](figures/{MAIN_FIGURE}.png)", "",
                               f"*{MAIN_CAPTION}* ([PDF](figures/{MAIN_FIGURE}.pdf))", ""])

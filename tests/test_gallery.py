@@ -1,0 +1,65 @@
+"""The episode gallery draws the exact episode a run sees: on omniglot_small-like fixture data
+(fetched from a loopback server) the picture has the make_grid geometry and its first support
+image is the episode's first support image, pixel for pixel."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fixtures_data import fetch_fixture  # noqa: E402
+
+from trlearner.data.registry import override  # noqa: E402
+from trlearner.data.tasks import make_source  # noqa: E402
+from trlearner.report import gallery  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def omniglot(tmp_path_factory):
+    root, spec, _ = fetch_fixture("omniglot_small", tmp_path_factory.mktemp("omni"))
+    with override(spec):
+        yield root
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_picture_is_the_episode(omniglot, tmp_path, split):
+    info = gallery.episode_picture("omniglot_small", split, tmp_path, shots=2, ways=5, seed=3, index=1,
+                                   data_root=str(omniglot))
+    png = tmp_path / f"omniglot_small_{split}.png"
+    assert png.exists() and json.loads((tmp_path / f"omniglot_small_{split}.json").read_text()) == info
+    batch = make_source("omniglot_small", split, shots=2, ways=5, seed=3, root=str(omniglot)).batch([1])
+    h, w = batch.xs.shape[-2:]
+    # make_grid: 5 rows (classes) x 2 support columns, and 5 x 5 of the 15 queries per class, padding 2
+    s_h, s_w = 5 * (h + 2) + 2, 2 * (w + 2) + 2
+    q_h, q_w = 5 * (h + 2) + 2, 5 * (w + 2) + 2
+    pixels = np.asarray(Image.open(png).convert("RGB"))
+    assert pixels.shape == (gallery.HEADER_H + max(s_h, q_h), gallery.LABEL_W + s_w + gallery.GAP + q_w, 3)
+    r, c = info["support_origin"]
+    assert (r, c) == (gallery.HEADER_H + 2, gallery.LABEL_W + 2)
+    want = np.floor(batch.xs[0, 0, 0].numpy() * 255 + 0.5).astype(np.uint8)  # save_image's rounding
+    for ch in range(3):  # grey images are repeated into the 3 channels by make_grid
+        np.testing.assert_array_equal(pixels[r:r + h, c:c + w, ch], want)
+    # the first query image of class 0 starts the query grid; the last support image ends row 4
+    qr, qc = info["query_origin"]
+    np.testing.assert_array_equal(pixels[qr:qr + h, qc:qc + w, 0],
+                                  np.floor(batch.xq[0, 0, 0].numpy() * 255 + 0.5).astype(np.uint8))
+    last = np.floor(batch.xs[0, -1, 0].numpy() * 255 + 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(pixels[r + 4 * (h + 2):r + 4 * (h + 2) + h, c + w + 2:c + 2 * w + 2, 0], last)
+    assert len(info["classes"]) == 5 and info["caption"].count("rotated") == 5
+
+
+def test_regression_picture_and_report_links(tmp_path):
+    from trlearner.report.gallery import gallery_markdown
+
+    for split in ("train", "test"):
+        gallery.episode_picture("sinusoid", split, tmp_path / "gallery", shots=5)
+    text = gallery_markdown(tmp_path / "gallery", tmp_path)
+    assert "[training episode](gallery/sinusoid_train.png)" in text
+    assert "[test episode](gallery/sinusoid_test.png)" in text
+    assert Image.open(tmp_path / "gallery" / "sinusoid_train.png").size[0] > 100
