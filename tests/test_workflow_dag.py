@@ -205,6 +205,11 @@ def _fake_complete(workdir: Path, config: str) -> None:
     m = pipeline.check_config(yaml.safe_load((workdir / config).read_text()))
     files = ([f"results/data/{d}.manifest.json" for d in m.datasets] + [r.metrics for r in m.runs]
              + ["results/expected.json", "reports/REPORT.md", "reports/cells.csv"]
+             + [f"reports/{f}" for f in ("REPORT.html", "summary.json", "verdicts.rst",
+                                         "figures/main_results.png", "figures/main_results.pdf")]
+             + [f"reports/gallery/{d}_{s}.{x}" for d in {d for r in m.table_runs if r.dataset != "metadataset"
+                                                         for d in r.data_datasets()}
+                for s in ("train", "test") for x in ("png", "json")]
              + (["results/ablations/index.json"] if m.ablation_runs else []))
     cfg = yaml.safe_load((workdir / config).read_text())
     if cfg.get("analyses"):
