@@ -694,7 +694,8 @@ def run(args) -> int:
     if unknown:
         raise SystemExit(f"unknown group(s) {sorted(unknown)}; choose from {list(all_groups)}")
     cases = default_cases(quick, names)
-    command = "python -m trlearner bench " + " ".join(sys.argv[1:]) if sys.argv[1:] else "python -m trlearner bench"
+    words = sys.argv[1:][1:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]  # `python -m trlearner bench ...`
+    command = " ".join(["python -m trlearner bench", *words])
     res = {"settings": {"quick": quick, "repeats": repeats, "repeats_heavy": heavy, "warmup": warmup,
                         "min_sample_s": min_sample, "threads": args.threads, "command": command,
                         "memory_method": "fresh subprocess per case; Linux: peak RSS (VmHWM, reset via /proc/self/clear_refs after building the case) during 2 meta-iterations minus RSS before them"},

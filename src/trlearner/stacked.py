@@ -30,7 +30,7 @@ Command line (one Snakemake job per cell and variant instead of one per seed; th
 of ``trlearner train``, with ``--seeds`` for ``--seed`` and ``{seed}`` in ``--out``)::
 
     python -m trlearner.stacked --dataset sinusoid --algorithm maml --shots 5 \\
-        --seeds 0 1 2 --out results/runs/sinusoid/maml/baseline/5shot/seed{seed}
+        --seeds 0 1 2 --out results/runs/sinusoid/5shot/maml/baseline/seed{seed}
 
 Example::
 
@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Example:
         ``python -m trlearner.stacked --dataset sinusoid --algorithm maml --shots 5 --seeds 0 1 2
-        --out results/runs/sinusoid/maml/baseline/5shot/seed{seed}``
+        --out results/runs/sinusoid/5shot/maml/baseline/seed{seed}``
     """
     from trlearner.relation import TRConfig
     from trlearner.train import DIVERGED_EXIT, resolve_config
