@@ -11,7 +11,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-COPY = ("Snakefile", "workflow", "profiles", "config", "src", "dvc.yaml", "dvc.lock", ".dvc", ".dvcignore")
+COPY = ("Snakefile", "workflow", "profiles", "config", "src", "dvc.yaml", "dvc.lock", "params.yaml", ".dvc",
+        ".dvcignore")
 
 
 def copy_pipeline(dest: Path) -> Path:

@@ -234,9 +234,11 @@ class Matrix:
         """The registry datasets the runs read (one dataset_manifest job each)."""
         return sorted({d for r in self.runs for d in r.data_datasets()})
 
-    def expected_cells(self) -> list[dict]:
-        """The report's expected-cells spec: every table cell with its seeds. A multi-source
-        Meta-Dataset run is one job but several cells (overall, OOD, each source:
+    def expected_cells(self, results: str = "results") -> list[dict]:
+        """The report's expected-cells spec: every table cell with its seeds and the data
+        manifests its runs need (``<results>/data/<dataset>.manifest.json``: a cell whose
+        manifest is absent is reported as "data unavailable"). A multi-source Meta-Dataset run
+        is one job but several cells (overall, OOD, each source:
         ``trlearner.protocols.metadataset_cells``)."""
         from trlearner.protocols import metadataset_cells
 
@@ -248,8 +250,13 @@ class Matrix:
             for dataset, setting in names:
                 key = (dataset, setting, r.algorithm, r.variant)
                 cell = {"dataset": dataset, "setting": setting, "algorithm": r.algorithm, "variant": r.variant,
-                        "seeds": [], "family": r.group}
-                cells.setdefault(key, cell)["seeds"].append(r.seed)
+                        "seeds": [], "family": r.group, "data_manifests": []}
+                cell = cells.setdefault(key, cell)
+                cell["seeds"].append(r.seed)
+                for d in r.data_datasets():
+                    manifest = f"{results}/data/{d}.manifest.json"
+                    if manifest not in cell["data_manifests"]:
+                        cell["data_manifests"].append(manifest)
         return [cells[k] for k in sorted(cells)]
 
     def lookup(self, path: str) -> Run:
@@ -841,7 +848,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "dvc-params":
         return dvc_params(args.params, args.check)
     try:
-        matrix = check_config(_load(args.config))
+        config = _load(args.config)
+        matrix = check_config(config)
     except ConfigError as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 2
@@ -852,7 +860,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "expected":
         from trlearner.results import atomic_write_json
 
-        atomic_write_json(Path(args.out), matrix.expected_cells())
+        atomic_write_json(Path(args.out), matrix.expected_cells(config.get("results", "results")))
     return 0
 
 

@@ -7,7 +7,7 @@ rule expected_cells:
     output:
         f"{RESULTS}/expected.json",
     params:
-        cells=json.dumps(MATRIX.expected_cells(), sort_keys=True),
+        cells=json.dumps(MATRIX.expected_cells(RESULTS), sort_keys=True),
     log:
         f"{RESULTS}/logs/expected_cells.log",
     run:

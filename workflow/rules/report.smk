@@ -2,6 +2,7 @@
 # reports/cells.csv from every table run, and the episode gallery (one training and one test
 # episode per dataset). Inputs include the report's own source files, so editing plot/report
 # code reruns only these rules.
+from types import SimpleNamespace
 
 
 def gallery_setting(dataset):
@@ -39,6 +40,12 @@ rule gallery:
         "--out {params.out} > {log} 2>&1"
 
 
+# The report command of the report rule, and of the partial report written when a job failed.
+REPORT_CMD = ("python -m trlearner.report.cli --results {params.runs} --expected {input.expected} "
+              "--reference {input.reference} --figures {params.analyses} --analyses {params.analyses} "
+              "--gallery {params.gallery} --out {params.out} --relative-to .")
+
+
 rule report:
     input:
         runs=[r.metrics for r in MATRIX.table_runs],
@@ -66,10 +73,29 @@ rule report:
     log:
         f"{RESULTS}/logs/report.log",
     shell:
-        "python -m trlearner.report.cli --results {params.runs} --expected {input.expected} "
-        "--reference {input.reference} --figures {params.analyses} --analyses {params.analyses} "
-        "--gallery {params.gallery} --out {params.out} "
-        "--relative-to . > {log} 2>&1"
+        REPORT_CMD + " > {log} 2>&1"
+
+
+onerror:
+    # A job failed, e.g. a dataset that could not be fetched (keep-going ran every other job):
+    # the report rule cannot run without all its inputs, so the report is rendered here from
+    # the runs that finished; cells without data say "data unavailable: ... (see its log)".
+    # The workflow still ends in failure.
+    expected = Path(rules.expected_cells.output[0])
+    if not expected.is_file():
+        expected.parent.mkdir(parents=True, exist_ok=True)
+        expected.write_text(json.dumps(MATRIX.expected_cells(RESULTS), indent=1) + "\n")
+    partial = dict(runs=f"{RESULTS}/runs", expected=expected, reference=REFERENCE,
+                   analyses=f"{REPORTS}/analyses", gallery=f"{REPORTS}/gallery", out=REPORTS)
+    log = f"{RESULTS}/logs/report_partial.log"
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    cmd = REPORT_CMD.format(params=SimpleNamespace(**partial), input=SimpleNamespace(**partial))
+    try:
+        shell(f"{cmd} > {shlex.quote(log)} 2>&1")
+        print(f"Some jobs failed: {REPORTS}/REPORT.md was written from the runs that finished "
+              f"(missing cells say why; log: {log}).", file=sys.stderr)
+    except Exception:
+        print(f"Some jobs failed and no partial report could be written (see {log}).", file=sys.stderr)
 
 
 # Snakemake's HTML report shows workflow/report/workflow.rst on its landing page and can read

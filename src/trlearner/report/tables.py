@@ -156,6 +156,18 @@ def _diverged_text(diverged_at: list[tuple[Any, Any]]) -> str:
     return f"diverged ({'; '.join(parts)})"
 
 
+def _data_unavailable(cell: dict[str, Any]) -> str | None:
+    """"data unavailable: ..." when a data manifest the cell's runs need does not exist (its
+    fetch job failed or never ran: the job's log is ``logs/data/<dataset>.log`` beside it)."""
+    absent = [Path(m) for m in cell.get("data_manifests") or () if not Path(m).is_file()]
+    if not absent:
+        return None
+    logs = ", ".join(str(m.parent.parent / "logs" / "data" / (m.name.split(".manifest")[0] + ".log"))
+                     for m in absent)
+    names = ", ".join(m.name.split(".manifest")[0] for m in absent)
+    return f"data unavailable: {names} not fetched (see {logs})"
+
+
 def resolve_cells(runs: pd.DataFrame, expected: list[dict[str, Any]] | None,
                   reference: Reference, cells: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every cell the report knows of, with its state and the reason when it has no value.
@@ -209,7 +221,7 @@ def resolve_cells(runs: pd.DataFrame, expected: list[dict[str, Any]] | None,
             else:
                 reason = f"failed: {failed.get('message') or 'no metrics.json'} in {failed['path']}"
         elif exp is not None:
-            state, reason = "missing", exp.get("reason") or "not run"
+            state, reason = "missing", exp.get("reason") or _data_unavailable(exp) or "not run"
         elif expected is None:
             state, reason = "missing", "not run"
         else:
