@@ -97,9 +97,7 @@ def test_tiny_config_end_to_end_then_noop(tmp_path):
     else:
         import warnings
         warnings.warn("chromium is not installed: the headless-browser check of the HTML report did not run")
-    t0 = time.perf_counter()
-    assert planned_jobs(d, "--configfile", "config/tiny.yaml") == {}
-    assert time.perf_counter() - t0 < 5
+    assert planned_jobs(d, "--configfile", "config/tiny.yaml") == {}  # its speed: `trlearner bench`
 
 
 @pytest.mark.slow
