@@ -489,3 +489,21 @@ def test_stale_staging_folder_of_a_dead_fetch_is_still_cleaned(small):
     (stale / "cache").mkdir(parents=True)
     fetch("omniglot_small", root, progress=False, force=True)
     assert not stale.exists() and is_fetched("omniglot_small", root)
+
+
+def test_train_refuses_a_modified_cache_in_one_line(small, tmp_path, capsys):
+    """`trlearner train` on the probe's cache: exit 2 naming the file and the fix, no traceback,
+    no run folder."""
+    from trlearner.cli import main
+
+    _, root = small
+    _invert_patch(raw_dir("omniglot_small", root) / "cache" / "images.npy")
+    forget_verified()
+    out = tmp_path / "run"
+    rc = main(["train", "--dataset", "omniglot_small", "--algorithm", "maml", "--ways", "5", "--shots", "1",
+               "--iterations", "1",
+               "--data-root", str(root), "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert "modified after fetching" in err and "images.npy" in err and "data fetch omniglot_small" in err
+    assert not out.exists()

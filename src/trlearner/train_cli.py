@@ -257,7 +257,8 @@ def _check_device(device: str) -> None:
 def _check_data(cfg) -> None:
     """Every dataset the run reads is fetched; fixed-way image datasets hold enough classes for
     ``ways`` and enough images per class for ``shots`` + queries in every split the run uses."""
-    from trlearner.data.fetch import cache_dir, is_fetched, manual_dir, raw_dir
+    from trlearner.data.errors import DataFetchError
+    from trlearner.data.fetch import cache_dir, is_fetched, manual_dir, raw_dir, require
     from trlearner.data.registry import get
 
     train_ds = getattr(cfg, "train_dataset", None) or cfg.dataset
@@ -271,7 +272,13 @@ def _check_data(cfg) -> None:
             spec = get(name)
         except KeyError:  # generated on the fly (regression families) or a test's own source
             continue
-        if spec.kind == "generated" or is_fetched(spec, root):
+        if spec.kind == "generated":
+            continue
+        if is_fetched(spec, root):
+            try:  # the cache still matches its MANIFEST (cheap after the first full hash)
+                require(spec, root)
+            except DataFetchError as exc:
+                raise ValueError(f"--dataset {name!r}: {exc}") from None
             continue
         files = ", ".join(f.name for f in spec.files) or "its files"
         hint = f" {spec.manual.strip()}" if spec.manual else ""
