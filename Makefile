@@ -19,6 +19,7 @@ setup: .venv/.installed
 ## The main job: the default, CPU-sized reproduction (config/default.yaml) and its report.
 run: setup
 	mkdir -p reports
+	$(PY) -m trlearner.pipeline check --config config/default.yaml   # YAML errors with line and column
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/default.yaml --rerun-incomplete
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/default.yaml --report reports/snakemake_report.html
 
@@ -26,6 +27,7 @@ run: setup
 GPUS ?= 1
 paper: setup
 	mkdir -p reports
+	$(PY) -m trlearner.pipeline check --config config/paper.yaml   # YAML errors with line and column
 	$(SNAKEMAKE) --cores $(CORES) --resources dvc=1 gpu=$(GPUS) --configfile config/paper.yaml --rerun-incomplete
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/paper.yaml --report reports/snakemake_report.html
 
@@ -34,6 +36,7 @@ paper: setup
 .PHONY: claims
 claims: setup
 	mkdir -p reports/claims
+	$(PY) -m trlearner.pipeline check --config config/claims.yaml   # YAML errors with line and column
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/claims.yaml --rerun-incomplete
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/claims.yaml --report reports/claims/snakemake_report.html
 
