@@ -44,23 +44,25 @@ def test_default_preset_covers_the_issue_cells():
     seeds = {}
     for r in m.table_runs:
         seeds.setdefault((r.dataset, r.setting, r.algorithm, r.variant), set()).add(r.seed)
-    # the known cell at the FULL protocol, 3 seeds, both variants
+    # the known cell at the FULL protocol, 7 seeds (issue 15; tests/test_default_preset.py), both variants
     for v in pipeline.VARIANTS:
         key = ("sinusoid", "5shot", "maml", v)
-        assert seeds[key] == {0, 1, 2}
+        assert seeds[key] == set(range(7))
         assert dict(cells[key].protocol).get("iterations", 70_000) >= 70_000
         assert dict(cells[key].protocol).get("test_tasks", 600) >= 600
-    # the rest of the regression table, 3 seeds
-    for ds in ("sinusoid", "harmonic"):
-        for shots in ("5shot", "10shot"):
-            for algo in ("maml", "anil", "metasgd", "tnet"):
-                for v in pipeline.VARIANTS:
-                    assert seeds[(ds, shots, algo, v)] == {0, 1, 2}
-    # omniglot_small 5-way 1/5-shot, all five algorithms, both variants
+    # the rest of the sinusoid row, 3 seeds; harmonic is left out of the default (it does not
+    # learn at a CPU budget; issue 17, tests/test_default_preset.py)
+    for shots in ("5shot", "10shot"):
+        for algo in ("maml", "anil", "metasgd", "tnet"):
+            for v in pipeline.VARIANTS:
+                assert seeds[("sinusoid", shots, algo, v)] == ({0, 1, 2} if (shots, algo) != ("5shot", "maml")
+                                                              else set(range(7)))
+    assert not any(r.dataset == "harmonic" for r in m.table_runs)
+    # omniglot_small 5-way 1/5-shot, both variants, every algorithm but ANIL (it stays at chance)
     for setting in ("5way1shot", "5way5shot"):
         for algo in pipeline.ALGORITHMS:
             for v in pipeline.VARIANTS:
-                assert ("omniglot_small", setting, algo, v) in cells
+                assert (("omniglot_small", setting, algo, v) in cells) == (algo != "anil")
     from trlearner.analysis.plan import analysis_runs
     cfg = yaml.safe_load((REPO / "config" / "default.yaml").read_text())
     assert analysis_runs(cfg["analyses"]), "the default preset runs the paper's analyses at CPU size"
