@@ -149,3 +149,16 @@ def test_command_line_trains_one_folder_per_seed(tmp_path, capsys):
     assert "seed 4: mse" in capsys.readouterr().out
     assert main(["--dataset", "sinusoid", "--algorithm", "anil", "--shots", "5", "--seeds", "0",
                  "--out", str(tmp_path / "x")]) == 2
+
+
+def test_adding_a_seed_to_a_finished_stack_only_reevaluates_the_old_one(tmp_path):
+    """What a Snakemake rerun does when a seed is added: the finished seed resumes from its
+    final checkpoint (no training) and writes the same metrics; the new seed trains."""
+    first = train_stacked([_cfg(0, iterations=20)], [tmp_path / "seed0"], progress=False)[0]
+    again = train_stacked([_cfg(s, iterations=20) for s in (0, 1)], [tmp_path / f"seed{s}" for s in (0, 1)],
+                          progress=False)
+    assert {k: v for k, v in again[0].items() if k != "wall_time_s"} == \
+        {k: v for k, v in first.items() if k != "wall_time_s"}
+    assert again[0]["wall_time_s"] <= first["wall_time_s"]  # no training time added (the checkpoint's)
+    assert "resumed at iteration 20" in (tmp_path / "seed0/log.txt").read_text()
+    assert again[1]["status"] == "ok" and again[1]["per_task"] != first["per_task"]
