@@ -31,10 +31,11 @@ RANDOM = [0.55, 0.60, 0.50]        # d = -0.05, -0.02, -0.08
 
 
 def write_point(results: Path, ablation: str, point: str, seed: int, mean: float, *,
-                variant: str = "trlearner", reduced: bool = False) -> Path:
+                variant: str = "trlearner", reduced: bool = False, status: str = "ok") -> Path:
     """One ablation run at results/ablations/<ablation>/sinusoid/5shot/maml/<variant>/<point>/seed<N>."""
     stage = results / "_stage"
-    run = write_run(stage, "sinusoid", "maml", variant, seed, shots=5, per_task=[mean, mean], reduced=reduced)
+    values = dict(per_task=[mean, mean]) if status == "ok" else dict(mean=float("nan"), per_task=[], diverged_at=10)
+    run = write_run(stage, "sinusoid", "maml", variant, seed, shots=5, reduced=reduced, status=status, **values)
     dest = results / "ablations" / ablation / "sinusoid" / "5shot" / "maml" / variant / point / f"seed{seed}"
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(run), str(dest))
@@ -109,6 +110,18 @@ def test_no_interpretation_reaches_the_paper(tmp_path):
     assert "reach the paper's -0.193? **No**: the paper's effect lies outside the 95 % CI of all 2 judged" in text
     # distances: random |-0.05 + 0.193| = 0.143 < defaults |-0.0133 + 0.193| = 0.180
     assert "Closest: **sampler = random**, effect -0.050 ± 0.075 (95 % CI [-0.125, +0.025], 3 seeds; 0.143" in text
+
+
+def test_a_diverged_seed_is_left_out_of_the_pairs_and_named(tmp_path):
+    table(tmp_path)
+    write_point(tmp_path, "lam", "lam-1.0", 0, LAM1[0])
+    write_point(tmp_path, "lam", "lam-1.0", 1, LAM1[1])
+    write_point(tmp_path, "lam", "lam-1.0", 2, 0.0, status="diverged")
+    e = effects(tmp_path)["lam = 1.0"]
+    # seeds 0 and 1: d = -0.20, -0.17: mean -0.185, sd 0.021213, half 12.7062 * 0.021213 / sqrt(2) = 0.1906
+    assert e["n"] == 2 and e["diff"] == pytest.approx(-0.185)
+    assert e["ci95"] == pytest.approx(12.7062 * 0.0212132 / 2 ** 0.5, abs=1e-4)
+    assert e["note"] == "diverged: seed 2" and e["verdict"] == "compatible"
 
 
 def test_baseline_variant_ablations_are_not_interpretations(tmp_path):

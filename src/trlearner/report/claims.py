@@ -38,7 +38,8 @@ from .stats import PAIR_SEEDS, paired_differences, records
 from .tables import to_markdown
 
 #: Label of the table's own TRLearner runs (the TRConfig defaults).
-DEFAULTS_LABEL = "defaults (TRConfig: sampler diverse, weights relu, heads 4, lam 0.1, meta-data ceil(K/2), learned omega)"
+DEFAULTS_LABEL = ("defaults (TRConfig: sampler diverse, weights relu, heads 4, lam 0.1, "
+                  "meta-data ceil(shots/2), learned omega)")
 #: Columns of :func:`interpretation_runs`.
 INTERPRETATION_COLUMNS = RUN_COLUMNS + ["ablation", "key", "value"]
 #: Columns of :func:`interpretation_effects`.
@@ -143,6 +144,9 @@ def interpretation_effects(table_runs: pd.DataFrame, interp_runs: pd.DataFrame,
                        distance=math.nan, note=None)
             ok = trl[trl["status"] == "ok"]
             row["trl_mean"] = float(ok["mean"].mean()) if len(ok) else math.nan
+            diverged = sorted(int(x) for x in trl.loc[trl["status"] == "diverged", "seed"])
+            if diverged:  # kept out of the pairs; said in the note
+                row["note"] = f"diverged: seed {', '.join(map(str, diverged))}"
             if not len(base):
                 row["note"] = "no baseline runs of this cell in the table"
                 rows.append(row)
@@ -152,14 +156,14 @@ def interpretation_effects(table_runs: pd.DataFrame, interp_runs: pd.DataFrame,
             d = diff[0] if diff else {}
             row["reduced"] = bool(d.get("reduced")) or bool(trl["reduced"].fillna(False).astype(bool).any())
             if d.get("pairing") != PAIR_SEEDS:
-                row["note"] = d.get("note") or "fewer than 2 seeds with both runs ok"
+                row["note"] = "; ".join(filter(None, [row["note"], "fewer than 2 seeds with both runs ok"]))
                 rows.append(row)
                 continue
             row.update(n=int(d["n"]), diff=d["diff"], ci95=d["ci95"], lo=d["diff"] - d["ci95"],
                        hi=d["diff"] + d["ci95"], sd=d["sd"], mde=d["mde"], p=d["p"],
                        distance=abs(d["diff"] - paper[0]))
             if row["reduced"]:
-                row["note"] = "reduced protocol: not judged against the paper"
+                row["note"] = "; ".join(filter(None, [row["note"], "reduced protocol: not judged against the paper"]))
             else:
                 row["verdict"] = effect_verdict(paper[0], d["diff"], d["ci95"], int(d["n"]))
             rows.append(row)
