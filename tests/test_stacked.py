@@ -162,3 +162,15 @@ def test_adding_a_seed_to_a_finished_stack_only_reevaluates_the_old_one(tmp_path
     assert again[0]["wall_time_s"] <= first["wall_time_s"]  # no training time added (the checkpoint's)
     assert "resumed at iteration 20" in (tmp_path / "seed0/log.txt").read_text()
     assert again[1]["status"] == "ok" and again[1]["per_task"] != first["per_task"]
+
+
+def test_command_line_takes_the_pipelines_train_arguments(tmp_path):
+    """What a Snakemake rule would pass: ``Run.train_args`` (with its ``--seed``, which
+    ``--seeds`` replaces), ``--threads`` and an ``--out`` pattern."""
+    args = ["--dataset", "sinusoid", "--algorithm", "maml", "--shots", "5", "--seed", "0", "--iterations", "3",
+            "--test-tasks", "4", "--trlearner", "--lam", "0.1", "--heads", "4", "--preset", "default",
+            "--device", "cpu", "--data-root", "data", "--no-progress", "--threads", "1"]
+    assert main(args + ["--seeds", "5", "6", "--out", str(tmp_path / "seed{seed}")]) == 0
+    for s in (5, 6):
+        m = json.loads((tmp_path / f"seed{s}/metrics.json").read_text())
+        assert m["seed"] == s and m["variant"] == "trlearner" and m["protocol"]["preset"] == "default"
