@@ -49,3 +49,9 @@ def analysis_run_sources(wildcards):
     src = pipeline.SRC
     return [*pipeline.COMMON_SOURCES, f"{src}/algorithms/maml.py", *pipeline.DATA_SOURCES["regression"],
             *pipeline.RELATION_SOURCES, f"{src}/regularizers.py"]
+
+
+def gallery_setting(dataset):
+    """(ways, shots) of the first table run that reads ``dataset``: the gallery draws its episodes."""
+    run = next(r for r in MATRIX.table_runs if dataset in r.data_datasets())
+    return run.ways, run.shots

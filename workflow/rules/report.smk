@@ -5,12 +5,6 @@
 from types import SimpleNamespace
 
 
-def gallery_setting(dataset):
-    """(ways, shots) of the first table run that reads ``dataset``: the gallery draws its episodes."""
-    run = next(r for r in MATRIX.table_runs if dataset in r.data_datasets())
-    return run.ways, run.shots
-
-
 # Datasets drawn in the gallery: every dataset a table run reads (multi-source Meta-Dataset
 # runs read several sources; their episodes are variable-way and not drawn).
 GALLERY_DATASETS = sorted({d for r in MATRIX.table_runs for d in r.data_datasets()
@@ -43,7 +37,7 @@ rule gallery:
 # The report command of the report rule, and of the partial report written when a job failed.
 REPORT_CMD = ("python -m trlearner.report.cli --results {params.runs} --expected {input.expected} "
               "--reference {input.reference} --figures {params.analyses} --analyses {params.analyses} "
-              "--gallery {params.gallery} --out {params.out} --relative-to .")
+              "--gallery {params.gallery} --out {params.out} --relative-to . > {log} 2>&1")
 
 
 rule report:
@@ -73,7 +67,7 @@ rule report:
     log:
         f"{RESULTS}/logs/report.log",
     shell:
-        REPORT_CMD + " > {log} 2>&1"
+        REPORT_CMD
 
 
 onerror:
@@ -89,9 +83,10 @@ onerror:
                    analyses=f"{REPORTS}/analyses", gallery=f"{REPORTS}/gallery", out=REPORTS)
     log = f"{RESULTS}/logs/report_partial.log"
     Path(log).parent.mkdir(parents=True, exist_ok=True)
-    cmd = REPORT_CMD.format(params=SimpleNamespace(**partial), input=SimpleNamespace(**partial))
+    cmd = REPORT_CMD.format(params=SimpleNamespace(**partial), input=SimpleNamespace(**partial),
+                            log=shlex.quote(log))
     try:
-        shell(f"{cmd} > {shlex.quote(log)} 2>&1")
+        shell(cmd)
         print(f"Some jobs failed: {REPORTS}/REPORT.md was written from the runs that finished "
               f"(missing cells say why; log: {log}).", file=sys.stderr)
     except Exception:
