@@ -173,7 +173,7 @@ def test_a_training_job_cancelled_with_scancel_resumes_from_its_checkpoint(slurm
             assert time.time() < deadline, sacct([job], "JobID,State")
             time.sleep(1)
         first.send_signal(signal.SIGINT)  # Ctrl-C: Snakemake cancels what it still runs and exits
-        first.wait(timeout=120)
+        first.wait(timeout=600)  # a hang guard only: on a loaded 2-core machine this took > 120 s
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
