@@ -69,6 +69,19 @@ def test_each_seed_gets_a_single_runs_folder_and_metrics_format(tmp_path):
     assert [m["seed"] for m in ms] == [0, 1]
 
 
+def test_wall_times_of_a_stack_add_up_to_the_stack_once(tmp_path):
+    """Each seed records its share of the stack's time: the report's total (a sum over runs)
+    does not count the stack once per seed."""
+    import time
+
+    t0 = time.perf_counter()
+    ms = train_stacked([_cfg(s, iterations=20) for s in (0, 1, 2)], [tmp_path / f"seed{s}" for s in (0, 1, 2)],
+                       progress=False)
+    took = time.perf_counter() - t0
+    walls = [m["wall_time_s"] for m in ms]
+    assert 0 < sum(walls) <= took
+
+
 def test_stacked_forward_equals_the_single_run_objective_in_float64():
     """The vmapped seed dimension computes each seed's own meta-loss and meta-gradient."""
     from trlearner.regularizers import make_regularizer

@@ -244,6 +244,9 @@ def train_stacked(cfgs, outs, progress: bool = True, force: bool = False) -> lis
         iterations = cfg0.iterations
         first = min(s.start for s in seeds)
         t0 = time.perf_counter()
+        # each seed's wall_time_s is its share of the stack's time, so that summing runs' wall
+        # times (the report's total) counts the stack once
+        share = 1.0 / len(seeds)
         bar = tqdm(range(first, iterations), initial=first, total=iterations, disable=None if progress else True,
                    desc=f"{cfg0.algorithm}/{cfg0.variant} x{len(seeds)} seeds", mininterval=1.0, unit="it")
         for it in bar:
@@ -282,7 +285,7 @@ def train_stacked(cfgs, outs, progress: bool = True, force: bool = False) -> lis
                 if cfg0.eval_every and (it + 1) % cfg0.eval_every == 0:
                     s.history.append(_eval_point(s.cfg, algo, s.meta, batches[j], it + 1, device))
                 if (it + 1) % cfg0.checkpoint_every == 0 and it + 1 < iterations:
-                    s.checkpoint(it + 1, time.perf_counter() - t0)
+                    s.checkpoint(it + 1, (time.perf_counter() - t0) * share)
         bar.close()
         results = []
         for s in seeds:
@@ -293,12 +296,12 @@ def train_stacked(cfgs, outs, progress: bool = True, force: bool = False) -> lis
                 results.append(write_metrics(s.out / "metrics.json", _diverged_metrics(s.cfg, algo, at, msg)))
                 continue
             if s.start < iterations:
-                s.checkpoint(iterations, time.perf_counter() - t0)
-            wall = s.elapsed + (time.perf_counter() - t0 if s.start < iterations else 0.0)
+                s.checkpoint(iterations, (time.perf_counter() - t0) * share)
+            wall = s.elapsed + ((time.perf_counter() - t0) * share if s.start < iterations else 0.0)
             m = write_results(s.cfg, algo, trl, s.meta, s.out, wall, s.history, s.relation, s.rel_mean, device,
                               extra_provenance=record)
             s.log(f"done: {m['metric']} after {s.cfg.test_steps} test steps = {m['mean']} ± {m['ci95']} "
-                  f"(n={m['n_tasks']}), wall {wall:.1f}s (shared by the stack)")
+                  f"(n={m['n_tasks']}), wall {wall:.1f}s (this seed's 1/{len(seeds)} share of the stack's)")
             results.append(m)
     return results
 
