@@ -40,7 +40,8 @@ claims: setup
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/claims.yaml --rerun-incomplete
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/claims.yaml --report reports/claims/snakemake_report.html
 
-## The whole test suite (about 10-15 minutes on 2 cores).
+## The whole test suite, slow end-to-end and SLURM tests included (38 min on a loaded 2-core machine;
+## the SLURM tests need the cluster of .ci/slurm/up.sh, which .ci/run starts).
 test: setup
 	$(PY) -m pytest -q
 
