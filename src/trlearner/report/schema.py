@@ -58,6 +58,11 @@ ACCURACY_UNITS = ("fraction", "percent")
 MEAN_TOLERANCE = 1e-5
 
 
+
+def _bad(m: dict, key: str, allowed: str) -> str:
+    """The problem of a required key: missing, or its value is not ``allowed``."""
+    return f"{key}: {m[key]!r} is not {allowed}" if key in m else f"{key}: missing"
+
 def is_number(value: Any) -> bool:
     """A JSON number (int or float, not a boolean).
 
@@ -177,12 +182,10 @@ def validate_metrics(m: Any) -> list[str]:
         problems.append("shots: missing (and no 'setting')")
     metric = m.get("metric")
     if metric not in METRIC_DIRECTION:
-        problems.append(f"metric: {metric!r} is not one of {sorted(METRIC_DIRECTION)}" if "metric" in m
-                        else "metric: missing")
+        problems.append(_bad(m, "metric", f"one of {sorted(METRIC_DIRECTION)}"))
     hib = m.get("higher_is_better")
     if not isinstance(hib, bool):
-        problems.append(f"higher_is_better: {hib!r} is not a boolean" if "higher_is_better" in m
-                        else "higher_is_better: missing")
+        problems.append(_bad(m, "higher_is_better", "a boolean"))
     elif metric in METRIC_DIRECTION and hib != METRIC_DIRECTION[metric]:
         problems.append(f"higher_is_better: {hib} contradicts metric {metric!r} "
                         f"({'higher' if METRIC_DIRECTION[metric] else 'lower'} is better)")
@@ -193,11 +196,10 @@ def validate_metrics(m: Any) -> list[str]:
         problems.append(f"unit: {unit!r} is not one of {list(ACCURACY_UNITS)} for accuracy")
     status = m.get("status")
     if status not in STATUSES:
-        problems.append(f"status: {status!r} is not one of {list(STATUSES)}" if "status" in m
-                        else "status: missing")
+        problems.append(_bad(m, "status", f"one of {list(STATUSES)}"))
     protocol = m.get("protocol")
     if not isinstance(protocol, dict):
-        problems.append(f"protocol: {protocol!r} is not an object" if "protocol" in m else "protocol: missing")
+        problems.append(_bad(m, "protocol", "an object"))
     elif not isinstance(protocol.get("reduced"), bool):
         problems.append(f"protocol.reduced: {protocol.get('reduced')!r} is not a boolean")
     if m.get("episodes_hash") is not None and not isinstance(m["episodes_hash"], str):
