@@ -2,7 +2,7 @@
 #   snakemake --cores 2 --configfile config/default.yaml      (the default CPU preset)
 #   snakemake --cores 16 --resources gpu=4 --configfile config/paper.yaml
 # See docs/PIPELINE.md. All experiment logic lives in the package (src/trlearner); rules only
-# call its command line. The matrix of runs comes from trlearner.pipeline.
+# call its command line. The matrix of runs comes from trlearner.pipeline.core.
 import shlex
 import sys
 from pathlib import Path
@@ -21,7 +21,7 @@ shell.prefix(
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from trlearner import pipeline
+from trlearner.pipeline import core as pipeline
 
 min_version("9.0")
 

@@ -27,10 +27,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from trlearner import pipeline  # noqa: E402
-from trlearner.regularizers import make_regularizer  # noqa: E402
-from trlearner.relation import TRConfig  # noqa: E402
-from trlearner.train import (build, evaluate, init_meta, make_optimizer, meta_objective,  # noqa: E402
+from trlearner.pipeline import core as pipeline  # noqa: E402
+from trlearner.method.regularizers import make_regularizer  # noqa: E402
+from trlearner.method.relation import TRConfig  # noqa: E402
+from trlearner.run.train import (build, evaluate, init_meta, make_optimizer, meta_objective,  # noqa: E402
                              resolve_config, run_source)
 
 

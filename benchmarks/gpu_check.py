@@ -16,7 +16,7 @@ what it measured):
    same batches, in float64 on the CPU and on CUDA. Pass: every loss and the total parameter
    update (non-zero) agree to a relative error <= 1e-7.
 2. **throughput** -- MAML on Omniglot 5-way and miniImageNet 5-way, 1 and 5 shots, baseline and
-   TRLearner, at the protocol's sizes (``trlearner.protocols``: meta-batch, filters, inner
+   TRLearner, at the protocol's sizes (``trlearner.run.protocols``: meta-batch, filters, inner
    steps, queries, strided/max-pool Conv4), float32, on synthetic images of the protocol's
    shape (no data needed; batches already on the GPU, so loading is not timed; PyTorch's default
    TF32 settings, as train runs): meta-iterations
@@ -57,12 +57,12 @@ except ImportError:  # a GPU machine's own Python with PyTorch, without the pack
 
 import torch
 
-from trlearner.algorithms import make_algorithm
-from trlearner.backbones import resnet12
+from trlearner.engine.algorithms import make_algorithm
+from trlearner.engine.backbones import resnet12
 from trlearner.data.tasks import TaskBatch, make_source, mark_batch_padding
-from trlearner.regularizers import make_regularizer
-from trlearner.relation import TRConfig, TRLearner
-from trlearner.train import build, init_meta, meta_objective, resolve_config
+from trlearner.method.regularizers import make_regularizer
+from trlearner.method.relation import TRConfig, TRLearner
+from trlearner.run.train import build, init_meta, meta_objective, resolve_config
 
 TOL_F64 = 1e-7
 TOL_TRAIN = 1e-2  # relative, per test task: float32 runs drift apart a little over 20 Adam steps

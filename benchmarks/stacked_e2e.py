@@ -1,5 +1,5 @@
-"""End to end: the seeds of the known cell as single runs (``trlearner.train.train``, one after
-the other in one process) against one stacked run (``trlearner.stacked.train_stacked``), with
+"""End to end: the seeds of the known cell as single runs (``trlearner.run.train.train``, one after
+the other in one process) against one stacked run (``trlearner.run.stacked.train_stacked``), with
 the full test evaluation (600 tasks, 100 queries) and checkpoints, interleaved: each repeat
 runs both, in alternating order, so that load from other processes hits both alike.
 
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from trlearner.relation import TRConfig
-from trlearner.stacked import train_stacked
-from trlearner.train import resolve_config, train
+from trlearner.method.relation import TRConfig
+from trlearner.run.stacked import train_stacked
+from trlearner.run.train import resolve_config, train
 
 
 def main(argv=None) -> int:

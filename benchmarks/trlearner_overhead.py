@@ -23,11 +23,11 @@ import time
 
 import torch
 
-from trlearner.algorithms import make_algorithm
-from trlearner.backbones import mlp
+from trlearner.engine.algorithms import make_algorithm
+from trlearner.engine.backbones import mlp
 from trlearner.data.tasks import make_source
-from trlearner.engine import adapt_batch, adapt_cross
-from trlearner.relation import (TRConfig, TRLearner, consistency_loss, per_task_loss, relation_matrix,
+from trlearner.engine.core import adapt_batch, adapt_cross
+from trlearner.method.relation import (TRConfig, TRLearner, consistency_loss, per_task_loss, relation_matrix,
                                 relation_weights)
 
 

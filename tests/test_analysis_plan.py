@@ -66,7 +66,7 @@ def test_outputs_and_expected():
 
 def test_motivation_families_registered():
     from trlearner.data.regression import FAMILIES, MOTIVATION_BANDS, RegressionSource
-    from trlearner.protocols import paper_protocol
+    from trlearner.run.protocols import paper_protocol
 
     for name, (lo, hi) in MOTIVATION_BANDS.items():
         assert name in FAMILIES and paper_protocol(name)["inner_steps"] == 1

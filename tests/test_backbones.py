@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from trlearner.backbones import batch_norm, conv4, make_backbone, mlp, resnet12
+from trlearner.engine.backbones import batch_norm, conv4, make_backbone, mlp, resnet12
 
 
 def test_mlp_is_the_paper_regression_net():

@@ -20,10 +20,10 @@ import torch
 import yaml
 
 from fixtures_data import fetch_fixture
-from trlearner import pipeline
+from trlearner.pipeline import core as pipeline
 from trlearner.cli import main
 from trlearner.data.registry import override
-from trlearner.train import dataset_kind, resolve_config, train
+from trlearner.run.train import dataset_kind, resolve_config, train
 
 REPO = Path(__file__).resolve().parents[1]
 SINUSOID = ["--dataset", "sinusoid", "--algorithm", "maml", "--shots", "5"]
@@ -71,7 +71,7 @@ def test_non_finite_numbers_are_refused_by_resolve_config(key):
 
 
 def test_non_finite_lam_is_refused_by_resolve_config():
-    from trlearner.relation import TRConfig
+    from trlearner.method.relation import TRConfig
 
     with pytest.raises(ValueError, match="--lam inf: allowed: a finite number >= 0"):
         resolve_config(dataset="sinusoid", algorithm="maml", shots=5, trlearner=TRConfig(lam=float("inf")))
@@ -112,7 +112,7 @@ def test_impossible_trlearner_settings_are_refused(tmp_path, capsys, argv, words
 def test_meta_aug_stays_allowed_where_it_is_correct(tmp_path):
     """The refusal is exactly TRLearner x meta_aug x classification: meta_aug on regression with
     TRLearner (an offset, labels untouched) and meta_aug alone still run."""
-    from trlearner.relation import TRConfig
+    from trlearner.method.relation import TRConfig
 
     cfg = resolve_config(dataset="sinusoid", algorithm="maml", shots=5, regularizer="meta_aug", reg_strength=0.5,
                          trlearner=TRConfig(), meta_batch=2)
@@ -248,7 +248,7 @@ def test_metrics_json_is_standard_json_with_the_reason_for_null(tmp_path):
 
 
 def test_metrics_sanitiser_names_non_finite_test_values():
-    from trlearner.results import metrics_json
+    from trlearner.run.results import metrics_json
 
     clean = metrics_json({"n_tasks": 3, "mean": float("nan"), "ci95": float("nan"),
                           "per_task": [1.0, float("nan"), float("inf")]})
@@ -348,7 +348,7 @@ def test_omniglot_small_static_limit_matches_the_real_zips():
 
 def _pipeline_check(config: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    return subprocess.run([sys.executable, "-m", "trlearner.pipeline", "check", "--config", str(config)],
+    return subprocess.run([sys.executable, "-m", "trlearner.pipeline.core", "check", "--config", str(config)],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
 
 

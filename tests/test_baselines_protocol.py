@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from conftest import leaf_params
-from trlearner.algorithms import make_algorithm
-from trlearner.algorithms.metasgd import LR_INIT_RANGE
-from trlearner.backbones import conv4, is_batch_norm_key, make_backbone, mlp, tf_same_pad
-from trlearner.engine import InnerGrad, adapt_batch
+from trlearner.engine.algorithms import make_algorithm
+from trlearner.engine.algorithms.metasgd import LR_INIT_RANGE
+from trlearner.engine.backbones import conv4, is_batch_norm_key, make_backbone, mlp, tf_same_pad
+from trlearner.engine.core import InnerGrad, adapt_batch
 
 
 def _images(n=6, shape=(1, 28, 28), seed=0):
@@ -145,7 +145,7 @@ def test_metasgd_step_sizes_are_drawn_uniformly_in_the_range():
 
 
 def test_omniglot_test_steps_and_queries_follow_maml():
-    from trlearner.protocols import paper_protocol
+    from trlearner.run.protocols import paper_protocol
 
     for shots in (1, 5):
         p5 = paper_protocol("omniglot", "maml", ways=5, shots=shots)
@@ -162,7 +162,7 @@ def test_omniglot_test_steps_and_queries_follow_maml():
 
 
 def test_protonet_protocol_is_snells():
-    from trlearner.protocols import paper_protocol
+    from trlearner.run.protocols import paper_protocol
 
     for shots in (1, 5):
         p = paper_protocol("omniglot", "protonet", ways=5, shots=shots)
@@ -176,7 +176,7 @@ def test_protonet_protocol_is_snells():
 
 
 def test_another_backbone_drops_the_conv4_settings():
-    from trlearner.train import resolve_config
+    from trlearner.run.train import resolve_config
 
     cfg = resolve_config(dataset="omniglot", algorithm="maml", shots=1, ways=5, backbone="resnet12")
     assert cfg.init is None and cfg.downsample is None and cfg.test_steps == 3
@@ -201,7 +201,7 @@ def _recording_adam(monkeypatch):
 
 
 def test_grad_clip_clips_the_meta_gradient_element_wise(tmp_path, monkeypatch):
-    from trlearner.train import resolve_config, train
+    from trlearner.run.train import resolve_config, train
 
     seen = _recording_adam(monkeypatch)
     base = dict(dataset="sinusoid", algorithm="maml", shots=5, iterations=1, test_tasks=5, curve_steps=1,
@@ -216,7 +216,7 @@ def test_grad_clip_clips_the_meta_gradient_element_wise(tmp_path, monkeypatch):
 
 
 def test_protonet_trains_on_60_way_episodes_and_tests_5_way(tmp_path, monkeypatch):
-    import trlearner.train as tr
+    import trlearner.run.train as tr
     from conftest import SyntheticImages
 
     calls = []
@@ -239,7 +239,7 @@ def test_protonet_trains_on_60_way_episodes_and_tests_5_way(tmp_path, monkeypatc
 
 
 def test_metrics_record_the_authors_settings(tmp_path):
-    from trlearner.train import resolve_config, train
+    from trlearner.run.train import resolve_config, train
 
     m = train(resolve_config(dataset="sinusoid", algorithm="metasgd", shots=5, iterations=2, test_tasks=5,
                              curve_steps=1), tmp_path, progress=False)
@@ -250,8 +250,8 @@ def test_metrics_record_the_authors_settings(tmp_path):
 
 def test_cli_options_reach_the_run_config():
     from trlearner.cli import build_parser
-    from trlearner.train import resolve_config
-    from trlearner.train_cli import RUN_KEYS
+    from trlearner.run.train import resolve_config
+    from trlearner.run.cli import RUN_KEYS
 
     args = build_parser().parse_args(
         ["train", "--dataset", "omniglot", "--algorithm", "metasgd", "--shots", "1", "--ways", "5", "--out", "x",

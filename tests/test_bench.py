@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from trlearner.algorithms import make_algorithm
-from trlearner.backbones import mlp
-from trlearner.bench import Case, build_step, groups, main, measure_memory
-from trlearner.bench_reference import ReferenceMLP, reference_maml_loss
-from trlearner.engine import adapt_batch
+from trlearner.engine.algorithms import make_algorithm
+from trlearner.engine.backbones import mlp
+from trlearner.bench.suite import Case, build_step, groups, main, measure_memory
+from trlearner.bench.reference import ReferenceMLP, reference_maml_loss
+from trlearner.engine.core import adapt_batch
 
 
 def _batch(t=6, s=5, q=7, dtype=torch.float64):
@@ -83,7 +83,7 @@ def test_quick_harness_writes_json_and_markdown(tmp_path):
 
 
 def test_pipeline_overheads_time_the_dry_run_and_the_noop_rerun(tmp_path):
-    from trlearner.bench_pipeline import find_root, pipeline_overheads
+    from trlearner.bench.pipeline import find_root, pipeline_overheads
 
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "default.yaml").write_text("n: 1\n")
@@ -112,7 +112,7 @@ def test_memory_is_measured_in_a_subprocess():
 def test_register_adds_the_bench_subcommand():
     import argparse
 
-    from trlearner.bench import register, run
+    from trlearner.bench.suite import register, run
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))

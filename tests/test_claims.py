@@ -16,7 +16,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from test_report_fixtures import write_run  # noqa: E402
 
-from trlearner import pipeline  # noqa: E402
+from trlearner.pipeline import core as pipeline  # noqa: E402
 from trlearner.report.claims import (DEFAULTS_LABEL, claims_markdown, interpretation_effects,  # noqa: E402
                                      interpretation_runs)
 from trlearner.report.reference import Reference  # noqa: E402
@@ -205,7 +205,7 @@ def test_softmax_weights_by_hand():
 
     import torch
 
-    from trlearner.relation import relation_weights
+    from trlearner.method.relation import relation_weights
 
     m = torch.tensor([[1.0, 0.5, -0.5], [0.5, 1.0, 0.0], [-0.5, 0.0, 1.0]], dtype=torch.float64)
     w = relation_weights(m, "softmax")
@@ -222,10 +222,10 @@ def test_softmax_weights_by_hand():
 def test_softmax_weights_train_and_reach_omega():
     import torch
 
-    from trlearner.algorithms import make_algorithm
-    from trlearner.backbones import mlp
+    from trlearner.engine.algorithms import make_algorithm
+    from trlearner.engine.backbones import mlp
     from trlearner.data.tasks import make_source
-    from trlearner.relation import TRConfig, TRLearner
+    from trlearner.method.relation import TRConfig, TRLearner
 
     algo = make_algorithm("maml", mlp([1, 40, 40], 1), "regression")
     trl = TRLearner(algo, TRConfig(lam=0.5, heads=2, weights="softmax"), shots=5)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from trlearner import cli
+from trlearner.util import cli as util_cli
 from trlearner.cli import COMMANDS, build_parser, main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,9 +70,9 @@ def test_building_every_parser_imports_no_torch_pandas_scipy_matplotlib():
 
 
 def test_build_parser_defines_every_command_by_default(tmp_path):
-    """Library callers (trlearner.pipeline, tests) parse ``train ...`` with ``build_parser()``."""
+    """Library callers (trlearner.pipeline.core, tests) parse ``train ...`` with ``build_parser()``."""
     args = build_parser().parse_args(TINY_TRAIN + ["--out", str(tmp_path)])
-    assert (args.command, args.func.__module__, args.iterations) == ("train", "trlearner.train_cli", 3)
+    assert (args.command, args.func.__module__, args.iterations) == ("train", "trlearner.run.cli", 3)
     assert build_parser().parse_args(["data", "list"]).func.__name__ == "cmd_list"
     with pytest.raises(SystemExit):  # a placeholder parses nothing
         build_parser(None).parse_args(TINY_TRAIN + ["--out", str(tmp_path)])
@@ -155,13 +156,13 @@ def test_defaults_are_rendered_in_help(capsys):
 
 def test_train_choices_and_defaults_are_the_librarys():
     """train_cli writes them out (so its parser needs no torch); they must stay the library's."""
-    from trlearner import train_cli
-    from trlearner.algorithms import ALGORITHMS
-    from trlearner.algorithms.metasgd import LR_INITS
-    from trlearner.backbones import DOWNSAMPLES, INITS
-    from trlearner.engine import BACKENDS
-    from trlearner.regularizers import REGULARIZERS
-    from trlearner.relation import ALIGNS, CLASS_REPRS, SAMPLERS, WEIGHTS, TRConfig
+    from trlearner.run import cli as train_cli
+    from trlearner.engine.algorithms import ALGORITHMS
+    from trlearner.engine.algorithms.metasgd import LR_INITS
+    from trlearner.engine.backbones import DOWNSAMPLES, INITS
+    from trlearner.engine.core import BACKENDS
+    from trlearner.method.regularizers import REGULARIZERS
+    from trlearner.method.relation import ALIGNS, CLASS_REPRS, SAMPLERS, WEIGHTS, TRConfig
 
     c = train_cli.CHOICES
     assert set(c["algorithm"]) == set(ALGORITHMS)
@@ -182,14 +183,14 @@ def test_version(capsys, monkeypatch):
     import trlearner
 
     rc, out, _ = run(["--version"], capsys)
-    assert rc == 0 and out == f"trlearner {cli.version()}\n"
-    assert cli.version() == importlib.metadata.version("trlearner")
+    assert rc == 0 and out == f"trlearner {util_cli.version()}\n"
+    assert util_cli.version() == importlib.metadata.version("trlearner")
 
     def not_installed(name):
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(importlib.metadata, "version", not_installed)
-    assert cli.version() == trlearner.__version__
+    assert util_cli.version() == trlearner.__version__
 
 
 @pytest.mark.parametrize("argv, prog", [(["data"], "trlearner data"), ([], "trlearner"),
@@ -252,7 +253,7 @@ def test_a_train_into_a_file_has_no_carriage_returns_and_logs_to_stderr(tmp_path
     text = out_file.read_text()
     assert r.returncode == 0, text
     assert "\r" not in text
-    assert "run sinusoid maml baseline shots=5" in text  # INFO from trlearner.train on stderr
+    assert "run sinusoid maml baseline shots=5" in text  # INFO from trlearner.run.train on stderr
     assert "mse = " in text  # the command's result line on stdout
     log = (tmp_path / "run" / "log.txt").read_text()
     assert " run sinusoid maml baseline shots=5" in log and " done: mse after" in log and "\r" not in log
@@ -280,7 +281,7 @@ def test_train_closes_its_log_file_and_prints_nothing(tmp_path, capsys, caplog):
     """Fault: the old _Log opened log.txt and never closed it. And library code logs, never prints."""
     import logging
 
-    from trlearner.train import resolve_config, train
+    from trlearner.run.train import resolve_config, train
 
     cfg = resolve_config(dataset="sinusoid", algorithm="maml", shots=5, iterations=3, test_tasks=3,
                          curve_steps=1, device="cpu")
@@ -289,7 +290,7 @@ def test_train_closes_its_log_file_and_prints_nothing(tmp_path, capsys, caplog):
     log = tmp_path / "run" / "log.txt"
     assert str(log.resolve()) not in open_files()
     assert " run sinusoid maml baseline shots=5" in log.read_text()
-    assert any(r.name == "trlearner.train" and "run sinusoid maml" in r.getMessage() for r in caplog.records)
+    assert any(r.name == "trlearner.run.train" and "run sinusoid maml" in r.getMessage() for r in caplog.records)
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
 

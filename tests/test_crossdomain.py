@@ -20,11 +20,11 @@ import pytest
 import yaml
 
 from fixtures_data import REPO, fetch_fixture
-from trlearner import pipeline
+from trlearner.pipeline import core as pipeline
 from trlearner.data.images import _rule_mod4
 from trlearner.data.registry import override
-from trlearner.results import tensor_hash
-from trlearner.train import resolve_config, run_source, train
+from trlearner.run.results import tensor_hash
+from trlearner.run.train import resolve_config, run_source, train
 
 MINI_TRAIN = ["n01000001", "n01000002", "n01000003", "n01000004", "n01000005", "n01000006"]
 
@@ -175,7 +175,7 @@ def test_within_domain_is_an_explicit_choice_with_its_own_identity(data):
 
 def test_cli_takes_train_dataset(data, tmp_path):
     from trlearner.cli import build_parser
-    from trlearner.train_cli import RUN_KEYS
+    from trlearner.run.cli import RUN_KEYS
 
     args = build_parser().parse_args(["train", "--dataset", "cub", "--algorithm", "maml", "--shots", "1",
                                       "--ways", "5", "--train-dataset", "cub", "--out", str(tmp_path)])

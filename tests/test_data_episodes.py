@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fixtures_data import build, fixture_spec
-from trlearner.data import bench_episodes
+from trlearner.bench.episodes import bench_episodes
 from trlearner.data.fetch import fetch
 from trlearner.data.images import image_source
 from trlearner.data.registry import override

@@ -250,7 +250,7 @@ def test_the_training_metric_r2_is_the_same_score_as_r2_per_task():
     # what metrics.json reports for pQSAR runs (Algorithm.set_metric("r2")), per task under vmap
     from torch.func import vmap
 
-    from trlearner.algorithms.base import r2_metric
+    from trlearner.engine.algorithms.base import r2_metric
 
     g = torch.Generator().manual_seed(1)
     target = torch.randn(5, 20, 1, generator=g)

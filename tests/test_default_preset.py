@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trlearner import pipeline
+from trlearner.pipeline import core as pipeline
 from trlearner.report.stats import seeds_for_halfwidth
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -39,14 +39,14 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from trlearner import relation
-from trlearner.algorithms import make_algorithm
-from trlearner.backbones import resnet12
+from trlearner.method import relation
+from trlearner.engine.algorithms import make_algorithm
+from trlearner.engine.backbones import resnet12
 from trlearner.data.tasks import TaskBatch, mark_batch_padding
-from trlearner.engine import evaluate_curve
-from trlearner.regularizers import make_regularizer
-from trlearner.relation import TRConfig, TRLearner
-from trlearner.train import build, init_meta, meta_objective, resolve_config, train
+from trlearner.engine.core import evaluate_curve
+from trlearner.method.regularizers import make_regularizer
+from trlearner.method.relation import TRConfig, TRLearner
+from trlearner.run.train import build, init_meta, meta_objective, resolve_config, train
 
 DEVICE = torch.device("meta")  # what an OnDevice tensor reports; its data stay on the CPU
 CPU = torch.device("cpu")

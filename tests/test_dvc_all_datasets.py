@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from fixtures_data import REPO, build, fixture_spec
-from trlearner import pipeline
+from trlearner.pipeline import core as pipeline
 from workflow_helpers import copy_pipeline, snakemake
 
 DVC = Path(sys.executable).with_name("dvc")

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from conftest import SyntheticImages, leaf_params
-from trlearner.algorithms import ALGORITHMS, make_algorithm
-from trlearner.backbones import conv4, mlp, resnet12
+from trlearner.engine.algorithms import ALGORITHMS, make_algorithm
+from trlearner.engine.backbones import conv4, mlp, resnet12
 from trlearner.data.tasks import make_source
-from trlearner.engine import adapt_batch, evaluate_curve
+from trlearner.engine.core import adapt_batch, evaluate_curve
 
 
 def regression_batch(tasks=4, shots=5):
@@ -84,7 +84,7 @@ def test_anil_adapts_only_the_head_and_metasgd_uses_learned_step_sizes():
     xs, ys, xq, yq = regression_batch(tasks=1)
     anil = make_algorithm("anil", mlp([1, 40, 40], 1), "regression")
     meta = anil.init_params(torch.Generator().manual_seed(0), 0.01)
-    from trlearner.engine import InnerGrad
+    from trlearner.engine.core import InnerGrad
     state = anil.adapt(meta, xs[0].float(), ys[0].float(), 1, 0.01, InnerGrad("func"))
     assert set(state) == {"head.w", "head.b"}
     msgd = make_algorithm("metasgd", mlp([1, 40, 40], 1), "regression")

@@ -24,9 +24,9 @@ import pytest
 import torch
 
 from conftest import REPO
-from trlearner import runio
+from trlearner.run import folder as runio
 from trlearner.cli import main
-from trlearner.train import resolve_config, train
+from trlearner.run.train import resolve_config, train
 
 TINY = dict(dataset="sinusoid", algorithm="maml", shots=5, iterations=60, test_tasks=30,
             meta_batch=5, checkpoint_every=20)
@@ -115,7 +115,7 @@ def test_resume_on_other_code_starts_again_and_equals_a_fresh_run_of_this_code(t
 def test_finished_job_rerun_after_an_anil_edit_retrains_on_the_new_code(tmp_path):
     """As Snakemake does after an edit of algorithms/anil.py: metrics.json deleted, the job
     rerun on the edited code. It must retrain, not re-evaluate the old weights."""
-    from trlearner.pipeline import train_job
+    from trlearner.pipeline.core import train_job
 
     args = ["--dataset", "sinusoid", "--algorithm", "anil", "--shots", "5", "--iterations", "40",
             "--meta-batch", "5", "--test-tasks", "30", "--checkpoint-every", "20", "--threads", "1",
@@ -127,7 +127,7 @@ def test_finished_job_rerun_after_an_anil_edit_retrains_on_the_new_code(tmp_path
 
     new = _package_copy(tmp_path / "new", ANIL_EDIT)
     new_hash = runio.code_hash.__wrapped__(new / "trlearner")
-    rerun = _cli(["train-job", "--", *args, "--out", str(run)], pythonpath=new, module="trlearner.pipeline")
+    rerun = _cli(["train-job", "--", *args, "--out", str(run)], pythonpath=new, module="trlearner.pipeline.core")
     assert rerun.returncode == 0, rerun.stderr
     log = (run / "log.txt").read_text()
     assert f"checkpoint from code {runio.code_hash()}, this code is {new_hash}: starting again" in log
@@ -188,7 +188,7 @@ class _RunsCode:
 
 def test_planted_pickle_checkpoint_and_relation_file_run_nothing(tmp_path, capsys):
     from trlearner.analysis.relations import load_probe
-    from trlearner.pipeline import _remove_stale_checkpoint
+    from trlearner.pipeline.core import _remove_stale_checkpoint
 
     marker = tmp_path / "code-ran"
     planted = tmp_path / "planted.pt"
@@ -297,7 +297,7 @@ def test_lock_is_reentrant_in_one_process_and_exclusive_across_processes(tmp_pat
         with runio.run_lock(tmp_path):
             pass
         assert (tmp_path / runio.LOCK_NAME).exists()  # the inner release kept the outer lock
-        probe = subprocess.run([sys.executable, "-c", "import sys; from trlearner import runio\n"
+        probe = subprocess.run([sys.executable, "-c", "import sys; from trlearner.run import folder as runio\n"
                                 "try:\n  runio.run_lock(sys.argv[1]).__enter__()\n"
                                 "except runio.RunLockedError as e: print(e); sys.exit(7)", str(tmp_path)],
                                capture_output=True, text=True, env=_env())
@@ -337,7 +337,7 @@ def _mode(p: Path) -> int:
 def test_run_files_and_manifests_respect_the_umask(tmp_path):
     from fixtures_data import fetch_fixture
     from trlearner.data.fetch import MANIFEST, raw_dir
-    from trlearner.pipeline import fetch_data
+    from trlearner.pipeline.core import fetch_data
 
     old = os.umask(0o022)
     try:

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from conftest import leaf_params
-from trlearner.algorithms import make_algorithm
-from trlearner.backbones import batch_norm, conv4, make_backbone, mark_padding, masked_batch_norm, resnet12
+from trlearner.engine.algorithms import make_algorithm
+from trlearner.engine.backbones import batch_norm, conv4, make_backbone, mark_padding, masked_batch_norm, resnet12
 from trlearner.data.tasks import TaskBatch, mark_batch_padding
-from trlearner.engine import adapt_batch, evaluate_curve
+from trlearner.engine.core import adapt_batch, evaluate_curve
 
 SHAPE = (3, 16, 16)
 N_OUT = 5  # the largest way of the batch (Meta-Dataset heads have n_out = 50)

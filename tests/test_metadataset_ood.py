@@ -13,8 +13,8 @@ import torch
 from fixtures_data import fetch_fixture
 from trlearner.data.registry import override
 from trlearner.data.tasks import make_source
-from trlearner.relation import TRConfig
-from trlearner.train import resolve_config, train
+from trlearner.method.relation import TRConfig
+from trlearner.run.train import resolve_config, train
 
 # fixture sources (tests/fixtures_data.py): vgg_flower (5/5/5 classes), dtd (6 train, 6 test
 # classes), traffic_sign (test only, 6 classes)
@@ -132,7 +132,7 @@ def test_multi_source_run_end_to_end(sources, tmp_path, algorithm):
     assert on_disk["summary"]["ood"]["sources"] == list(HELDOUT)
 
     # the report: overall and OOD cells of dataset "metadataset" (the paper's keys), one per source
-    from trlearner.protocols import METADATASET_PER_SOURCE
+    from trlearner.run.protocols import METADATASET_PER_SOURCE
     from trlearner.report.reference import Reference
     from trlearner.report.runs import load_runs
     from trlearner.report.tables import build_tables
@@ -178,8 +178,8 @@ def test_pipeline_train_job_reads_the_source_lists_when_checking_a_checkpoint(tm
     """A checkpoint of other source lists is stale (moved away); one of the same lists is kept."""
     import torch as _torch
 
-    from trlearner.pipeline import _remove_stale_checkpoint
-    from trlearner.results import config_hash
+    from trlearner.pipeline.core import _remove_stale_checkpoint
+    from trlearner.run.results import config_hash
 
     argv = ["--dataset", "metadataset", "--algorithm", "maml", "--shots", "1", "--train-sources",
             ",".join(TRAIN), "--heldout-sources", ",".join(HELDOUT), "--out", str(tmp_path)]

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from fixtures_data import fetch_fixture
-from trlearner.algorithms.base import accuracy_metric, ce_loss
-from trlearner.algorithms.protonet import ProtoNet
-from trlearner.backbones import mlp
+from trlearner.engine.algorithms.base import accuracy_metric, ce_loss
+from trlearner.engine.algorithms.protonet import ProtoNet
+from trlearner.engine.backbones import mlp
 from trlearner.data.registry import override
-from trlearner.relation import TRConfig
-from trlearner.train import resolve_config, train
+from trlearner.method.relation import TRConfig
+from trlearner.run.train import resolve_config, train
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_prototypes_ignore_padded_support_rows():
     assert torch.allclose(p[0], (h[0] + h[1]) / 2) and torch.allclose(p[1], h[2])
     assert torch.equal(p[2:], torch.zeros_like(p[2:]))  # absent classes: zero, masked by the loss
     # under vmap over a padded batch (the engine's path)
-    from trlearner.engine import adapt_batch
+    from trlearner.engine.core import adapt_batch
     out = adapt_batch(algo, meta, xs[None], ys[None], xs[None, :3], ys[None, :3], 0, 0.0)
     assert torch.isfinite(out.losses).all()
     assert torch.allclose(out.states["prototypes"][0], p)

@@ -6,7 +6,7 @@ import sys
 
 import yaml
 
-from trlearner import pipeline
+from trlearner.pipeline import core as pipeline
 
 
 def test_schema_protocol_properties_are_the_pipeline_keys():

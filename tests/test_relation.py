@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from conftest import SyntheticImages, leaf_params
-from trlearner.algorithms import ALGORITHMS, make_algorithm
-from trlearner.backbones import conv4, mlp
+from trlearner.engine.algorithms import ALGORITHMS, make_algorithm
+from trlearner.engine.backbones import conv4, mlp
 from trlearner.data.tasks import TaskBatch, make_source
-from trlearner.engine import adapt_batch
-from trlearner.relation import (TRConfig, TRLearner, align_classes, consistency_loss,
+from trlearner.engine.core import adapt_batch
+from trlearner.method.relation import (TRConfig, TRLearner, align_classes, consistency_loss,
                                 farthest_point_mask, random_mask, relation_matrix, relation_weights)
 
 
@@ -173,7 +173,7 @@ def test_bad_settings_are_rejected():
 
 @pytest.mark.parametrize("backbone", ["mlp", "conv4"])
 def test_cross_predict_equals_pairwise_predictions(backbone):
-    from trlearner.engine import cross_predict
+    from trlearner.engine.core import cross_predict
 
     kind = "regression" if backbone == "mlp" else "classification"
     algo, trl, meta, b = _setup(kind=kind)
@@ -189,7 +189,7 @@ def test_cross_predict_equals_pairwise_predictions(backbone):
 @pytest.mark.parametrize("name", ["maml", "anil", "metasgd", "tnet"])
 @pytest.mark.parametrize("first_order", [False, True])
 def test_adapt_cross_equals_adapt_batch_then_cross_predict(name, first_order):
-    from trlearner.engine import adapt_cross, cross_predict
+    from trlearner.engine.core import adapt_cross, cross_predict
 
     algo, trl, meta, b = _setup(name)
     out = adapt_batch(algo, meta, b.xs, b.ys, b.xq, b.yq, 2, 0.01, first_order=first_order)
@@ -207,7 +207,7 @@ def test_adapt_cross_equals_adapt_batch_then_cross_predict(name, first_order):
 
 
 def test_adapt_cross_refuses_batch_statistics():
-    from trlearner.engine import adapt_cross
+    from trlearner.engine.core import adapt_cross
 
     algo, trl, meta, b = _setup(kind="classification")
     with pytest.raises(ValueError, match="batch statistics"):

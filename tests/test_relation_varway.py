@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from conftest import SyntheticImages, leaf_params
-from trlearner.algorithms import make_algorithm
-from trlearner.backbones import conv4
-from trlearner.relation import (TRConfig, TRLearner, align_classes, class_farthest_point_mask,
+from trlearner.engine.algorithms import make_algorithm
+from trlearner.engine.backbones import conv4
+from trlearner.method.relation import (TRConfig, TRLearner, align_classes, class_farthest_point_mask,
                                 class_random_mask, farthest_point_mask)
 
 
@@ -60,7 +60,7 @@ def test_rectangular_alignment_matches_classes_and_reads_the_nearest_for_the_res
 
 def _varway_batch(dtype=torch.float64):
     """Three tasks of 5/3/4 ways and 1-2 shots, stacked with padding (label -1, all-NaN image:
-    the convention of ``trlearner.backbones.mark_padding``), as Meta-Dataset episodes are
+    the convention of ``trlearner.engine.backbones.mark_padding``), as Meta-Dataset episodes are
     stacked; plus the same tasks without padding."""
     src = SyntheticImages(ways=5, shots=2, queries=2)
     full = src.batch(range(3), dtype=dtype)
@@ -136,7 +136,7 @@ def test_variable_way_meta_loss_runs_on_padded_episodes_and_trains_omega():
     out = trl.meta_loss(meta, b, steps=1, lr=0.1)
     assert torch.isfinite(out.loss) and out.relation.shape == (3, 3)
     # the task term is that of the tasks adapted one by one, unpadded
-    from trlearner.engine import InnerGrad
+    from trlearner.engine.core import InnerGrad
 
     own = [algo.loss_fn(algo.predict(meta, algo.adapt(meta, xs, ys, 1, 0.1, InnerGrad("autograd")), xq), yq)
            for xs, ys, xq, yq in tasks]

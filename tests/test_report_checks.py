@@ -201,13 +201,13 @@ def test_diverged_runs_written_with_null_pass_the_schema():
 
 
 def test_metric_directions_match_the_algorithms():
-    from trlearner.algorithms.base import METRICS
+    from trlearner.engine.algorithms.base import METRICS
 
     assert METRIC_DIRECTION == {name: hib for name, (_, hib) in METRICS.items()}
 
 
 def test_a_metrics_json_written_by_train_passes_the_schema(tmp_path):
-    from trlearner.train import resolve_config, train
+    from trlearner.run.train import resolve_config, train
 
     train(resolve_config(dataset="sinusoid", algorithm="maml", shots=5, iterations=2, test_tasks=4,
                          meta_batch=2, device="cpu"), tmp_path / "run", progress=False)

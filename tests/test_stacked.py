@@ -1,4 +1,4 @@
-"""Stacked runs (trlearner.stacked): a seed's results do not depend on the seeds it is stacked
+"""Stacked runs (trlearner.run.stacked): a seed's results do not depend on the seeds it is stacked
 with; each seed gets a single run's folder; resume and incremental reruns stay exact."""
 
 import json
@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from trlearner.relation import TRConfig
-from trlearner.runio import load_checked
-from trlearner.stacked import check_stackable, main, stacked_objective, train_stacked
-from trlearner.train import build, init_meta, resolve_config, run_source, train
+from trlearner.method.relation import TRConfig
+from trlearner.run.folder import load_checked
+from trlearner.run.stacked import check_stackable, main, stacked_objective, train_stacked
+from trlearner.run.train import build, init_meta, resolve_config, run_source, train
 
 
 def _cfg(seed, trl=None, **kw):
@@ -84,8 +84,8 @@ def test_wall_times_of_a_stack_add_up_to_the_stack_once(tmp_path):
 
 def test_stacked_forward_equals_the_single_run_objective_in_float64():
     """The vmapped seed dimension computes each seed's own meta-loss and meta-gradient."""
-    from trlearner.regularizers import make_regularizer
-    from trlearner.train import meta_objective
+    from trlearner.method.regularizers import make_regularizer
+    from trlearner.run.train import meta_objective
 
     cfgs = [_cfg(s, TRConfig()) for s in (0, 1, 2)]
     algo, trl = build(cfgs[0], run_source(cfgs[0], "train", 0, None))
@@ -114,7 +114,7 @@ def test_stacked_forward_equals_the_single_run_objective_in_float64():
 def test_resume_after_an_interruption_and_adding_a_seed_stay_exact(tmp_path, monkeypatch):
     """Stop a stack of {0, 1} after its first checkpoint, then rerun it as {0, 1, 2}: seeds 0
     and 1 resume at iteration 100 while seed 2 starts at 0; every seed ends as in one go."""
-    import trlearner.stacked as st
+    import trlearner.run.stacked as st
 
     train_stacked([_cfg(s) for s in (0, 1, 2)], [tmp_path / f"ref/seed{s}" for s in (0, 1, 2)], progress=False)
 

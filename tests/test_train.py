@@ -12,7 +12,7 @@ import torch
 
 from conftest import SyntheticImages
 from trlearner.cli import main
-from trlearner.train import DivergedError, resolve_config, train
+from trlearner.run.train import DivergedError, resolve_config, train
 
 TINY = dict(dataset="sinusoid", algorithm="maml", shots=5, iterations=60, test_tasks=40,
             meta_batch=5, checkpoint_every=20)
@@ -44,7 +44,7 @@ def test_each_gradient_based_algorithm_learns_sinusoids(tmp_path, algorithm):
 
 @pytest.mark.parametrize("algorithm", ["protonet", "maml"])
 def test_classifiers_learn_a_synthetic_image_family(tmp_path, monkeypatch, algorithm):
-    import trlearner.train as tr
+    import trlearner.run.train as tr
 
     def fake_source(dataset, split, shots, ways=None, queries=None, seed=0, root="data"):
         return SyntheticImages(ways=ways, shots=shots, queries=3, seed={"train": 1, "val": 2, "test": 3}[split] * 7 + seed)
@@ -149,8 +149,8 @@ def test_train_command_writes_metrics(tmp_path):
 
 def test_chunked_evaluation_equals_one_batch():
     from trlearner.data.tasks import make_source
-    from trlearner.engine import evaluate_curve
-    from trlearner.train import build, evaluate, init_meta
+    from trlearner.engine.core import evaluate_curve
+    from trlearner.run.train import build, evaluate, init_meta
 
     cfg = resolve_config(**TINY)
     algo, _ = build(cfg, make_source("sinusoid", "train", 5))

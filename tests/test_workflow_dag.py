@@ -16,7 +16,7 @@ import yaml
 
 from workflow_helpers import REPO, copy_pipeline, planned_jobs, snakemake
 
-from trlearner import pipeline
+from trlearner.pipeline import core as pipeline
 
 
 def _matrix(name: str):
@@ -262,7 +262,7 @@ def test_adding_a_seed_runs_only_the_new_jobs_and_the_report(done):
 
 def test_editing_one_algorithm_reruns_only_its_jobs(done):
     m = _matrix("default")
-    _edit(done / "src/trlearner/algorithms/anil.py")
+    _edit(done / "src/trlearner/engine/algorithms/anil.py")
     plan = _plan(done)
     n_anil = len([r for r in m.table_runs if r.algorithm == "anil"])
     n_anil_abl = len([r for r in m.ablation_runs if r.algorithm == "anil"])

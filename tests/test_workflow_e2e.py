@@ -146,7 +146,7 @@ def test_cluster_profile_end_to_end(tmp_path):
 CLAIMER = """
 import json, os, sys, time
 sys.path.insert(0, {src!r})
-from trlearner.gpu import claim_gpu
+from trlearner.pipeline.gpu import claim_gpu
 with claim_gpu(lock_dir={locks!r}, poll=0.05) as gid:
     t0 = time.time()
     assert os.environ["CUDA_VISIBLE_DEVICES"] == gid
@@ -170,7 +170,7 @@ def test_gpu_claims_never_share_a_gpu(tmp_path):
 
 
 def test_gpu_claim_is_released_when_a_job_is_killed(tmp_path):
-    from trlearner.gpu import claim_gpu
+    from trlearner.pipeline.gpu import claim_gpu
 
     env = {**os.environ, "TRLEARNER_GPUS": "0"}
     holder = subprocess.Popen([sys.executable, "-c", CLAIMER.replace("0.4", "60").format(
@@ -200,7 +200,7 @@ def test_gpu_config_declares_gpu_resources_and_claims_in_the_job(tmp_path):
     (d / "config/tiny.yaml").write_text(cfg)
     out = snakemake(d, "--dry-run", "--printshellcmds", "--configfile", "config/tiny.yaml")
     text = out.stdout + out.stderr
-    assert "gpu=1" in text and "trlearner.pipeline train-job --gpu-lock-dir" in text
+    assert "gpu=1" in text and "trlearner.pipeline.core train-job --gpu-lock-dir" in text
 
 
 @pytest.mark.slow

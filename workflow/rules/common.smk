@@ -1,5 +1,5 @@
 # Helpers shared by the rules: the run a job belongs to, its inputs, its command and resources.
-# All of them read the experiment matrix built from the config by trlearner.pipeline.
+# All of them read the experiment matrix built from the config by trlearner.pipeline.core.
 import glob
 import re
 import json
@@ -47,8 +47,8 @@ def train_priority(wildcards):
 def analysis_run_sources(wildcards):
     """The code a planned run executes (MAML, regression tasks, TRLearner): an edit reruns it."""
     src = pipeline.SRC
-    return [*pipeline.COMMON_SOURCES, f"{src}/algorithms/maml.py", *pipeline.DATA_SOURCES["regression"],
-            *pipeline.RELATION_SOURCES, f"{src}/regularizers.py"]
+    return [*pipeline.COMMON_SOURCES, f"{src}/engine/algorithms/maml.py", *pipeline.DATA_SOURCES["regression"],
+            *pipeline.RELATION_SOURCES, f"{src}/method/regularizers.py"]
 
 
 def gallery_setting(dataset):

@@ -73,7 +73,7 @@ def register(subparsers) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from trlearner.cli import finish_parser, run_command
+    from trlearner.util.cli import finish_parser, run_command
 
     p = argparse.ArgumentParser(prog="python -m trlearner.analysis.cli", description=__doc__.split("\n\n")[0])
     _add_arguments(p)

@@ -41,7 +41,7 @@ def load_probe(r: C.Run):
     """(probe relation matrix [25, 25], {task parameter: values [25]}, ordering key) of a
     TRLearner run's ``relation.pt``, or None without one. Loaded with ``weights_only=True``:
     a file holding anything but tensors and plain data raises ValueError and runs nothing."""
-    from trlearner.runio import CheckpointError, load_plain
+    from trlearner.run.folder import CheckpointError, load_plain
 
     p = r.path / "relation.pt"
     if not p.exists():

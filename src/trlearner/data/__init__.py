@@ -3,7 +3,7 @@
 Entry points (imported lazily, so ``import trlearner.data`` stays cheap)::
 
     from trlearner.data.fetch import fetch        # (trlearner.data.fetch is the module)
-    from trlearner.data import image_source, bench_episodes
+    from trlearner.data import image_source
     fetch("omniglot_small")                       # -> Path("data/raw/omniglot_small")
     src = image_source("omniglot_small", "train", ways=5, shots=1, queries=15, seed=0)
     batch = src.batch(range(32))                  # TaskBatch, see docs/CONTRACTS.md
@@ -11,7 +11,7 @@ Entry points (imported lazily, so ``import trlearner.data`` stays cheap)::
 
 from __future__ import annotations
 
-__all__ = ["is_fetched", "manifest", "image_source", "bench_episodes", "DataFetchError",
+__all__ = ["is_fetched", "manifest", "image_source", "DataFetchError",
            "episode_rng", "episode_hash"]
 
 
@@ -22,9 +22,6 @@ def __getattr__(name):
     if name == "image_source":
         from trlearner.data.images import image_source
         return image_source
-    if name == "bench_episodes":
-        from trlearner.data.bench import bench_episodes
-        return bench_episodes
     if name == "DataFetchError":
         from trlearner.data.errors import DataFetchError
         return DataFetchError

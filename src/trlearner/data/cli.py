@@ -181,7 +181,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def _usage(parser) -> int:
-    from trlearner.cli import print_usage_exit
+    from trlearner.util.cli import print_usage_exit
 
     return print_usage_exit(parser)
 
@@ -189,7 +189,7 @@ def _usage(parser) -> int:
 def main(argv=None) -> int:
     """Standalone entry point: ``python -m trlearner.data.cli SUBCOMMAND ...`` (the word ``data``
     may be left out); the same as ``trlearner data SUBCOMMAND ...``."""
-    from trlearner.cli import finish_parser, run_command
+    from trlearner.util.cli import finish_parser, run_command
 
     parser = argparse.ArgumentParser(prog="python -m trlearner.data.cli")
     register(parser.add_subparsers(dest="command", metavar="COMMAND"))

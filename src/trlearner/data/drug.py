@@ -133,7 +133,7 @@ def r2_per_task(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def determination_per_task(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Coefficient of determination ``1 - SS_res / SS_tot`` per task: [T, Q, 1] -> [T]. Not
-    MetaMix's score (see :func:`r2_per_task`, which ``trlearner.algorithms.base.r2_metric``
+    MetaMix's score (see :func:`r2_per_task`, which ``trlearner.engine.algorithms.base.r2_metric``
     computes); kept to compare the two."""
     t = target.squeeze(-1)
     ss_res = ((pred.squeeze(-1) - t) ** 2).sum(1)

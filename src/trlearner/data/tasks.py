@@ -35,8 +35,8 @@ class TaskBatch(NamedTuple):
 def mark_batch_padding(batch: TaskBatch) -> TaskBatch:
     """``batch`` with the inputs of padded entries (``info["support_mask"]`` /
     ``info["query_mask"]`` False) set to NaN, the padding convention of the ``padded=True``
-    backbones (``trlearner.backbones``). A batch without masks is returned unchanged."""
-    from trlearner.backbones import mark_padding
+    backbones (``trlearner.engine.backbones``). A batch without masks is returned unchanged."""
+    from trlearner.engine.backbones import mark_padding
 
     if "support_mask" not in batch.info:
         return batch

@@ -94,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Standalone entry point: ``python -m trlearner.report.cli [options]``."""
-    from trlearner.cli import finish_parser, run_command
+    from trlearner.util.cli import finish_parser, run_command
 
     parser = add_arguments(argparse.ArgumentParser(prog="trlearner report",
                                                    description=__doc__.split("\n\n")[0]))

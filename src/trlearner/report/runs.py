@@ -222,11 +222,11 @@ def _read(run_dir: Path, root: Path, relative_to) -> tuple[dict[str, Any], dict[
 
 def expand_multi_source(row: dict[str, Any], metrics: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The report rows of one run: the run's row, or for a multi-source Meta-Dataset run
-    (dataset ``metadataset``) one row per report cell (``trlearner.protocols.metadataset_cells``):
+    (dataset ``metadataset``) one row per report cell (``trlearner.run.protocols.metadataset_cells``):
     ``overall`` and ``ood`` (metrics.json ``summary``) and every source (``sources``), each with
     its own mean, CI, per-task values and episode hash. A failed or diverged multi-source run
     gives ``overall`` and ``ood`` rows with its status, so those cells say why they are empty."""
-    from trlearner.protocols import METADATASET_PER_SOURCE, METADATASET_SUMMARIES, per_source_setting
+    from trlearner.run.protocols import METADATASET_PER_SOURCE, METADATASET_SUMMARIES, per_source_setting
 
     if row.get("dataset") != "metadataset":
         return [row]

@@ -3,7 +3,7 @@
 Explicit checks (one message per problem, naming the field), not a silent coercion: a run
 whose file breaks one of them is skipped, and the report names its path and the problem
 (docs/REPORT_FORMAT.md, "Inputs"). The fields are those ``trlearner train`` writes
-(``trlearner.results.METRICS_FIELDS``, docs/CONTRACTS.md):
+(``trlearner.run.results.METRICS_FIELDS``, docs/CONTRACTS.md):
 
 =================== ======================================================================
 field               rule
@@ -48,7 +48,7 @@ import math
 from typing import Any
 
 #: Metrics a run may report, with their direction (``higher_is_better``). A test checks this
-#: against ``trlearner.algorithms.base.METRICS``.
+#: against ``trlearner.engine.algorithms.base.METRICS``.
 METRIC_DIRECTION = {"mse": False, "accuracy": True, "r2": True}
 STATUSES = ("ok", "diverged")
 VARIANTS = ("baseline", "trlearner")

@@ -10,8 +10,8 @@ Two back-ends compute the same thing:
 Example::
 
     >>> import torch
-    >>> from trlearner.algorithms import make_algorithm
-    >>> from trlearner.backbones import mlp
+    >>> from trlearner.engine.algorithms import make_algorithm
+    >>> from trlearner.engine.backbones import mlp
     >>> algo = make_algorithm("maml", mlp([1, 40, 40], 1), "regression")
     >>> meta = {k: v.requires_grad_() for k, v in
     ...         algo.init_params(torch.Generator().manual_seed(0), 0.01).items()}
@@ -29,8 +29,8 @@ import torch
 from torch.func import grad as func_grad
 from torch.func import vmap
 
-from trlearner.algorithms.base import Algorithm, State
-from trlearner.backbones import Params
+from trlearner.engine.algorithms.base import Algorithm, State
+from trlearner.engine.backbones import Params
 
 BACKENDS = ("vmap", "loop")
 

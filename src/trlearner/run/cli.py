@@ -1,9 +1,9 @@
-"""``trlearner train``: command-line front end of :mod:`trlearner.train`.
+"""``trlearner train``: command-line front end of :mod:`trlearner.run.train`.
 
 Building this parser imports no torch (``trlearner train --help`` is instant): the choices and
 TRLearner defaults below are the library's, written out; ``tests/test_cli.py`` checks them
-against :mod:`trlearner.algorithms`, :mod:`trlearner.backbones`, :mod:`trlearner.engine`,
-:mod:`trlearner.regularizers` and :mod:`trlearner.relation`.
+against :mod:`trlearner.engine.algorithms`, :mod:`trlearner.engine.backbones`, :mod:`trlearner.engine.core`,
+:mod:`trlearner.method.regularizers` and :mod:`trlearner.method.relation`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-# choices of the library (trlearner.algorithms.ALGORITHMS, backbones.DOWNSAMPLES/INITS,
+# choices of the library (trlearner.engine.algorithms.ALGORITHMS, backbones.DOWNSAMPLES/INITS,
 # engine.BACKENDS, regularizers.REGULARIZERS, algorithms.metasgd.LR_INITS, relation.SAMPLERS/...)
 CHOICES = {
     "algorithm": ("anil", "maml", "metasgd", "protonet", "tnet"),
@@ -29,7 +29,7 @@ CHOICES = {
     "align": ("match", "index"),
     "class_repr": ("concat", "mean"),
 }
-# the defaults of trlearner.relation.TRConfig that the command line can set
+# the defaults of trlearner.method.relation.TRConfig that the command line can set
 TR_DEFAULTS = {"lam": 0.1, "heads": 4, "sampler": "diverse", "weights": "relu", "align": "match",
                "class_repr": "concat"}
 PROTOCOL = "default: the dataset's protocol"
@@ -65,7 +65,7 @@ def _nonneg(kind):
 
 def _source_list(text):
     names = tuple(n.strip() for n in text.split(",") if n.strip())
-    from trlearner.protocols import METADATASET_SOURCES
+    from trlearner.run.protocols import METADATASET_SOURCES
 
     bad = [n for n in names if n not in METADATASET_SOURCES]
     if bad:
@@ -74,7 +74,7 @@ def _source_list(text):
     return names
 
 
-# run settings taken from the command line (the names of trlearner.train.RunConfig fields)
+# run settings taken from the command line (the names of trlearner.run.train.RunConfig fields)
 RUN_KEYS = ("dataset", "algorithm", "shots", "ways", "seed", "iterations", "meta_batch", "inner_steps",
             "inner_lr", "test_steps", "test_lr", "curve_steps", "outer_lr", "first_order", "backbone",
             "filters", "train_queries", "test_tasks", "test_queries", "backend", "device",
@@ -88,7 +88,7 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="meta-train and evaluate one run",
                        description="Meta-train one algorithm on one benchmark, then evaluate it on "
                                    "the fixed test tasks. Unset options follow the dataset's "
-                                   "standard protocol (trlearner.protocols).")
+                                   "standard protocol (trlearner.run.protocols).")
     p.add_argument("--dataset", required=True,
                    help="sinusoid, harmonic, omniglot_small, omniglot, miniimagenet, ... (`trlearner data "
                         "list`; required)")
@@ -99,7 +99,7 @@ def register(sub) -> None:
                    help="classes per episode (classification; default: the dataset's protocol)")
     p.add_argument("--seed", type=_nonneg(int), default=0, help="training seed (the test tasks do not depend on it)")
     p.add_argument("--out", required=True, help="run folder (resumed when it holds a checkpoint; required)")
-    g = p.add_argument_group("protocol (default: the dataset's standard protocol, trlearner.protocols)")
+    g = p.add_argument_group("protocol (default: the dataset's standard protocol, trlearner.run.protocols)")
     g.add_argument("--iterations", type=_positive(int), help=f"meta-training iterations ({PROTOCOL})")
     g.add_argument("--meta-batch", type=_positive(int), help=f"tasks per meta-batch ({PROTOCOL})")
     g.add_argument("--inner-steps", type=_nonneg(int), help=f"inner steps (meta-layers) in training ({PROTOCOL})")
@@ -121,7 +121,7 @@ def register(sub) -> None:
                                                                f"({PROTOCOL})")
     g.add_argument("--train-sources", type=_source_list,
                    help="multi-source 'metadataset' only: comma-separated sources to train on "
-                        "(default: trlearner.protocols.METADATASET_TRAIN_SOURCES)")
+                        "(default: trlearner.run.protocols.METADATASET_TRAIN_SOURCES)")
     g.add_argument("--heldout-sources", type=_source_list,
                    help="multi-source 'metadataset' only: comma-separated held-out test sources "
                         "(default: traffic_sign,mscoco)")
@@ -189,7 +189,7 @@ def preflight(cfg, out, force: bool = False) -> None:
     does not have, a dataset that is not fetched, or more ways/shots than the data holds.
 
     Arguments:
-        cfg: the resolved :class:`trlearner.train.RunConfig`.
+        cfg: the resolved :class:`trlearner.run.train.RunConfig`.
         out: the run folder (``--out``).
         force: ``--force`` (replace another run's results in ``out``): its checkpoint is no refusal.
 
@@ -197,7 +197,7 @@ def preflight(cfg, out, force: bool = False) -> None:
         ValueError: naming the option and what is allowed.
 
     Example:
-        >>> from trlearner.train import resolve_config
+        >>> from trlearner.run.train import resolve_config
         >>> preflight(resolve_config(dataset="sinusoid", algorithm="maml", shots=5, device="cpu"),
         ...           "README.md")
         Traceback (most recent call last):
@@ -317,11 +317,11 @@ def _check_data(cfg) -> None:
 
 def _check_checkpoints(cfg, out: Path) -> None:
     """The checkpoint train() would resume (the first readable one, as
-    ``trlearner.train._load_checkpoint`` picks it) must be of this run's settings; train()
+    ``trlearner.run.train._load_checkpoint`` picks it) must be of this run's settings; train()
     refuses it too, but only after taking the folder's lock and opening its log."""
-    from trlearner.results import config_hash
-    from trlearner.runio import CheckpointError, load_checked
-    from trlearner.train import CHECKPOINTS
+    from trlearner.run.results import config_hash
+    from trlearner.run.folder import CheckpointError, load_checked
+    from trlearner.run.train import CHECKPOINTS
 
     want = config_hash(cfg.identity())
     for name in CHECKPOINTS:
@@ -342,9 +342,9 @@ def _check_checkpoints(cfg, out: Path) -> None:
 def run(args) -> int:
     import torch
 
-    from trlearner.relation import TRConfig
-    from trlearner.runio import RunFolderError
-    from trlearner.train import DIVERGED_EXIT, DivergedError, resolve_config, train
+    from trlearner.method.relation import TRConfig
+    from trlearner.run.folder import RunFolderError
+    from trlearner.run.train import DIVERGED_EXIT, DivergedError, resolve_config, train
 
     if args.threads:
         torch.set_num_threads(args.threads)

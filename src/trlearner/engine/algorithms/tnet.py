@@ -7,7 +7,7 @@ the transforms, so the transforms shape the inner loop's update geometry.
 Example::
 
     >>> import torch
-    >>> from trlearner.backbones import mlp
+    >>> from trlearner.engine.backbones import mlp
     >>> algo = TNet(mlp([1, 40, 40], 1), "regression")
     >>> meta = algo.init_params(torch.Generator().manual_seed(0), inner_lr=0.01)
     >>> meta["fc1.T"].shape, "fc1.T" in algo.adapt_keys(meta)
@@ -16,7 +16,7 @@ Example::
 
 import torch
 
-from trlearner.algorithms.base import Algorithm
+from trlearner.engine.algorithms.base import Algorithm
 
 
 class TNet(Algorithm):

@@ -205,7 +205,7 @@ def load_checked(path) -> dict:
 
 # --------------------------------------------------------------------------- code identity
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/trlearner
 
 
 @functools.lru_cache(maxsize=None)

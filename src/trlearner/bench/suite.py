@@ -1,7 +1,7 @@
 """The benchmark suite: meta-iteration time and peak memory of the engine and its baselines.
 
 ``python -m trlearner bench [--quick] [--out benchmarks/results] [--repeats N] [--threads 1]``
-(or ``python -m trlearner.bench ...``) measures, for every case (algorithm x backbone x
+(or ``python -m trlearner.bench.suite ...``) measures, for every case (algorithm x backbone x
 implementation, with and without TRLearner):
 
 - **time** of one meta-iteration: forward + backward + Adam step on a fixed meta-batch that
@@ -23,9 +23,9 @@ implementation, with and without TRLearner):
   sources when ``trlearner.data.tasks.make_source`` can build them (skipped otherwise, with
   the reason).
 
-Implementations: ``vmap`` and ``loop`` are the two back-ends of :mod:`trlearner.engine`;
+Implementations: ``vmap`` and ``loop`` are the two back-ends of :mod:`trlearner.engine.core`;
 ``reference`` is the clone-and-adapt per-task loop of the popular libraries
-(:mod:`trlearner.bench_reference`); ``learn2learn`` is learn2learn's own ``MAML`` when that
+(:mod:`trlearner.bench.reference`); ``learn2learn`` is learn2learn's own ``MAML`` when that
 package imports (an optional, benchmark-only extra).
 
 Results go to ``<out>/bench.json`` and ``<out>/bench.md``.
@@ -33,7 +33,7 @@ Results go to ``<out>/bench.json`` and ``<out>/bench.md``.
 Example (a few seconds)::
 
     >>> import contextlib, io, tempfile
-    >>> from trlearner.bench import main
+    >>> from trlearner.bench.suite import main
     >>> with contextlib.redirect_stdout(io.StringIO()):
     ...     rc = main(["--quick", "--repeats", "2", "--no-memory", "--groups", "sinusoid_mlp",
     ...                "--out", tempfile.mkdtemp()])
@@ -58,10 +58,10 @@ from pathlib import Path
 
 import torch
 
-from trlearner.algorithms import make_algorithm
-from trlearner.backbones import make_backbone
-from trlearner.engine import InnerGrad, adapt_batch
-from trlearner.relation import TRConfig, TRLearner
+from trlearner.engine.algorithms import make_algorithm
+from trlearner.engine.backbones import make_backbone
+from trlearner.engine.core import InnerGrad, adapt_batch
+from trlearner.method.relation import TRConfig, TRLearner
 
 IMPLS = ("vmap", "loop", "reference", "learn2learn", "singles", "stacked")
 
@@ -214,7 +214,7 @@ def make_batch(group: Group, dtype=torch.float32, seed: int = 0):
 def build_backbone(group: Group):
     kwargs = {"filters": group.filters} if group.filters else {}
     if group.backbone == "resnet12" and group.widths:
-        from trlearner.backbones import resnet12
+        from trlearner.engine.backbones import resnet12
 
         return resnet12(tuple(group.input_shape), group.n_out, widths=group.widths)
     return make_backbone(group.backbone, group.input_shape, group.n_out, **kwargs)
@@ -233,7 +233,7 @@ def build_step(case: Case, group: Group, dtype=torch.float32):
     if case.impl in ("reference", "learn2learn"):
         if case.algorithm != "maml" or group.backbone != "mlp":
             raise ValueError("the clone-and-adapt reference covers MAML on the MLP only")
-        from trlearner.bench_reference import ReferenceMLP, learn2learn_maml_loss, reference_maml_loss
+        from trlearner.bench.reference import ReferenceMLP, learn2learn_maml_loss, reference_maml_loss
 
         algo = make_algorithm("maml", build_backbone(group), group.kind)
         model = ReferenceMLP().load_engine_params(algo.init_params(gen, lr)).to(dtype)
@@ -249,7 +249,7 @@ def build_step(case: Case, group: Group, dtype=torch.float32):
             def loss_fn():
                 return learn2learn_maml_loss(maml, xs, ys, xq, yq, steps)
     else:
-        from trlearner.train import make_optimizer as adam  # the project's own (fused) Adam
+        from trlearner.run.train import make_optimizer as adam  # the project's own (fused) Adam
 
         algo = make_algorithm(case.algorithm, build_backbone(group), group.kind)
         if case.algorithm == "protonet":
@@ -295,14 +295,14 @@ def build_step(case: Case, group: Group, dtype=torch.float32):
 def build_seeds_step(case: Case, group: Group, dtype=torch.float32):
     """``group.seeds`` runs of one cell for one iteration: ``singles`` steps them one after
     the other as ``trlearner train`` would (its objective, one fused Adam per run); ``stacked``
-    is one :func:`trlearner.stacked.stacked_objective` over all of them (per-seed Adams).
+    is one :func:`trlearner.run.stacked.stacked_objective` over all of them (per-seed Adams).
     Each seed has its own init and its own meta-batch (sinusoid episodes of seed s)."""
     from types import SimpleNamespace
 
     from trlearner.data.tasks import TaskBatch
-    from trlearner.regularizers import make_regularizer
-    from trlearner.stacked import stacked_objective
-    from trlearner.train import make_optimizer
+    from trlearner.method.regularizers import make_regularizer
+    from trlearner.run.stacked import stacked_objective
+    from trlearner.run.train import make_optimizer
 
     algo = make_algorithm(case.algorithm, build_backbone(group), group.kind)
     trl = TRLearner(algo, TRConfig(), shots=group.shots) if case.trlearner else None
@@ -489,7 +489,7 @@ def memory_case(case: Case, group: Group, iters: int = 2) -> dict:
 
 def measure_memory(case: Case, group: Group, threads: int, timeout: float = 900) -> dict:
     spec = json.dumps({"case": asdict(case), "group": asdict(group)})
-    cmd = [sys.executable, "-m", "trlearner.bench", "--threads", str(threads), "--memory-case", spec]
+    cmd = [sys.executable, "-m", "trlearner.bench.suite", "--threads", str(threads), "--memory-case", spec]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -717,7 +717,7 @@ def run(args) -> int:
     if args.loading:
         res["loading"] = loading_throughput(quick, repeats)
     if args.pipeline:
-        from trlearner.bench_pipeline import pipeline_overheads
+        from trlearner.bench.pipeline import pipeline_overheads
 
         print("[bench] pipeline overheads (snakemake dry runs)", flush=True)
         res["pipeline"] = pipeline_overheads(("default",) if quick else ("default", "paper"), 1 if quick else 3)
@@ -743,7 +743,7 @@ def register(subparsers) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trlearner.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m trlearner.bench.suite", description=__doc__.split("\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

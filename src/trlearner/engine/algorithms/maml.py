@@ -6,8 +6,8 @@ gradients are treated as constants in the meta-gradient).
 Example::
 
     >>> import torch
-    >>> from trlearner.backbones import mlp
-    >>> from trlearner.engine import InnerGrad
+    >>> from trlearner.engine.backbones import mlp
+    >>> from trlearner.engine.core import InnerGrad
     >>> algo = MAML(mlp([1, 40, 40], 1), "regression")
     >>> meta = algo.init_params(torch.Generator().manual_seed(0), inner_lr=0.01)
     >>> xs, ys = torch.randn(5, 1), torch.randn(5, 1)
@@ -16,7 +16,7 @@ Example::
     torch.Size([10, 1])
 """
 
-from trlearner.algorithms.base import Algorithm
+from trlearner.engine.algorithms.base import Algorithm
 
 
 class MAML(Algorithm):

@@ -10,9 +10,9 @@ outputs from a task state:
 
 Both work on ONE task (``xs`` [S, *input], ``ys`` [S] or [S, 1]); the engine batches tasks
 with ``torch.func.vmap`` or loops over them. A task state is a dict of tensors, so it can be
-stacked over tasks. TRLearner (``trlearner.relation``) uses only these two operations.
+stacked over tasks. TRLearner (``trlearner.method.relation``) uses only these two operations.
 
-The inner gradient is computed by a :class:`~trlearner.engine.InnerGrad` passed in by the
+The inner gradient is computed by a :class:`~trlearner.engine.core.InnerGrad` passed in by the
 engine, so the same algorithm code runs under ``vmap`` (``torch.func.grad``) and in the
 per-task reference loop (``torch.autograd.grad``).
 
@@ -20,7 +20,7 @@ Padded episodes (variable-way/shot sources such as Meta-Dataset, label -1 at pad
 classification loss and accuracy ignore padded entries and mask the logits of classes the
 task does not have. Padded inputs are NaN-marked by the task source
 (``trlearner.data.tasks.PaddedSource``) and the backbone, built with ``padded=True``, keeps
-them out of its transductive batch-norm statistics (``trlearner.backbones.masked_batch_norm``),
+them out of its transductive batch-norm statistics (``trlearner.engine.backbones.masked_batch_norm``),
 so a padded episode gives the same losses and meta-gradients as the same episode unpadded
 (tests/test_masked_bn.py). The algorithms need no mask of their own.
 """
@@ -32,7 +32,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from trlearner.backbones import Backbone, Params, is_batch_norm_key
+from trlearner.engine.backbones import Backbone, Params, is_batch_norm_key
 
 State = dict[str, torch.Tensor]
 # grad(loss_of_state, state) -> dict of gradients with the keys of ``state``.
@@ -110,7 +110,7 @@ class Algorithm:
     (:meth:`step_size`), extra meta-parameters (:meth:`init_params`) or the whole path.
 
     Arguments:
-        backbone: the model (:class:`~trlearner.backbones.Backbone`).
+        backbone: the model (:class:`~trlearner.engine.backbones.Backbone`).
         kind: ``regression`` or ``classification``.
         adapt_bn: adapt the batch-norm scale/shift in the inner loop too. Default False: in
             Finn's MAML code (cbfinn/maml, utils.py ``normalize``) and MT-net's code the batch

@@ -7,12 +7,12 @@ path yields the same prototypes after every "step", so step curves stay flat.
 Padded episodes (Meta-Dataset: labels -1 at padding, ``n_out`` = 50 > the task's ways): padded
 support rows do not enter any prototype, and absent classes get a zero prototype whose logit
 the loss/accuracy mask. Padded rows stay out of the backbone's transductive batch-norm
-statistics (NaN-marked padding, ``padded=True`` backbone): see ``trlearner.algorithms.base``.
+statistics (NaN-marked padding, ``padded=True`` backbone): see ``trlearner.engine.algorithms.base``.
 
 Example::
 
     >>> import torch
-    >>> from trlearner.backbones import conv4
+    >>> from trlearner.engine.backbones import conv4
     >>> algo = ProtoNet(conv4((1, 28, 28), n_out=5, filters=8), "classification")
     >>> meta = algo.init_params(torch.Generator().manual_seed(0), inner_lr=0.0)
     >>> xs, ys = torch.rand(5, 1, 28, 28), torch.arange(5)
@@ -24,7 +24,7 @@ Example::
 import torch
 import torch.nn.functional as F
 
-from trlearner.algorithms.base import Algorithm
+from trlearner.engine.algorithms.base import Algorithm
 
 
 class ProtoNet(Algorithm):
@@ -52,7 +52,7 @@ class ProtoNet(Algorithm):
         valid = (ys >= 0).to(h.dtype).unsqueeze(1)  # [S, 1]
         onehot = F.one_hot(ys.clamp_min(0), self.n_way).to(h.dtype) * valid  # [S, N]
         # classes the task does not have (index >= its ways) get a zero prototype; the loss
-        # and accuracy mask their logits (trlearner.algorithms.base.mask_absent_classes)
+        # and accuracy mask their logits (trlearner.engine.algorithms.base.mask_absent_classes)
         protos = onehot.T @ h / onehot.sum(0).clamp_min(1).unsqueeze(1)  # [N, d]
         state = {"prototypes": protos}
         for _ in range(steps + 1):

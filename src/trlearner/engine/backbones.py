@@ -24,7 +24,7 @@ there propagates to a NaN loss and stops the run (never a silent bias).
 
 T-NET support: if the parameter dict holds ``"<layer>.T"`` (a square matrix over the
 layer's output units or channels), the layer's output is multiplied by it. Backbones never
-create these keys themselves; :mod:`trlearner.algorithms.tnet` adds them.
+create these keys themselves; :mod:`trlearner.engine.algorithms.tnet` adds them.
 
 Example::
 

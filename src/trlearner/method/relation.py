@@ -1,7 +1,7 @@
 """TRLearner (Task Relation Learner): task relations and relation-aware consistency.
 
-A plug-in regulariser for any :class:`~trlearner.algorithms.base.Algorithm`; it uses only
-the algorithm's ``adapt`` and ``predict`` (through :mod:`trlearner.engine`) and the
+A plug-in regulariser for any :class:`~trlearner.engine.algorithms.base.Algorithm`; it uses only
+the algorithm's ``adapt`` and ``predict`` (through :mod:`trlearner.engine.core`) and the
 backbone's feature extractor ``g``. Decisions where the paper is silent (all configurable in
 :class:`TRConfig`, documented in ``docs/TRLEARNER.md``):
 
@@ -36,8 +36,8 @@ The meta-objective is ``mean_i [ L(D^q_i, f^i) + lam * L_TR(D^q_i, f^i) ]``.
 Example::
 
     >>> import torch
-    >>> from trlearner.algorithms import make_algorithm
-    >>> from trlearner.backbones import mlp
+    >>> from trlearner.engine.algorithms import make_algorithm
+    >>> from trlearner.engine.backbones import mlp
     >>> from trlearner.data.tasks import make_source
     >>> algo = make_algorithm("maml", mlp([1, 40, 40], 1), "regression")
     >>> trl = TRLearner(algo, TRConfig(lam=0.1, heads=2, meta_data=3), shots=5)
@@ -61,9 +61,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import vmap
 
-from trlearner.algorithms.base import Algorithm, mse_loss
-from trlearner.backbones import Params
-from trlearner.engine import adapt_batch, adapt_cross, cross_predict
+from trlearner.engine.algorithms.base import Algorithm, mse_loss
+from trlearner.engine.backbones import Params
+from trlearner.engine.core import adapt_batch, adapt_cross, cross_predict
 
 SAMPLERS = ("diverse", "random")
 WEIGHTS = ("relu", "raw", "softmax")
@@ -363,7 +363,7 @@ class TRLearner:
         [T, S(, 1)] -> 0/1 mask [T, S]; the mask :meth:`representations` would draw.
 
         The selection runs in numpy (diverse) or draws from ``gen`` (random), which cannot
-        happen inside ``torch.func.vmap``: stacked runs (:mod:`trlearner.stacked`) call this
+        happen inside ``torch.func.vmap``: stacked runs (:mod:`trlearner.run.stacked`) call this
         first, outside the seed ``vmap``, and pass the result as ``mask``.
         """
         return self._mask(self._features(meta, xs), ys, gen)

@@ -12,7 +12,7 @@ is ignored). Their initial values (``lr_init``):
 Example::
 
     >>> import torch
-    >>> from trlearner.backbones import mlp
+    >>> from trlearner.engine.backbones import mlp
     >>> algo = MetaSGD(mlp([1, 40, 40], 1), "regression")
     >>> meta = algo.init_params(torch.Generator().manual_seed(0), inner_lr=0.01)
     >>> bool(((meta["lr.fc1.w"] >= 0.005) & (meta["lr.fc1.w"] <= 0.1)).all())
@@ -24,7 +24,7 @@ Example::
 
 import torch
 
-from trlearner.algorithms.base import Algorithm
+from trlearner.engine.algorithms.base import Algorithm
 
 LR_INITS = ("uniform", "constant")
 LR_INIT_RANGE = (0.005, 0.1)

@@ -12,7 +12,7 @@ the repository root (the folder holding ``Snakefile``), median over repeats:
 
 Example::
 
-    >>> from trlearner.bench_pipeline import find_root
+    >>> from trlearner.bench.pipeline import find_root
     >>> find_root("/") is None
     True
 """

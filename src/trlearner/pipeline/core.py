@@ -76,15 +76,15 @@ LIST_KEYS = ("train_sources", "heldout_sources")
 NEGATABLE_KEYS = ("adapt_bn",)
 # (fixed_omega: true = `--fixed-omega`, omega all ones and not trained; false = the default, learned)
 TRLEARNER_KEYS = ("lam", "heads", "meta_data", "sampler", "weights", "align", "class_repr", "fixed_omega")
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 
 # Source files every training run depends on (relative to the repository root), then those of
 # one algorithm, TRLearner, and data families. Snakemake does not rerun a rule when a module
 # it imports changes unless that module is an input, so these are listed as inputs.
 SRC = "src/trlearner"
-COMMON_SOURCES = (f"{SRC}/train.py", f"{SRC}/train_cli.py", f"{SRC}/engine.py",
-                  f"{SRC}/backbones.py", f"{SRC}/protocols.py", f"{SRC}/results.py",
-                  f"{SRC}/algorithms/base.py", f"{SRC}/data/tasks.py")
+COMMON_SOURCES = (f"{SRC}/run/train.py", f"{SRC}/run/cli.py", f"{SRC}/engine/core.py",
+                  f"{SRC}/engine/backbones.py", f"{SRC}/run/protocols.py", f"{SRC}/run/results.py",
+                  f"{SRC}/engine/algorithms/base.py", f"{SRC}/data/tasks.py")
 DATA_SOURCES = {"regression": (f"{SRC}/data/regression.py",),
                 "pqsar": (f"{SRC}/data/images.py", f"{SRC}/data/drug.py"),
                 "pascal3d_pose": (f"{SRC}/data/images.py", f"{SRC}/data/pose.py"),
@@ -92,7 +92,7 @@ DATA_SOURCES = {"regression": (f"{SRC}/data/regression.py",),
                 "metadataset_multi": (f"{SRC}/data/images.py", f"{SRC}/data/metadataset.py",
                                       f"{SRC}/data/metadataset_multi.py"),
                 "images": (f"{SRC}/data/images.py",)}
-RELATION_SOURCES = (f"{SRC}/relation.py",)
+RELATION_SOURCES = (f"{SRC}/method/relation.py",)
 REPORT_SOURCES_GLOB = f"{SRC}/report/*.py"
 
 
@@ -180,14 +180,14 @@ class Run:
             family = "metadataset"
         else:
             family = self.dataset if self.dataset in DATA_SOURCES else "images"
-        files = [*COMMON_SOURCES, f"{SRC}/algorithms/{self.algorithm}.py", *DATA_SOURCES[family]]
+        files = [*COMMON_SOURCES, f"{SRC}/engine/algorithms/{self.algorithm}.py", *DATA_SOURCES[family]]
         if self.variant == "trlearner":
             files += RELATION_SOURCES
         return files
 
     def sources_of_metadataset(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(train sources, held-out sources) of a multi-source run (protocol or defaults)."""
-        from trlearner.protocols import METADATASET_HELDOUT_SOURCES, METADATASET_TRAIN_SOURCES
+        from trlearner.run.protocols import METADATASET_HELDOUT_SOURCES, METADATASET_TRAIN_SOURCES
 
         p = dict(self.protocol)
         return (tuple(p.get("train_sources", METADATASET_TRAIN_SOURCES)),
@@ -197,7 +197,7 @@ class Run:
     def train_dataset(self) -> str:
         """The dataset of the training episodes: ``protocol.train_dataset``, else the protocol
         default (``miniimagenet`` for the cross-domain cells cub/places), else the run's dataset."""
-        from trlearner.protocols import DATASET_PROTOCOLS
+        from trlearner.run.protocols import DATASET_PROTOCOLS
 
         return (dict(self.protocol).get("train_dataset")
                 or DATASET_PROTOCOLS.get(self.dataset, {}).get("train_dataset") or self.dataset)
@@ -239,8 +239,8 @@ class Matrix:
         manifests its runs need (``<results>/data/<dataset>.manifest.json``: a cell whose
         manifest is absent is reported as "data unavailable"). A multi-source Meta-Dataset run
         is one job but several cells (overall, OOD, each source:
-        ``trlearner.protocols.metadataset_cells``)."""
-        from trlearner.protocols import metadataset_cells
+        ``trlearner.run.protocols.metadataset_cells``)."""
+        from trlearner.run.protocols import metadataset_cells
 
         cells: dict[tuple, dict] = {}
         for r in self.table_runs:
@@ -319,7 +319,7 @@ def _check_setting(where: str, dataset: str, shots: int, ways: int | None, proto
 
 def _check_train_dataset(where: str, dataset: str, protocol: dict) -> None:
     """``protocol.train_dataset`` (a separate training dataset) is for fixed-way image datasets."""
-    from trlearner.protocols import FIXED_WAY_IMAGE_DATASETS
+    from trlearner.run.protocols import FIXED_WAY_IMAGE_DATASETS
 
     train = protocol.get("train_dataset")
     if train is not None and dataset not in FIXED_WAY_IMAGE_DATASETS:
@@ -493,7 +493,7 @@ VARWAY_IMAGES_PER_TASK = 300
 def _proto(run: Run) -> dict:
     """The run's protocol as ``trlearner train`` resolves it (queries = shots on Omniglot,
     ProtoNet's wider training episodes), with the config's overrides."""
-    from trlearner.protocols import DATASET_PROTOCOLS, paper_protocol
+    from trlearner.run.protocols import DATASET_PROTOCOLS, paper_protocol
 
     overrides = dict(run.protocol)
     if run.dataset in DATASET_PROTOCOLS:
@@ -588,25 +588,25 @@ def _remove_stale_checkpoint(out: Path, train_argv: list[str]) -> None:
     """Move away a checkpoint left by a run with other settings (Snakemake reruns a job when
     its params change), so that ``train`` starts afresh instead of refusing; a checkpoint of
     the same settings (an interrupted job) is kept for ``train``, which resumes it only when it
-    passes its checksum and was written by the same code (``trlearner.runio.code_hash``):
+    passes its checksum and was written by the same code (``trlearner.run.folder.code_hash``):
     after a code edit, Snakemake's rerun of the job retrains it from iteration 0."""
     ckpts = [p for p in (out / "checkpoint.pt", out / "checkpoint.prev.pt") if p.exists()]
     if not ckpts:
         return
     from trlearner.cli import build_parser
-    from trlearner.relation import TRConfig
-    from trlearner.results import config_hash
-    from trlearner.train import resolve_config
-    from trlearner.train_cli import RUN_KEYS
+    from trlearner.method.relation import TRConfig
+    from trlearner.run.results import config_hash
+    from trlearner.run.train import resolve_config
+    from trlearner.run.cli import RUN_KEYS
 
     args = build_parser().parse_args(["train", *train_argv])
     trl = None
-    if args.trlearner:  # as trlearner.train_cli.run builds it
+    if args.trlearner:  # as trlearner.run.cli.run builds it
         trl = TRConfig(lam=args.lam, heads=args.heads, meta_data=args.meta_data, sampler=args.sampler,
                        weights=args.weights, align=args.align, class_repr=args.class_repr,
                        learn_omega=not args.fixed_omega)
     want = config_hash(resolve_config(**{k: getattr(args, k) for k in RUN_KEYS}, trlearner=trl).identity())
-    from trlearner.runio import CheckpointError, load_plain
+    from trlearner.run.folder import CheckpointError, load_plain
 
     for p in ckpts:
         try:  # weights_only: a planted file runs nothing
@@ -624,8 +624,8 @@ def train_job(argv: list[str], lock_dir: str | None = None) -> int:
     """Run one ``trlearner train`` for the pipeline: claim a GPU when the device is CUDA, drop a
     stale checkpoint, and map "diverged" (exit 3, metrics.json written) to success so the
     report shows the cell as diverged instead of the DAG failing. The run folder is locked
-    (``trlearner.runio.run_lock``) from the checkpoint check to the end of the run."""
-    from trlearner.runio import RunFolderError, run_lock
+    (``trlearner.run.folder.run_lock``) from the checkpoint check to the end of the run."""
+    from trlearner.run.folder import RunFolderError, run_lock
 
     out = Path(argv[argv.index("--out") + 1])
     out.mkdir(parents=True, exist_ok=True)
@@ -638,7 +638,7 @@ def train_job(argv: list[str], lock_dir: str | None = None) -> int:
 
 
 def _train_job_locked(argv: list[str], out: Path, lock_dir: str | None) -> int:
-    from trlearner.train import DIVERGED_EXIT
+    from trlearner.run.train import DIVERGED_EXIT
 
     device = argv[argv.index("--device") + 1] if "--device" in argv else "auto"
     _remove_stale_checkpoint(out, argv)
@@ -646,7 +646,7 @@ def _train_job_locked(argv: list[str], out: Path, lock_dir: str | None) -> int:
 
     claim = nullcontext()
     if device.startswith("cuda"):
-        from trlearner.gpu import claim_gpu
+        from trlearner.pipeline.gpu import claim_gpu
 
         claim = claim_gpu(lock_dir=lock_dir)
     with claim as gpu:
@@ -687,7 +687,7 @@ def fetch_data(dataset: str, out: str, data_root: str = "data") -> int:
 
         python -m trlearner.pipeline fetch-data omniglot_small --out results/data/omniglot_small.manifest.json
     """
-    from trlearner.results import atomic_write_json
+    from trlearner.run.results import atomic_write_json
 
     if dataset in GENERATED:
         from trlearner.data.registry import get
@@ -858,7 +858,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "check":
         print(f"{args.config}: ok ({len(matrix.runs)} training jobs)")
     elif args.cmd == "expected":
-        from trlearner.results import atomic_write_json
+        from trlearner.run.results import atomic_write_json
 
         atomic_write_json(Path(args.out), matrix.expected_cells(config.get("results", "results")))
     return 0

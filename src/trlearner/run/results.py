@@ -26,9 +26,9 @@ METRICS_FIELDS = (
 )
 
 
-# atomic writes live in trlearner.runio (with the checked checkpoints and the run lock); they
+# atomic writes live in trlearner.run.folder (with the checked checkpoints and the run lock); they
 # are re-exported here for the modules that import them from this one
-from trlearner.runio import atomic_torch_save, atomic_write_bytes, atomic_write_json  # noqa: E402,F401
+from trlearner.run.folder import atomic_torch_save, atomic_write_bytes, atomic_write_json  # noqa: E402,F401
 
 
 def summarise(values) -> dict:
@@ -119,7 +119,7 @@ def provenance(config: dict, device: str, dataset_hash: str | None = None) -> di
     import numpy
 
     import trlearner
-    from trlearner.runio import code_hash
+    from trlearner.run.folder import code_hash
 
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {

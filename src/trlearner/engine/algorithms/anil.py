@@ -5,8 +5,8 @@ The support features are computed once per task and reused in every inner step.
 Example::
 
     >>> import torch
-    >>> from trlearner.backbones import mlp
-    >>> from trlearner.engine import InnerGrad
+    >>> from trlearner.engine.backbones import mlp
+    >>> from trlearner.engine.core import InnerGrad
     >>> algo = ANIL(mlp([1, 40, 40], 1), "regression")
     >>> meta = algo.init_params(torch.Generator().manual_seed(0), inner_lr=0.01)
     >>> state = algo.adapt(meta, torch.randn(5, 1), torch.randn(5, 1), 2, 0.01, InnerGrad("func"))
@@ -14,7 +14,7 @@ Example::
     ['head.b', 'head.w']
 """
 
-from trlearner.algorithms.base import Algorithm
+from trlearner.engine.algorithms.base import Algorithm
 
 
 class ANIL(Algorithm):

@@ -4,7 +4,7 @@ This is what learn2learn's ``MAML`` does (``l2l.clone_module`` + ``l2l.update_mo
 re-implemented in one screen so the benchmark does not depend on learn2learn:
 
 - the model is an ordinary ``torch.nn.Module`` (here the 1-40-40-1 ReLU MLP of the
-  sinusoid benchmark, the same network as :func:`trlearner.backbones.mlp`);
+  sinusoid benchmark, the same network as :func:`trlearner.engine.backbones.mlp`);
 - for every task of the meta-batch the module is *cloned* (a new module object whose
   parameters are ``p.clone()``, so the clone stays in the autograd graph of the original);
 - each inner step computes ``torch.autograd.grad(support_loss, clone_params,
@@ -30,13 +30,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trlearner.backbones import Params
+from trlearner.engine.backbones import Params
 
 
 class ReferenceMLP(nn.Module):
     """``sizes = [in, hidden1, ...]`` ReLU MLP with a linear head, as an ``nn.Module``.
 
-    Layer names match :func:`trlearner.backbones.mlp` (``fc1``, ``fc2``, ..., ``head``), so
+    Layer names match :func:`trlearner.engine.backbones.mlp` (``fc1``, ``fc2``, ..., ``head``), so
     ``load_engine_params`` maps ``"fc1.w"`` to ``fc1.weight`` and so on.
     """
 

@@ -1,11 +1,11 @@
 """MAML, ANIL, Meta-SGD, T-NET and ProtoNet on one interface (see :mod:`.base`)."""
 
-from trlearner.algorithms.anil import ANIL
-from trlearner.algorithms.base import Algorithm
-from trlearner.algorithms.maml import MAML
-from trlearner.algorithms.metasgd import MetaSGD
-from trlearner.algorithms.protonet import ProtoNet
-from trlearner.algorithms.tnet import TNet
+from trlearner.engine.algorithms.anil import ANIL
+from trlearner.engine.algorithms.base import Algorithm
+from trlearner.engine.algorithms.maml import MAML
+from trlearner.engine.algorithms.metasgd import MetaSGD
+from trlearner.engine.algorithms.protonet import ProtoNet
+from trlearner.engine.algorithms.tnet import TNet
 
 ALGORITHMS = {cls.name: cls for cls in (MAML, ANIL, MetaSGD, TNet, ProtoNet)}
 
@@ -15,14 +15,14 @@ def make_algorithm(name: str, backbone, kind: str, **options) -> Algorithm:
 
     Arguments:
         name: the algorithm.
-        backbone: a :class:`~trlearner.backbones.Backbone`.
+        backbone: a :class:`~trlearner.engine.backbones.Backbone`.
         kind: ``regression`` or ``classification``.
         options: ``adapt_bn`` (every algorithm; default False, docs/BASELINES.md) and
             ``lr_init`` (``metasgd`` only: ``uniform`` or ``constant``).
 
     Example::
 
-        >>> from trlearner.backbones import mlp
+        >>> from trlearner.engine.backbones import mlp
         >>> make_algorithm("metasgd", mlp([1, 40, 40], 1), "regression", lr_init="constant").lr_init
         'constant'
     """

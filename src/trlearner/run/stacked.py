@@ -6,17 +6,17 @@ every meta-parameter becomes [S, ...] for the step's forward and backward). The 
 overhead that sets the time of one small run (the sinusoid MLP) is then paid once per
 iteration instead of once per seed.
 
-What stays per seed, exactly as in a single run (:func:`trlearner.train.train`):
+What stays per seed, exactly as in a single run (:func:`trlearner.run.train.train`):
 
 - the meta-parameter init (``init_meta``), the meta-batch of iteration ``it`` (episodes
   ``it*B .. it*B+B-1`` of that seed's training source) and the sampler/regulariser generator
   seeded by (seed, it); TRLearner's sampler runs per seed, before the seed ``vmap``
-  (:meth:`trlearner.relation.TRLearner.sample_mask`);
+  (:meth:`trlearner.method.relation.TRLearner.sample_mask`);
 - the optimiser: each seed has its own leaf tensors and its own fused Adam
-  (:func:`trlearner.train.make_optimizer`), whose tensors have the single run's shapes;
+  (:func:`trlearner.run.train.make_optimizer`), whose tensors have the single run's shapes;
 - the run folder: ``checkpoint.pt`` (same format, plus ``"trainer": "stacked"``), ``log.txt``,
   ``metrics.json`` and ``provenance.json`` written by the single run's writer
-  (:func:`trlearner.train.write_results`; provenance adds a ``stacked`` record).
+  (:func:`trlearner.run.train.write_results`; provenance adds a ``stacked`` record).
 
 A seed's numbers do not depend on which other seeds share its process (tests/test_stacked.py
 trains seeds {0, 1, 2} stacked and seed 1 alone, and compares metrics.json bit for bit), so
@@ -29,13 +29,13 @@ a stacked checkpoint resumes only in a stacked run and vice versa.
 Command line (one Snakemake job per cell and variant instead of one per seed; the options
 of ``trlearner train``, with ``--seeds`` for ``--seed`` and ``{seed}`` in ``--out``)::
 
-    python -m trlearner.stacked --dataset sinusoid --algorithm maml --shots 5 \\
+    python -m trlearner.run.stacked --dataset sinusoid --algorithm maml --shots 5 \\
         --seeds 0 1 2 --out results/runs/sinusoid/5shot/maml/baseline/seed{seed}
 
 Example::
 
     >>> import tempfile
-    >>> from trlearner.train import resolve_config
+    >>> from trlearner.run.train import resolve_config
     >>> cfgs = [resolve_config(dataset="sinusoid", algorithm="maml", shots=5, seed=s,
     ...                        iterations=3, test_tasks=4) for s in (0, 1)]
     >>> root = tempfile.mkdtemp()
@@ -57,9 +57,9 @@ from torch.func import vmap
 
 from trlearner.data.regression import stable_key
 from trlearner.data.tasks import TaskBatch
-from trlearner.engine import adapt_batch
-from trlearner.results import atomic_write_json, config_hash, provenance, write_metrics
-from trlearner.runio import RunFolderError, code_hash, remove_temp_files, run_lock
+from trlearner.engine.core import adapt_batch
+from trlearner.run.results import atomic_write_json, config_hash, provenance, write_metrics
+from trlearner.run.folder import RunFolderError, code_hash, remove_temp_files, run_lock
 
 TRAINER = "stacked"
 
@@ -73,7 +73,7 @@ def check_stackable(cfgs) -> None:
     """Refuse a stack that a single vmapped process cannot train exactly.
 
     Arguments:
-        cfgs: resolved :class:`trlearner.train.RunConfig` objects, one per seed.
+        cfgs: resolved :class:`trlearner.run.train.RunConfig` objects, one per seed.
 
     Raises:
         ValueError: naming what differs or what is not supported, and what to do instead.
@@ -86,7 +86,7 @@ def check_stackable(cfgs) -> None:
     keys = {cell_key(c) for c in cfgs}
     if len(keys) > 1:
         raise ValueError("a stacked run holds the seeds of ONE cell: every setting but the seed must be equal; "
-                         "run each cell as its own `python -m trlearner.stacked` command")
+                         "run each cell as its own `python -m trlearner.run.stacked` command")
     cfg = cfgs[0]
     if cfg.backend != "vmap":
         raise ValueError(f"a stacked run uses the vmap engine only (got --backend {cfg.backend}); "
@@ -154,7 +154,7 @@ class _Seed:
     """The training state of one seed of the stack."""
 
     def __init__(self, cfg, out: Path, algo, trl, device: str, force: bool, taken_over: str | None):
-        from trlearner.train import _load_checkpoint, _other_run, init_meta, make_optimizer, run_source
+        from trlearner.run.train import _load_checkpoint, _other_run, init_meta, make_optimizer, run_source
 
         self.cfg, self.out = cfg, out
         self.ident_hash = config_hash(cfg.identity())
@@ -191,7 +191,7 @@ class _Seed:
             self.log(f"resumed at iteration {self.start} from {out / 'checkpoint.pt'}")
 
     def checkpoint(self, it: int, seconds: float) -> None:
-        from trlearner.train import _save_checkpoint
+        from trlearner.run.train import _save_checkpoint
 
         _save_checkpoint(self.out, {
             "iteration": it, "elapsed": self.elapsed + seconds, "config_hash": self.ident_hash,
@@ -205,7 +205,7 @@ def train_stacked(cfgs, outs, progress: bool = True, force: bool = False) -> lis
     """Meta-train the seeds ``cfgs`` of one cell together, each into its own folder.
 
     Arguments:
-        cfgs: resolved :class:`trlearner.train.RunConfig` objects that differ only in ``seed``.
+        cfgs: resolved :class:`trlearner.run.train.RunConfig` objects that differ only in ``seed``.
         outs: one run folder per config (locked for the whole run, as ``train`` locks one).
         progress: show a progress bar. force: replace results of other runs found in ``outs``.
 
@@ -218,8 +218,8 @@ def train_stacked(cfgs, outs, progress: bool = True, force: bool = False) -> lis
     """
     from tqdm.auto import tqdm
 
-    from trlearner.regularizers import make_regularizer
-    from trlearner.train import (_diverged_metrics, _eval_point, build, pick_device, run_source,
+    from trlearner.method.regularizers import make_regularizer
+    from trlearner.run.train import (_diverged_metrics, _eval_point, build, pick_device, run_source,
                                  write_results)
 
     cfgs, outs = list(cfgs), [Path(o) for o in outs]
@@ -310,17 +310,17 @@ def train_stacked(cfgs, outs, progress: bool = True, force: bool = False) -> lis
 
 
 def build_parser():
-    """``python -m trlearner.stacked``: the options of ``trlearner train`` (the same parser),
+    """``python -m trlearner.run.stacked``: the options of ``trlearner train`` (the same parser),
     with ``--seeds`` beside ``--seed`` (which it replaces) and an ``--out`` pattern with ``{seed}``."""
     import argparse
 
-    from trlearner import train_cli
+    from trlearner.run import cli as train_cli
 
-    top = argparse.ArgumentParser(prog="python -m trlearner.stacked")
+    top = argparse.ArgumentParser(prog="python -m trlearner.run.stacked")
     sub = top.add_subparsers(dest="command")
     train_cli.register(sub)
     p = sub.choices["train"]
-    p.prog = "python -m trlearner.stacked"
+    p.prog = "python -m trlearner.run.stacked"
     p.description = ("Meta-train the seeds of one cell together in one process (vmapped over a seed "
                      "dimension); each seed gets its own run folder, checkpoint and metrics.json.")
     p.add_argument("--seeds", type=int, nargs="+", required=True,
@@ -333,18 +333,18 @@ def main(argv: list[str] | None = None) -> int:
     per seed. Exit status 0, 2 (bad options or run folder), 3 (a seed diverged).
 
     Example:
-        ``python -m trlearner.stacked --dataset sinusoid --algorithm maml --shots 5 --seeds 0 1 2
+        ``python -m trlearner.run.stacked --dataset sinusoid --algorithm maml --shots 5 --seeds 0 1 2
         --out results/runs/sinusoid/5shot/maml/baseline/seed{seed}``
     """
-    from trlearner.relation import TRConfig
-    from trlearner.train import DIVERGED_EXIT, resolve_config
-    from trlearner.train_cli import RUN_KEYS, preflight
+    from trlearner.method.relation import TRConfig
+    from trlearner.run.train import DIVERGED_EXIT, resolve_config
+    from trlearner.run.cli import RUN_KEYS, preflight
 
     args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if "{seed}" not in args.out:
-        print(f"trlearner.stacked: error: --out {args.out!r} must contain '{{seed}}' (one run folder per "
+        print(f"trlearner.run.stacked: error: --out {args.out!r} must contain '{{seed}}' (one run folder per "
               f"seed), e.g. --out results/cell/seed{{seed}}", file=sys.stderr)
         return 2
     trl = None
@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             preflight(cfg, out, force=args.force)
         ms = train_stacked(cfgs, outs, progress=not args.no_progress, force=args.force)
     except (ValueError, RunFolderError) as exc:
-        print(f"trlearner.stacked: error: {exc}", file=sys.stderr)
+        print(f"trlearner.run.stacked: error: {exc}", file=sys.stderr)
         return 2
     for m, out in zip(ms, outs):
         print(f"seed {m['seed']}: {m['metric']} = {m['mean']} ± {m['ci95']} ({m['status']}) -> {out}/metrics.json")

@@ -32,17 +32,17 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from trlearner.algorithms import ALGORITHMS, make_algorithm
-from trlearner.backbones import make_backbone
+from trlearner.engine.algorithms import ALGORITHMS, make_algorithm
+from trlearner.engine.backbones import make_backbone
 from trlearner.data.regression import stable_key
 from trlearner.data.tasks import make_source
-from trlearner.engine import BACKENDS, adapt_batch, evaluate_curve
-from trlearner.protocols import REDUCIBLE, paper_protocol
-from trlearner.regularizers import make_regularizer
-from trlearner.relation import TRConfig, TRLearner, relation_matrix
-from trlearner.results import (atomic_torch_save, atomic_write_json, config_hash, provenance,
+from trlearner.engine.core import BACKENDS, adapt_batch, evaluate_curve
+from trlearner.run.protocols import REDUCIBLE, paper_protocol
+from trlearner.method.regularizers import make_regularizer
+from trlearner.method.relation import TRConfig, TRLearner, relation_matrix
+from trlearner.run.results import (atomic_torch_save, atomic_write_json, config_hash, provenance,
                                summarise, tensor_hash, write_metrics)
-from trlearner.runio import (CheckpointError, RunFolderError, code_hash, load_checked, remove_temp_files,
+from trlearner.run.folder import (CheckpointError, RunFolderError, code_hash, load_checked, remove_temp_files,
                              run_lock, save_checked)
 
 DIVERGED_EXIT = 3
@@ -93,9 +93,9 @@ class RunConfig:
     heldout_sources: tuple | None = None
     # the dataset of the TRAINING episodes when it differs from ``dataset`` (whose val/test
     # classes evaluate the run): the cross-domain cells cub/places train on miniimagenet
-    # (trlearner.protocols.CROSS_DOMAIN); None = train on ``dataset`` itself
+    # (trlearner.run.protocols.CROSS_DOMAIN); None = train on ``dataset`` itself
     train_dataset: str | None = None
-    # the baselines as their authors ran them (trlearner.protocols, docs/BASELINES.md)
+    # the baselines as their authors ran them (trlearner.run.protocols, docs/BASELINES.md)
     adapt_bn: bool | None = None
     downsample: str | None = None
     init: str | None = None
@@ -156,7 +156,7 @@ def resolve_config(**kwargs) -> RunConfig:
 
         cfg.train_sources, cfg.heldout_sources = check_sources(cfg.train_sources, cfg.heldout_sources)
     if cfg.train_dataset is not None:
-        from trlearner.protocols import FIXED_WAY_IMAGE_DATASETS as allowed
+        from trlearner.run.protocols import FIXED_WAY_IMAGE_DATASETS as allowed
 
         if cfg.dataset not in allowed or cfg.train_dataset not in allowed:
             raise ValueError(f"train_dataset={cfg.train_dataset!r} with dataset={cfg.dataset!r}: a separate training "
@@ -321,7 +321,7 @@ def _load_checkpoint(out: Path, ident_hash: str, log, force: bool = False) -> di
     A checkpoint is skipped, with a log line, when it is unreadable, not plain data (it is
     loaded with ``weights_only=True``: nothing in it runs), fails its checksum, or has no
     checksum (then the previous one is tried). One written by other code (another
-    :func:`trlearner.runio.code_hash`) is not resumed: the run starts again. One of other
+    :func:`trlearner.run.folder.code_hash`) is not resumed: the run starts again. One of other
     settings raises :class:`RunFolderError`, or with ``force`` is deleted.
     """
     for name in CHECKPOINTS:
@@ -513,13 +513,13 @@ def train(cfg: RunConfig, out, progress: bool = True, force: bool = False) -> di
     """Meta-train (resuming from ``out`` when a checkpoint of this run and this code is
     there), evaluate, write ``metrics.json`` and ``provenance.json``; return the metrics dict.
 
-    ``out`` is locked for the whole run (:func:`trlearner.runio.run_lock`); temporary files of
+    ``out`` is locked for the whole run (:func:`trlearner.run.folder.run_lock`); temporary files of
     writes interrupted by a kill are removed first. ``force`` replaces the results of another
     run found in ``out`` (otherwise refused).
 
     Raises :class:`DivergedError` (after writing ``metrics.json`` with
     ``status="diverged"``) when the loss becomes NaN or infinite, and
-    :class:`trlearner.runio.RunFolderError` when ``out`` is locked by a live run or holds
+    :class:`trlearner.run.folder.RunFolderError` when ``out`` is locked by a live run or holds
     another run's results (without ``force``).
     """
     out = Path(out)
@@ -623,7 +623,7 @@ def write_results(cfg: RunConfig, algo, trl, meta, out: Path, wall: float, histo
                   device: str, extra_provenance: dict | None = None) -> dict:
     """Evaluate trained meta-parameters and write a run's results into ``out``.
 
-    The end of every run, single (:func:`train`) or stacked (:mod:`trlearner.stacked`): the
+    The end of every run, single (:func:`train`) or stacked (:mod:`trlearner.run.stacked`): the
     test curve, ``relation.pt`` (TRLearner), ``provenance.json`` (plus ``extra_provenance``)
     and ``metrics.json``.
 

@@ -106,7 +106,7 @@ def claim_gpu(lock_dir: str | os.PathLike | None = None, timeout: float | None =
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m trlearner.gpu [--lock-dir D] -- CMD ...``: run CMD on a claimed GPU."""
+    """``python -m trlearner.pipeline.gpu [--lock-dir D] -- CMD ...``: run CMD on a claimed GPU."""
     argv = list(sys.argv[1:] if argv is None else argv)
     lock_dir = None
     if argv[:1] == ["--lock-dir"]:
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--"]:
         argv = argv[1:]
     if not argv:
-        print("usage: python -m trlearner.gpu [--lock-dir D] -- CMD ...", file=sys.stderr)
+        print("usage: python -m trlearner.pipeline.gpu [--lock-dir D] -- CMD ...", file=sys.stderr)
         return 2
     with claim_gpu(lock_dir) as gid:
         print(f"gpu: claimed GPU {gid}", file=sys.stderr)

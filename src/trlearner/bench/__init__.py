@@ -1,0 +1,7 @@
+"""Layer 7, ``bench``: the benchmark suite (``trlearner bench``).
+
+Owns: :mod:`.suite` (meta-iteration time, memory, TRLearner overhead), :mod:`.reference`
+(an independent ``torch.func`` MAML to compare against), :mod:`.episodes` (episode loading
+rate) and :mod:`.pipeline` (Snakemake's no-op and scheduling overhead).
+May import: every layer below.
+"""

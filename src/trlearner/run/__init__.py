@@ -1,0 +1,8 @@
+"""Layer 4, ``run``: one training run, from its options to its run folder.
+
+Owns: :mod:`.protocols` (the baselines' settings per dataset), :mod:`.train` (meta-train and
+evaluate), :mod:`.stacked` (the seeds of one cell in one process), :mod:`.results`
+(metrics.json, provenance), :mod:`.folder` (atomic writes, checked checkpoints, the run lock)
+and :mod:`.cli` (``trlearner train``).
+May import: ``trlearner.method``, ``trlearner.data``, ``trlearner.engine``, ``trlearner.util``.
+"""

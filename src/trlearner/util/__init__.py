@@ -1,0 +1,5 @@
+"""Layer 0, ``util``: helpers every layer may use (command-line conventions).
+
+Owns: :mod:`.cli` (help with defaults, ``--version``, ``-q``, logging while a command runs).
+May import: nothing of trlearner.
+"""
