@@ -2,7 +2,7 @@
 experiment, TRLEARNER.md section 4).
 
 The paper says "train on some sources, test on held-out ones" without naming them. Our
-decision (``trlearner.run.protocols.METADATASET_TRAIN_SOURCES`` / ``METADATASET_HELDOUT_SOURCES``,
+decision (``trlearner.data.sources.metadataset_sources``,
 overridable per run with ``train_sources`` / ``heldout_sources``): train on the 8 sources
 that have training classes (ilsvrc_2012, omniglot, aircraft, cu_birds, dtd, quickdraw,
 fungi, vgg_flower) and hold out the two test-only sources of Meta-Dataset (traffic_sign,
@@ -38,8 +38,8 @@ import torch
 
 from trlearner.data.episodes import as_indices, episode_rng, task_batch
 from trlearner.data.metadataset import MetaDatasetSource
-from trlearner.run.protocols import (METADATASET_HELDOUT_SOURCES, METADATASET_SOURCES,
-                                 METADATASET_TRAIN_SOURCES)
+from trlearner.data.sources.metadataset_sources import (METADATASET_HELDOUT_SOURCES, METADATASET_SOURCES,
+                                                        METADATASET_TRAIN_SOURCES)
 
 SPLITS = ("train", "val", "test")
 

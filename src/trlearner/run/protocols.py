@@ -79,19 +79,17 @@ POSE = dict(
 # 60,000 iterations; MAML's miniImageNet init and meta-gradient clipping (+-10). ``test_queries``
 # 10 = the sampler's cap of queries per class (recorded only; the sampler decides).
 METADATASET = dict({k: v for k, v in MINIIMAGENET.items() if k != "train_queries"}, test_queries=10)
-METADATASET_SOURCES = ("ilsvrc_2012", "omniglot", "aircraft", "cu_birds", "dtd", "quickdraw", "fungi",
-                       "vgg_flower", "traffic_sign", "mscoco")
+from trlearner.data.sources.metadataset_sources import (METADATASET_HELDOUT_SOURCES,  # noqa: E402
+                                                        METADATASET_SOURCES, METADATASET_TRAIN_SOURCES)
 
-# Multi-source Meta-Dataset (dataset ``metadataset``, trlearner.data.metadataset_multi): the
+# Multi-source Meta-Dataset (dataset ``metadataset``, trlearner.data.sources.metadataset_multi): the
 # paper's out-of-distribution experiment, "train on some sources, test on held-out ones".
 # The paper does not name the sources. Our decision: train on the 8 sources with training
 # classes, hold out the 2 test-only sources (as Triantafillou et al. 2020 do); each task of a
 # meta-batch comes from a training source drawn uniformly. Test: 600 episodes per source, all
 # 10 sources; "overall" = mean over all sources, "ood" = mean over the held-out sources.
-# Override per run with ``train_sources`` / ``heldout_sources`` (config protocol keys).
-METADATASET_TRAIN_SOURCES = ("ilsvrc_2012", "omniglot", "aircraft", "cu_birds", "dtd", "quickdraw", "fungi",
-                             "vgg_flower")
-METADATASET_HELDOUT_SOURCES = ("traffic_sign", "mscoco")
+# Override per run with ``train_sources`` / ``heldout_sources`` (config protocol keys). The lists
+# live in the data layer (trlearner.data.sources.metadataset_sources), imported above.
 METADATASET_MULTI = dict(METADATASET, train_sources=METADATASET_TRAIN_SOURCES,
                          heldout_sources=METADATASET_HELDOUT_SOURCES)
 # The report cells of a multi-source run: (metadataset, overall) and (metadataset, ood), the
@@ -137,7 +135,7 @@ DATASET_PROTOCOLS = {
     "miniimagenet": MINIIMAGENET,
     "cub": CROSS_DOMAIN,
     "places": CROSS_DOMAIN,
-    # motivation task families of graded frequency content (trlearner.data.regression)
+    # motivation task families of graded frequency content (trlearner.data.sources.regression)
     "motivation_d1": REGRESSION,
     "motivation_d2": REGRESSION,
     "motivation_d3": REGRESSION,
