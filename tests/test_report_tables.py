@@ -206,7 +206,7 @@ def _with_paper_effect(effect: float) -> Reference:
 
 
 def test_verdict_rule_is_the_paper_effect_against_our_ci():
-    from trlearner.report.render import effect_verdict
+    from trlearner.report.stats import effect_verdict
 
     assert effect_verdict(-0.193, -0.140, 0.090, 3) == "compatible"      # [-0.230, -0.050]
     assert effect_verdict(-0.193, -0.100, 0.090, 3) == "incompatible"    # [-0.190, -0.010]

@@ -3,5 +3,6 @@
 Owns: :mod:`.suite` (meta-iteration time, memory, TRLearner overhead), :mod:`.reference`
 (an independent ``torch.func`` MAML to compare against), :mod:`.episodes` (episode loading
 rate) and :mod:`.pipeline` (Snakemake's no-op and scheduling overhead).
-May import: every layer below.
+May import: ``trlearner.pipeline``, ``trlearner.report``, ``trlearner.analysis``, ``trlearner.run``,
+``trlearner.method``, ``trlearner.data``, ``trlearner.engine``, ``trlearner.util``.
 """

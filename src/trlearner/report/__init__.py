@@ -2,8 +2,12 @@
 
 Reads results only; never trains. Modules: ``runs`` (read metrics.json/provenance.json,
 count each run once), ``schema`` (what a metrics.json must hold to be counted),
-``reference`` (config/reference.yaml), ``stats`` (seeds, paired effects, power), ``tables``
+``reference`` (the packaged reference.yaml), ``stats`` (seeds, paired effects, power), ``tables``
 (family tables in Markdown/LaTeX/HTML), ``render`` (REPORT.md), ``cli`` (the command).
+
+Layer 5, ``report`` (a peer of ``analysis``; neither imports the other).
+Owns: everything from results to REPORT.md, its tables, figures and the HTML pages.
+May import: ``trlearner.run``, ``trlearner.method``, ``trlearner.data``, ``trlearner.engine``, ``trlearner.util``.
 
 Example:
     >>> from trlearner.report import Reference

@@ -7,7 +7,7 @@ This section pairs each interpretation, seed by seed, with the SAME baseline run
 (``results/runs/<dataset>/<setting>/<algorithm>/baseline/seed<N>``) and answers two questions:
 
 1. Does any interpretation reach the paper's effect, i.e. does its 95 % CI contain it (the
-   verdict rule of :func:`trlearner.report.render.effect_verdict`)?
+   verdict rule of :func:`trlearner.report.stats.effect_verdict`)?
 2. Which interpretation comes closest: the smallest ``|our effect - paper effect|`` among the
    judged ones, with its paired effect ± 95 % CI.
 
@@ -34,7 +34,7 @@ import pandas as pd
 
 from .reference import Reference
 from .runs import RUN_COLUMNS, scan_runs
-from .stats import PAIR_SEEDS, paired_differences, records
+from .stats import PAIR_SEEDS, effect_verdict, paired_differences, records
 from .tables import to_markdown
 
 #: Label of the table's own TRLearner runs (the TRConfig defaults).
@@ -111,10 +111,9 @@ def interpretation_effects(table_runs: pd.DataFrame, interp_runs: pd.DataFrame,
     Returns:
         DataFrame with :data:`EFFECT_COLUMNS`, one row per (cell, interpretation), sorted by
         cell then ``distance`` (``|diff - paper_effect|``; NaN last). ``verdict`` is that of
-        :func:`trlearner.report.render.effect_verdict` ("could not be tested" under a reduced
+        :func:`trlearner.report.stats.effect_verdict` ("could not be tested" under a reduced
         protocol or with fewer than 2 paired seeds); ``lo``/``hi`` the CI's ends.
     """
-    from .render import effect_verdict  # render imports this module for its section
 
     known = _paper_effects(reference)
     rows = []
@@ -196,7 +195,7 @@ def claims_markdown(results_dir: str | os.PathLike, reference: Reference | str |
         results_dir: the table runs' folder (the pipeline's ``results/runs``); the ablation
             runs are read from its sibling ``ablations`` (``results/ablations``).
         reference: a :class:`~trlearner.report.reference.Reference`, a path, or None (the
-            packaged ``config/reference.yaml``).
+            packaged ``trlearner/report/reference.yaml``).
         table_runs: the scan of ``results_dir`` when the caller has it (else scanned here).
         relative_to: base of printed paths.
 

@@ -31,20 +31,17 @@ from .html import markdown_page, verdicts_rst
 from .reference import Reference
 from .rounding import ci_decimals, format_ci
 from .runs import scan_runs
-from .stats import PAIR_SEEDS, PAIR_TASKS, aggregate_cells, paired_differences, records
+from .stats import (PAIR_SEEDS, PAIR_TASKS, VERDICTS, aggregate_cells, effect_verdict, paired_differences,
+                    records)
 from .tables import (DAGGER, FOOTNOTES, NOT_IN_PRESET, POOLED, FamilyTable, Section, build_tables, format_p,
                      html_document, in_ci, load_expected, render_family, resolve_cells, setting_sort_key,
                      to_markdown)
 
-#: Verdicts on a known paper cell, in the order the summary lists them.
-VERDICTS = ("compatible", "incompatible", "could not be tested")
 VERDICT_TITLES = {"compatible": "Compatible with the paper",
                   "incompatible": "Incompatible with the paper",
                   "could not be tested": "Could not be tested"}
 #: Verdicts on the general claim (TRLearner improves its baselines; no paper numbers).
 GENERAL_VERDICTS = ("supported", "contradicted", "mixed", "not shown", "could not be tested")
-#: Relative tolerance of "inside the CI" (a paper effect on the boundary is inside).
-BOUNDARY_RTOL = 1e-9
 
 VERDICT_RULE = (
     "Rule: a known cell is **compatible** with the paper when the paper's effect "
@@ -56,35 +53,6 @@ VERDICT_RULE = (
     "smallest effect its n could detect: the |δ| that a two-sided paired t-test at α = 0.05 (the "
     "level of the 95 % CI) detects with 80 % power given the observed sd of the differences "
     "(noncentral t; about (t(0.975; n−1) + t(0.80; n−1))·sd/√n).")
-
-
-def effect_verdict(paper_effect: float, diff: float, half: float, seeds: int) -> str:
-    """The verdict on one known cell from its paired effect's CI.
-
-    ``"compatible"`` when ``|paper_effect - diff| <= half`` (boundary included, up to a
-    relative 1e-9 for float rounding), ``"incompatible"`` when it is outside, ``"could not be
-    tested"`` with fewer than 2 paired seeds or an unknown effect or CI.
-
-    Arguments:
-        paper_effect: the paper's TRLearner - baseline.
-        diff: our paired effect (mean of the per-seed differences).
-        half: half-width of its 95 % CI.
-        seeds: number of seeds paired.
-
-    Returns:
-        One of :data:`VERDICTS`.
-
-    Example:
-        >>> effect_verdict(-0.193, -0.140, 0.090, 3), effect_verdict(-0.193, -0.021, 0.017, 3)
-        ('compatible', 'incompatible')
-        >>> effect_verdict(-0.125, -0.25, 0.125, 2), effect_verdict(-0.193, -0.05, 0.06, 1)
-        ('compatible', 'could not be tested')
-    """
-    values = (paper_effect, diff, half)
-    if seeds < 2 or not all(v is not None and math.isfinite(v) for v in values):
-        return "could not be tested"
-    inside = abs(paper_effect - diff) <= half + BOUNDARY_RTOL * max(abs(half), abs(paper_effect), 1e-12)
-    return "compatible" if inside else "incompatible"
 
 
 def _fmt(x: float, d: int, sign: bool = False) -> str:

@@ -41,6 +41,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+#: Verdicts on a known paper cell, in the order the summary lists them.
+VERDICTS = ("compatible", "incompatible", "could not be tested")
+#: Relative tolerance of "inside the CI" (a paper effect on the boundary is inside).
+BOUNDARY_RTOL = 1e-9
+
 CELL_KEYS = ["dataset", "setting", "algorithm", "variant"]
 # pQSAR (Martin et al. 2019): an assay counts as modelled when its R^2 exceeds 0.3.
 R2_THRESHOLD = 0.3
@@ -379,3 +384,32 @@ def paired_differences(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
             row["note"] = "no seed with both variants ok"
         rows.append(row)
     return pd.DataFrame(rows, columns=columns)
+
+
+def effect_verdict(paper_effect: float, diff: float, half: float, seeds: int) -> str:
+    """The verdict on one known cell from its paired effect's CI.
+
+    ``"compatible"`` when ``|paper_effect - diff| <= half`` (boundary included, up to a
+    relative 1e-9 for float rounding), ``"incompatible"`` when it is outside, ``"could not be
+    tested"`` with fewer than 2 paired seeds or an unknown effect or CI.
+
+    Arguments:
+        paper_effect: the paper's TRLearner - baseline.
+        diff: our paired effect (mean of the per-seed differences).
+        half: half-width of its 95 % CI.
+        seeds: number of seeds paired.
+
+    Returns:
+        One of :data:`VERDICTS`.
+
+    Example:
+        >>> effect_verdict(-0.193, -0.140, 0.090, 3), effect_verdict(-0.193, -0.021, 0.017, 3)
+        ('compatible', 'incompatible')
+        >>> effect_verdict(-0.125, -0.25, 0.125, 2), effect_verdict(-0.193, -0.05, 0.06, 1)
+        ('compatible', 'could not be tested')
+    """
+    values = (paper_effect, diff, half)
+    if seeds < 2 or not all(v is not None and math.isfinite(v) for v in values):
+        return "could not be tested"
+    inside = abs(paper_effect - diff) <= half + BOUNDARY_RTOL * max(abs(half), abs(paper_effect), 1e-12)
+    return "compatible" if inside else "incompatible"

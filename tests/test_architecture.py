@@ -1,0 +1,161 @@
+"""The package's folders are its layers: imports point one way and form no cycle.
+
+Layers, lowest first (docs/ARCHITECTURE.md draws them)::
+
+    util < engine < data < method < run < {analysis, report} < pipeline < bench < trlearner (cli, API)
+
+A module may import its own folder and any lower layer; ``analysis`` and ``report`` are peers
+and do not import each other. Every import counts, the lazy ones inside functions too (a lazy
+import still ties the two modules together; it only changes when the cost is paid). The one
+upward edge allowed is ``from trlearner import __version__``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "trlearner"
+LAYERS = ("util", "engine", "data", "method", "run", ("analysis", "report"), "pipeline", "bench")
+RANK = {name: rank for rank, layer in enumerate(LAYERS)
+        for name in (layer if isinstance(layer, tuple) else (layer,))}
+TOP = len(LAYERS)  # trlearner/__init__.py, cli.py, __main__.py
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def folder(module: str) -> str | None:
+    """The layer folder of a module (``trlearner.run.train`` -> ``run``); None for the top."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in RANK else None
+
+
+def rank(module: str) -> int:
+    f = folder(module)
+    return TOP if f is None else RANK[f]
+
+
+def resolve(name: str) -> str:
+    """The module an imported dotted name lives in (``trlearner.x.y`` -> itself if a module, else
+    its nearest module parent)."""
+    while name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name
+
+
+def imports(module: str) -> list[tuple[str, int, set[str]]]:
+    """Every ``trlearner`` import of a module: (target module, line, names imported)."""
+    path = MODULES[module]
+    is_pkg = path.name == "__init__.py"
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(resolve(a.name), node.lineno, set()) for a in node.names if a.name.split(".")[0] == "trlearner"]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".") if is_pkg else module.split(".")[:-1]
+                base = base[: len(base) - node.level + 1]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            if name.split(".")[0] != "trlearner":
+                continue
+            names = {a.name for a in node.names}
+            subs = [f"{name}.{n}" for n in names if f"{name}.{n}" in MODULES]  # from pkg import module
+            rest = names - {s.rpartition(".")[2] for s in subs}
+            found += [(s, node.lineno, set()) for s in subs]
+            if rest or not subs:
+                found.append((resolve(name), node.lineno, rest))
+    return [(t, line, names) for t, line, names in found if t != module]
+
+
+GRAPH = {m: imports(m) for m in MODULES}
+
+
+def test_the_layers_are_the_folders():
+    """Every sub-folder of the package is a layer, and the top level holds only the entry points."""
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == set(RANK), f"folders {sorted(folders)} != layers {sorted(RANK)}: update LAYERS and docs/ARCHITECTURE.md"
+    loose = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert loose == ["__init__.py", "__main__.py", "cli.py"], f"loose modules at the top: {loose}"
+
+
+def test_no_upward_import():
+    bad = []
+    for module, edges in GRAPH.items():
+        for target, line, names in edges:
+            if target == "trlearner" and names <= {"__version__"}:
+                continue
+            same = folder(target) == folder(module)  # one folder, or both entry points at the top
+            if not same and rank(target) >= rank(module):
+                bad.append(f"{MODULES[module].relative_to(PACKAGE.parent)}:{line}: {module} imports {target}")
+    assert not bad, "imports that point up or sideways:\n" + "\n".join(bad)
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's algorithm: the strongly connected components of more than one module."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_strongly_connected_finds_a_planted_cycle():
+    """The cycle finder itself: a -> b -> c -> a is found, the tail d -> a is not part of it."""
+    assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert strongly_connected({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle():
+    graph = {m: {t for t, _, _ in edges} for m, edges in GRAPH.items()}
+    cycles = strongly_connected(graph)
+    assert not cycles, "modules that import each other (directly or round about):\n" + "\n".join(
+        " <-> ".join(c) for c in cycles)
+
+
+@pytest.mark.parametrize("layer", sorted(RANK))
+def test_each_folder_says_what_it_owns_and_may_import(layer):
+    """Each layer's ``__init__`` docstring has ``Owns:`` and ``May import:``; the latter names
+    exactly the layers below it."""
+    doc = ast.get_docstring(ast.parse((PACKAGE / layer / "__init__.py").read_text())) or ""
+    assert "Owns:" in doc, f"{layer}/__init__.py: say what the folder owns ('Owns: ...')"
+    match = re.search(r"May import:(.*?)(?:\n\n|\Z)", doc, re.S)
+    assert match, f"{layer}/__init__.py: say what the folder may import ('May import: ...')"
+    named = set(re.findall(r"trlearner\.(\w+)", match.group(1)))
+    allowed = {n for n, r in RANK.items() if r < RANK[layer]}
+    assert named == allowed, f"{layer}/__init__.py says it may import {sorted(named)}; the layers below it are {sorted(allowed)}"
