@@ -32,6 +32,9 @@ CHOICES = {
 # the defaults of trlearner.method.relation.TRConfig that the command line can set
 TR_DEFAULTS = {"lam": 0.1, "heads": 4, "sampler": "diverse", "weights": "relu", "align": "match",
                "class_repr": "concat"}
+# The TRLearner settings are the fields of TRConfig; each is the option of its own name (the
+# config key of the same name, trlearner.pipeline), except these, set by their negation.
+TR_NEGATED = {"learn_omega": "fixed_omega"}
 PROTOCOL = "default: the dataset's protocol"
 
 
@@ -65,7 +68,7 @@ def _nonneg(kind):
 
 def _source_list(text):
     names = tuple(n.strip() for n in text.split(",") if n.strip())
-    from trlearner.run.protocols import METADATASET_SOURCES
+    from trlearner.data.sources.metadataset_sources import METADATASET_SOURCES
 
     bad = [n for n in names if n not in METADATASET_SOURCES]
     if bad:
@@ -81,6 +84,72 @@ RUN_KEYS = ("dataset", "algorithm", "shots", "ways", "seed", "iterations", "meta
             "checkpoint_every", "eval_every", "eval_tasks", "preset", "data_root", "regularizer",
             "reg_strength", "train_sources", "heldout_sources", "train_dataset",
             "adapt_bn", "downsample", "init", "grad_clip", "train_ways", "metasgd_lr_init")
+
+
+def trlearner_keys() -> tuple[str, ...]:
+    """The TRLearner settings a command line or a config sets: ``dataclasses.fields`` of
+    :class:`trlearner.method.relation.TRConfig`, with :data:`TR_NEGATED` names (imports torch).
+
+    Example:
+        >>> trlearner_keys()[-1]
+        'fixed_omega'
+    """
+    from dataclasses import fields
+
+    from trlearner.method.relation import TRConfig
+
+    return tuple(TR_NEGATED.get(f.name, f.name) for f in fields(TRConfig))
+
+
+def trlearner_config(args):
+    """The :class:`~trlearner.method.relation.TRConfig` of parsed ``args`` (None without
+    ``--trlearner``): every field from the option of its name (:func:`trlearner_keys`)."""
+    if not args.trlearner:
+        return None
+    from dataclasses import fields
+
+    from trlearner.method.relation import TRConfig
+
+    values = {}
+    for f in fields(TRConfig):
+        if f.name in TR_NEGATED:
+            values[f.name] = not getattr(args, TR_NEGATED[f.name])
+        else:
+            values[f.name] = getattr(args, f.name)
+    return TRConfig(**values)
+
+
+def run_config(args):
+    """The one :class:`trlearner.run.train.RunConfig` of parsed ``train`` arguments: what
+    ``trlearner train`` trains and what the pipeline's train job checks a checkpoint against.
+
+    Raises:
+        ValueError: a setting the run cannot have (from ``resolve_config``).
+    """
+    from trlearner.run.train import resolve_config
+
+    return resolve_config(**{k: getattr(args, k) for k in RUN_KEYS}, trlearner=trlearner_config(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A parser of ``train`` alone (``parse_args(["train", ...])``): what the top-level
+    ``trlearner`` parser defines for it, without the other commands.
+
+    Example:
+        >>> build_parser().parse_args(["train", "--dataset", "sinusoid", "--algorithm", "maml",
+        ...                            "--shots", "5", "--out", "x"]).func.__name__
+        'run'
+    """
+    from trlearner.util.cli import finish_parser
+
+    parser = argparse.ArgumentParser(prog="trlearner")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND"))
+    return finish_parser(parser)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The arguments of ``trlearner train ARGV`` (argparse exits with status 2 on bad ones)."""
+    return build_parser().parse_args(["train", *argv])
 
 
 def register(sub) -> None:
@@ -339,22 +408,19 @@ def _check_checkpoints(cfg, out: Path) -> None:
         return
 
 
-def run(args) -> int:
+def run(args, cfg=None) -> int:
+    """``trlearner train`` for parsed ``args``; ``cfg``: their :func:`run_config`, when the
+    caller (the pipeline's train job) has built it already."""
     import torch
 
-    from trlearner.method.relation import TRConfig
     from trlearner.run.folder import RunFolderError
-    from trlearner.run.train import DIVERGED_EXIT, DivergedError, resolve_config, train
+    from trlearner.run.train import DIVERGED_EXIT, DivergedError, train
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    trl = None
-    if args.trlearner:
-        trl = TRConfig(lam=args.lam, heads=args.heads, meta_data=args.meta_data, sampler=args.sampler,
-                       weights=args.weights, align=args.align, class_repr=args.class_repr,
-                       learn_omega=not args.fixed_omega)
     try:
-        cfg = resolve_config(**{k: getattr(args, k) for k in RUN_KEYS}, trlearner=trl)
+        if cfg is None:
+            cfg = run_config(args)
         preflight(cfg, args.out, force=getattr(args, "force", False))
     except ValueError as exc:
         print(f"trlearner train: error: {exc}", file=sys.stderr)

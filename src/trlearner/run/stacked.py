@@ -55,8 +55,8 @@ from pathlib import Path
 import torch
 from torch.func import vmap
 
-from trlearner.data.regression import stable_key
-from trlearner.data.tasks import TaskBatch
+from trlearner.data.sources.episodes import TaskBatch
+from trlearner.data.sources.regression import stable_key
 from trlearner.engine.core import adapt_batch
 from trlearner.run.results import atomic_write_json, config_hash, provenance, write_metrics
 from trlearner.run.folder import RunFolderError, code_hash, remove_temp_files, run_lock
@@ -336,9 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         ``python -m trlearner.run.stacked --dataset sinusoid --algorithm maml --shots 5 --seeds 0 1 2
         --out results/runs/sinusoid/5shot/maml/baseline/seed{seed}``
     """
-    from trlearner.method.relation import TRConfig
     from trlearner.run.train import DIVERGED_EXIT, resolve_config
-    from trlearner.run.cli import RUN_KEYS, preflight
+    from trlearner.run.cli import RUN_KEYS, preflight, trlearner_config
 
     args = build_parser().parse_args(argv)
     if args.threads:
@@ -347,11 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trlearner.run.stacked: error: --out {args.out!r} must contain '{{seed}}' (one run folder per "
               f"seed), e.g. --out results/cell/seed{{seed}}", file=sys.stderr)
         return 2
-    trl = None
-    if args.trlearner:
-        trl = TRConfig(lam=args.lam, heads=args.heads, meta_data=args.meta_data, sampler=args.sampler,
-                       weights=args.weights, align=args.align, class_repr=args.class_repr,
-                       learn_omega=not args.fixed_omega)
+    trl = trlearner_config(args)
     outs = [args.out.format(seed=s) for s in args.seeds]
     try:
         cfgs = [resolve_config(**{**{k: getattr(args, k) for k in RUN_KEYS}, "seed": s}, trlearner=trl)
