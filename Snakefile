@@ -2,7 +2,8 @@
 #   snakemake --cores 2 --configfile config/default.yaml      (the default CPU preset)
 #   snakemake --cores 16 --resources gpu=4 --configfile config/paper.yaml
 # See docs/PIPELINE.md. All experiment logic lives in the package (src/trlearner); rules only
-# call its command line. The matrix of runs comes from trlearner.pipeline.core.
+# call its one command (python -m trlearner.pipeline <job>). The matrix of runs comes from
+# trlearner.pipeline.check (the config check) and trlearner.pipeline.matrix.
 import shlex
 import sys
 from pathlib import Path
@@ -21,7 +22,9 @@ shell.prefix(
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from trlearner.pipeline import core as pipeline
+from trlearner.pipeline import catalog, estimate, sources
+from trlearner.pipeline.check import ConfigError, check_config
+from trlearner.pipeline.schema import SCHEMA
 
 min_version("9.0")
 
@@ -37,10 +40,10 @@ if "experiments" not in config:
 # key, value and what is allowed, then dataset limits (impossible shots/ways), then Snakemake's
 # own validation, which also fills schema defaults into `config`.
 try:
-    MATRIX = pipeline.check_config(config)
-except pipeline.ConfigError as exc:
+    MATRIX = check_config(config)
+except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
-validate(config, "workflow/schemas/config.schema.yaml")
+validate(config, str(SCHEMA))  # the package's src/trlearner/pipeline/config.schema.yaml
 
 RESULTS = config["results"]
 REPORTS = config["reports"]
@@ -50,9 +53,9 @@ report: "workflow/report/workflow.rst"
 
 
 wildcard_constraints:
-    dataset="|".join(pipeline.DATASETS),
+    dataset="|".join(catalog.DATASETS),
     setting=r"([0-9]+way)?[0-9]+shot|varway",
-    algorithm="|".join(pipeline.ALGORITHMS),
+    algorithm="|".join(catalog.ALGORITHMS),
     variant="baseline|trlearner",
     seed=r"[0-9]+",
     ablation=r"[a-z][a-z0-9_]*",
@@ -70,14 +73,14 @@ include: "workflow/rules/report.smk"
 
 # The job count and compute-time estimate per dataset: printed by dry runs (-n) here, and at
 # the start of a real run by onstart (also: python -m trlearner.pipeline estimate --config ...).
-if workflow.is_main_process and pipeline.dry_run_requested(sys.argv[1:]):
-    print(pipeline.format_estimate(MATRIX, pipeline.done_runs(MATRIX), 2),
+if workflow.is_main_process and estimate.dry_run_requested(sys.argv[1:]):
+    print(estimate.format_estimate(MATRIX, estimate.done_runs(MATRIX), 2),
           file=sys.stderr)
 
 
 onstart:
     # (workflow.cores is undefined under cluster executors: no wall-time line then)
-    print(pipeline.format_estimate(MATRIX, pipeline.done_runs(MATRIX), None), file=sys.stderr)
+    print(estimate.format_estimate(MATRIX, estimate.done_runs(MATRIX), None), file=sys.stderr)
 
 
 rule all:

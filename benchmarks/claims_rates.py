@@ -27,7 +27,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from trlearner.pipeline import core as pipeline  # noqa: E402
+from trlearner.pipeline.check import check_config  # noqa: E402
+from trlearner.pipeline.matrix import Run  # noqa: E402
 from trlearner.method.regularizers import make_regularizer  # noqa: E402
 from trlearner.method.relation import TRConfig  # noqa: E402
 from trlearner.run.train import (build, evaluate, init_meta, make_optimizer, meta_objective,  # noqa: E402
@@ -44,7 +45,7 @@ def trconfig(pairs: dict) -> TRConfig:
 class Step:
     """One interpretation's training state, stepped ``n`` iterations at a time."""
 
-    def __init__(self, run: pipeline.Run):
+    def __init__(self, run: Run):
         trl = trconfig(dict(run.trlearner)) if run.variant == "trlearner" else None
         self.cfg = resolve_config(dataset=run.dataset, algorithm=run.algorithm, shots=run.shots, seed=run.seed,
                                   trlearner=trl, device="cpu", **dict(run.protocol))
@@ -84,8 +85,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="also write the numbers to this file")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    matrix = pipeline.check_config(yaml.safe_load(Path(args.config).read_text()))
-    kinds: dict[str, list[pipeline.Run]] = {}
+    matrix = check_config(yaml.safe_load(Path(args.config).read_text()))
+    kinds: dict[str, list[Run]] = {}
     for r in matrix.runs:
         kinds.setdefault(r.point or r.variant, []).append(r)
     steps = {name: Step(runs[0]) for name, runs in kinds.items()}

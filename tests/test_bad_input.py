@@ -20,7 +20,9 @@ import torch
 import yaml
 
 from fixtures_data import fetch_fixture
-from trlearner.pipeline import core as pipeline
+from trlearner.pipeline.catalog import DATASETS, MAX_WAYS, REGRESSION, VECTOR_INPUT
+from trlearner.pipeline.check import ConfigError, check_config
+from trlearner.pipeline.schema import schema
 from trlearner.cli import main
 from trlearner.data.registry import override
 from trlearner.run.train import dataset_kind, resolve_config, train
@@ -276,8 +278,8 @@ def _tiny() -> dict:
 def test_bad_ablation_sweeps_are_rejected_naming_the_key(sweep, words):
     cfg = _tiny()
     cfg["ablations"]["lam"]["sweep"] = sweep
-    with pytest.raises(pipeline.ConfigError) as err:
-        pipeline.check_config(cfg)
+    with pytest.raises(ConfigError) as err:
+        check_config(cfg)
     for w in words:
         assert w in str(err.value), (w, str(err.value))
 
@@ -305,14 +307,14 @@ def test_bad_ablation_sweeps_are_rejected_naming_the_key(sweep, words):
 def test_bad_experiment_settings_are_rejected_naming_the_key(mutate, words):
     cfg = _tiny()
     mutate(cfg)
-    with pytest.raises(pipeline.ConfigError) as err:
-        pipeline.check_config(cfg)
+    with pytest.raises(ConfigError) as err:
+        check_config(cfg)
     for w in words:
         assert w in str(err.value), (w, str(err.value))
 
 
 def test_every_sweep_key_has_a_value_schema():
-    abl = pipeline._schema()["definitions"]["ablation"]["properties"]["sweep"]
+    abl = schema()["definitions"]["ablation"]["properties"]["sweep"]
     assert set(abl["properties"]) == set(abl["propertyNames"]["enum"])
 
 
@@ -320,15 +322,15 @@ def test_static_limits_match_the_shipped_splits_and_the_train_checks():
     from trlearner.data.registry import split_file
 
     test = len(split_file("omniglot_vinyals_test.txt"))
-    assert pipeline.MAX_WAYS["omniglot"] == min(len(split_file("omniglot_vinyals_train.txt")), test) == 1692
+    assert MAX_WAYS["omniglot"] == min(len(split_file("omniglot_vinyals_train.txt")), test) == 1692
     ravi = split_file("miniimagenet_ravi.json")
-    assert pipeline.MAX_WAYS["miniimagenet"] == min(len(ravi["train"]), len(ravi["test"])) == 20
-    assert pipeline.MAX_WAYS["cub"] == sum(i % 4 == 3 for i in range(200))
-    assert pipeline.MAX_WAYS["places"] == sum(i % 4 == 3 for i in range(365))
-    for ds in pipeline.DATASETS:  # the pipeline's kind lists say what train's checks say
+    assert MAX_WAYS["miniimagenet"] == min(len(ravi["train"]), len(ravi["test"])) == 20
+    assert MAX_WAYS["cub"] == sum(i % 4 == 3 for i in range(200))
+    assert MAX_WAYS["places"] == sum(i % 4 == 3 for i in range(365))
+    for ds in DATASETS:  # the pipeline's kind lists say what train's checks say
         task, inputs = dataset_kind(ds)
-        assert (ds in pipeline.REGRESSION) == (task == "regression"), ds
-        assert (ds in pipeline.VECTOR_INPUT) == (inputs == "vector"), ds
+        assert (ds in REGRESSION) == (task == "regression"), ds
+        assert (ds in VECTOR_INPUT) == (inputs == "vector"), ds
 
 
 def test_omniglot_small_static_limit_matches_the_real_zips():
@@ -343,12 +345,12 @@ def test_omniglot_small_static_limit_matches_the_real_zips():
     chars = {"/".join(n.split("/")[1:3]) for z in zips for n in zipfile.ZipFile(z).namelist() if n.endswith(".png")}
     split = split_file("omniglot_small_alphabets.json")
     count = {s: 4 * sum(c.split("/")[0] in split[s] for c in chars) for s in ("train", "test")}
-    assert pipeline.MAX_WAYS["omniglot_small"] == min(count.values())
+    assert MAX_WAYS["omniglot_small"] == min(count.values())
 
 
 def _pipeline_check(config: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    return subprocess.run([sys.executable, "-m", "trlearner.pipeline.core", "check", "--config", str(config)],
+    return subprocess.run([sys.executable, "-m", "trlearner.pipeline", "check", "--config", str(config)],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
 
 

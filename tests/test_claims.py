@@ -16,7 +16,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from test_report_fixtures import write_run  # noqa: E402
 
-from trlearner.pipeline import core as pipeline  # noqa: E402
+from trlearner.pipeline.check import check_config  # noqa: E402
 from trlearner.report.claims import (DEFAULTS_LABEL, claims_markdown, interpretation_effects,  # noqa: E402
                                      interpretation_runs)
 from trlearner.report.reference import Reference  # noqa: E402
@@ -159,7 +159,7 @@ def test_interpretations_of_one_seed_do_not_conflict_across_points(tmp_path):
 
 def _claims_matrix():
     config = yaml.safe_load((ROOT / "config" / "claims.yaml").read_text())
-    return config, pipeline.check_config(config)
+    return config, check_config(config)
 
 
 def test_claims_preset_runs_the_known_cell_at_full_protocol_for_every_interpretation():
@@ -224,7 +224,7 @@ def test_softmax_weights_train_and_reach_omega():
 
     from trlearner.engine.algorithms import make_algorithm
     from trlearner.engine.backbones import mlp
-    from trlearner.data.tasks import make_source
+    from trlearner.data.sources.dispatch import make_source
     from trlearner.method.relation import TRConfig, TRLearner
 
     algo = make_algorithm("maml", mlp([1, 40, 40], 1), "regression")

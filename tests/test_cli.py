@@ -70,7 +70,7 @@ def test_building_every_parser_imports_no_torch_pandas_scipy_matplotlib():
 
 
 def test_build_parser_defines_every_command_by_default(tmp_path):
-    """Library callers (trlearner.pipeline.core, tests) parse ``train ...`` with ``build_parser()``."""
+    """Library callers (tests) parse ``train ...`` with ``build_parser()``."""
     args = build_parser().parse_args(TINY_TRAIN + ["--out", str(tmp_path)])
     assert (args.command, args.func.__module__, args.iterations) == ("train", "trlearner.run.cli", 3)
     assert build_parser().parse_args(["data", "list"]).func.__name__ == "cmd_list"

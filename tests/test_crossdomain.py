@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from fixtures_data import REPO, fetch_fixture
-from trlearner.pipeline import core as pipeline
-from trlearner.data.images import _rule_mod4
+from trlearner.pipeline.check import ConfigError, check_config
+from trlearner.data.sources.images import _rule_mod4
 from trlearner.data.registry import override
 from trlearner.run.results import tensor_hash
 from trlearner.run.train import resolve_config, run_source, train
@@ -187,7 +187,7 @@ def test_cli_takes_train_dataset(data, tmp_path):
 
 def test_paper_preset_cross_domain_cells_train_on_miniimagenet_and_read_both_manifests():
     cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-    m = pipeline.check_config(cfg)
+    m = check_config(cfg)
     cross = [r for r in m.table_runs if r.dataset in ("cub", "places")]
     assert len(cross) == 2 * 2 * 5 * 2 * 3
     for r in cross:
@@ -198,8 +198,8 @@ def test_paper_preset_cross_domain_cells_train_on_miniimagenet_and_read_both_man
     assert [r.data_datasets() for r in m.table_runs if r.dataset == "miniimagenet"][0] == ["miniimagenet"]
     bad = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     bad["experiments"]["regression"]["protocol"] = {"train_dataset": "miniimagenet"}
-    with pytest.raises(pipeline.ConfigError, match="train_dataset='miniimagenet' given for dataset 'sinusoid'"):
-        pipeline.check_config(bad)
+    with pytest.raises(ConfigError, match="train_dataset='miniimagenet' given for dataset 'sinusoid'"):
+        check_config(bad)
 
 
 def test_snakemake_train_job_of_a_cross_domain_cell_depends_on_both_manifests(tmp_path):

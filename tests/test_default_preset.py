@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trlearner.pipeline import core as pipeline
+from trlearner.pipeline.catalog import GENERATED
+from trlearner.pipeline.check import check_config
+from trlearner.pipeline.matrix import Run
 from trlearner.report.stats import seeds_for_halfwidth
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,15 +44,15 @@ def test_known_cell_runs_the_seeds_for_a_005_ci():
     # t(0.975; 6) * 0.0534 / sqrt(7) = 2.4469 * 0.0534 / 2.6458 = 0.0494 <= 0.05
     assert seeds_for_halfwidth(MEASURED_SD, 0.05) == 7
     assert main["seeds"] == list(range(7))
-    runs = [r for r in pipeline.check_config(cfg).table_runs if r.group == "regression_main"]
+    runs = [r for r in check_config(cfg).table_runs if r.group == "regression_main"]
     assert sorted((r.variant, r.seed) for r in runs) == [(v, s) for v in ("baseline", "trlearner") for s in range(7)]
 
 
-def reduced_cells(cfg: dict) -> list[pipeline.Run]:
+def reduced_cells(cfg: dict) -> list[Run]:
     """The seed-0 (lowest seed) baseline run of every reduced table cell of ``cfg``: a cell
     whose experiment overrides the protocol's iterations or test tasks."""
-    cells: dict[tuple, pipeline.Run] = {}
-    for r in pipeline.check_config(cfg).table_runs:
+    cells: dict[tuple, Run] = {}
+    for r in check_config(cfg).table_runs:
         p = dict(r.protocol)
         if r.variant == "baseline" and ("iterations" in p or "test_tasks" in p):
             key = (r.dataset, r.setting, r.algorithm)
@@ -99,7 +101,7 @@ def _data_root() -> Path | None:
 def test_reduced_default_cell_learns(run, tmp_path):
     """Each reduced cell's baseline, trained at its default-preset protocol for 1 seed, learns."""
     data = ROOT / "data"
-    if run.dataset not in pipeline.GENERATED:
+    if run.dataset not in GENERATED:
         data = _data_root()
         if data is None:
             pytest.skip(f"{run.dataset} is not fetched (make run fetches it; or set TRLEARNER_DATA_ROOT)")

@@ -17,7 +17,9 @@ import pytest
 import yaml
 
 from fixtures_data import REPO, build, fixture_spec
-from trlearner.pipeline import core as pipeline
+from trlearner.pipeline.check import check_config
+from trlearner.pipeline.dvc import dvc_datasets, dvc_params, registry_datasets
+from trlearner.pipeline.jobs import fetch_data
 from workflow_helpers import copy_pipeline, snakemake
 
 DVC = Path(sys.executable).with_name("dvc")
@@ -25,21 +27,21 @@ PRESETS = ("default", "paper", "tiny")
 
 
 def _matrix(preset: str):
-    return pipeline.check_config(yaml.safe_load((REPO / "config" / f"{preset}.yaml").read_text()))
+    return check_config(yaml.safe_load((REPO / "config" / f"{preset}.yaml").read_text()))
 
 
 # --------------------------------------------------------------------------- one source of truth
 
 def test_params_yaml_lists_every_registry_dataset():
-    assert pipeline.dvc_params(str(REPO / "params.yaml"), check=True) == 0
-    assert pipeline.dvc_datasets(str(REPO / "params.yaml")) == pipeline.registry_datasets()
-    assert "metadataset" not in pipeline.registry_datasets()  # a collection: its members have stages
+    assert dvc_params(str(REPO / "params.yaml"), check=True) == 0
+    assert dvc_datasets(str(REPO / "params.yaml")) == registry_datasets()
+    assert "metadataset" not in registry_datasets()  # a collection: its members have stages
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["fetch"]
     assert stage["foreach"] == "${datasets}" and stage["do"]["outs"] == ["data/raw/${item}"]
 
 
 def test_every_dataset_of_every_preset_has_a_dvc_stage_and_is_git_ignored():
-    staged = set(pipeline.dvc_datasets(str(REPO / "params.yaml")))
+    staged = set(dvc_datasets(str(REPO / "params.yaml")))
     ignored = set((REPO / "data" / "raw" / ".gitignore").read_text().split())
     for preset in PRESETS:
         for dataset in _matrix(preset).datasets:
@@ -51,11 +53,11 @@ def test_dvc_params_check_names_what_is_missing(tmp_path, capsys):
     p = tmp_path / "params.yaml"
     p.write_text("datasets: [sinusoid, harmonic, omniglot_small]\n")
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
-    assert pipeline.dvc_params(str(p), check=True) == 1
+    assert dvc_params(str(p), check=True) == 1
     err = capsys.readouterr().err
     assert "'cub'" in err and "'miniimagenet'" in err and "dvc-params" in err
-    assert pipeline.dvc_params(str(p)) == 0 and pipeline.dvc_params(str(p), check=True) == 0
-    assert pipeline.dvc_datasets(str(p)) == pipeline.registry_datasets()
+    assert dvc_params(str(p)) == 0 and dvc_params(str(p), check=True) == 0
+    assert dvc_datasets(str(p)) == registry_datasets()
 
 
 def test_no_fetch_outside_dvc(tmp_path, monkeypatch, capsys):
@@ -65,11 +67,11 @@ def test_no_fetch_outside_dvc(tmp_path, monkeypatch, capsys):
     Path("params.yaml").write_text("datasets: [sinusoid]\n")
     Path("dvc.yaml").write_text((REPO / "dvc.yaml").read_text())
     out = tmp_path / "results" / "cub.manifest.json"
-    assert pipeline.fetch_data("cub", str(out)) == 2
+    assert fetch_data("cub", str(out)) == 2
     assert "no DVC stage fetch@cub" in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "data").exists()
     Path("params.yaml").write_text((REPO / "params.yaml").read_text())
-    assert pipeline.fetch_data("cub", str(out), data_root="elsewhere") == 2
+    assert fetch_data("cub", str(out), data_root="elsewhere") == 2
     assert "allowed: data_root 'data'" in capsys.readouterr().err
 
 
@@ -155,7 +157,7 @@ def test_paper_data_jobs_on_fixtures_are_versioned_and_restored_by_dvc(tmp_path)
     full = _sh([DVC, "status", "--json"], repo, env)
     # the whole repository: only the stages not run here are reported (never fetched: no dvc.lock
     # entry; or pinned by the committed dvc.lock but not pulled: omniglot_small, the generated ones)
-    assert set(json.loads(full.stdout)) == {f"fetch@{d}" for d in pipeline.registry_datasets() if d not in FIXTURES}
+    assert set(json.loads(full.stdout)) == {f"fetch@{d}" for d in registry_datasets() if d not in FIXTURES}
     # data/raw/ holds only DVC outputs, all git-ignored; only dvc.lock changed in git
     status = _sh(["git", "status", "--porcelain", "--untracked-files=all"], repo, env).stdout.split("\n")
     changed = {ln[3:] for ln in status if ln.strip() and not ln[3:].startswith(("results/", ".snakemake/"))}

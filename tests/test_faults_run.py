@@ -64,14 +64,14 @@ def _package_copy(dest: Path, *edits) -> Path:
 
 
 # the loss of every baseline run scaled by 1.5: other numbers from the first iteration on
-SCALE_LOSS = ("train.py", 'return loss + reg.penalty(meta), {"loss": loss.item()}, None',
+SCALE_LOSS = ("run/train.py", 'return loss + reg.penalty(meta), {"loss": loss.item()}, None',
               'return 1.5 * loss + reg.penalty(meta), {"loss": loss.item()}, None')
 # the process SIGKILLs itself right after writing the checkpoint of iteration 20
-KILL_AT_20 = ("train.py", "            checkpoint(it + 1)\n",
+KILL_AT_20 = ("run/train.py", "            checkpoint(it + 1)\n",
               "            checkpoint(it + 1)\n            if it + 1 == 20:\n"
               "                import os, signal; os.kill(os.getpid(), signal.SIGKILL)\n")
-# ANIL's inner step at half the learning rate: a one-line edit of algorithms/anil.py
-ANIL_EDIT = ("algorithms/anil.py", "state = {k: state[k] - lr * g[k] for k in state}",
+# ANIL's inner step at half the learning rate: a one-line edit of engine/algorithms/anil.py
+ANIL_EDIT = ("engine/algorithms/anil.py", "state = {k: state[k] - lr * g[k] for k in state}",
              "state = {k: state[k] - 0.5 * lr * g[k] for k in state}")
 
 
@@ -81,10 +81,10 @@ def test_code_hash_follows_the_content_of_every_module_not_its_mtime(tmp_path):
     pkg = _package_copy(tmp_path)
     h = runio.code_hash.__wrapped__(pkg / "trlearner")
     assert h == runio.code_hash.__wrapped__(REPO / "src" / "trlearner")  # the same files, elsewhere
-    os.utime(pkg / "trlearner" / "train.py", (time.time() + 50, time.time() + 50))
+    os.utime(pkg / "trlearner" / "run" / "train.py", (time.time() + 50, time.time() + 50))
     assert runio.code_hash.__wrapped__(pkg / "trlearner") == h
-    (pkg / "trlearner" / "algorithms" / "anil.py").write_text(
-        (pkg / "trlearner" / "algorithms" / "anil.py").read_text() + "\n# edited\n")
+    (pkg / "trlearner" / "engine" / "algorithms" / "anil.py").write_text(
+        (pkg / "trlearner" / "engine" / "algorithms" / "anil.py").read_text() + "\n# edited\n")
     assert runio.code_hash.__wrapped__(pkg / "trlearner") != h
 
 
@@ -115,7 +115,7 @@ def test_resume_on_other_code_starts_again_and_equals_a_fresh_run_of_this_code(t
 def test_finished_job_rerun_after_an_anil_edit_retrains_on_the_new_code(tmp_path):
     """As Snakemake does after an edit of algorithms/anil.py: metrics.json deleted, the job
     rerun on the edited code. It must retrain, not re-evaluate the old weights."""
-    from trlearner.pipeline.core import train_job
+    from trlearner.pipeline.jobs import train_job
 
     args = ["--dataset", "sinusoid", "--algorithm", "anil", "--shots", "5", "--iterations", "40",
             "--meta-batch", "5", "--test-tasks", "30", "--checkpoint-every", "20", "--threads", "1",
@@ -127,7 +127,7 @@ def test_finished_job_rerun_after_an_anil_edit_retrains_on_the_new_code(tmp_path
 
     new = _package_copy(tmp_path / "new", ANIL_EDIT)
     new_hash = runio.code_hash.__wrapped__(new / "trlearner")
-    rerun = _cli(["train-job", "--", *args, "--out", str(run)], pythonpath=new, module="trlearner.pipeline.core")
+    rerun = _cli(["train-job", "--", *args, "--out", str(run)], pythonpath=new, module="trlearner.pipeline")
     assert rerun.returncode == 0, rerun.stderr
     log = (run / "log.txt").read_text()
     assert f"checkpoint from code {runio.code_hash()}, this code is {new_hash}: starting again" in log
@@ -188,7 +188,8 @@ class _RunsCode:
 
 def test_planted_pickle_checkpoint_and_relation_file_run_nothing(tmp_path, capsys):
     from trlearner.analysis.relations import load_probe
-    from trlearner.pipeline.core import _remove_stale_checkpoint
+    from trlearner.pipeline.jobs import remove_stale_checkpoint
+    from trlearner.run.cli import parse_args, run_config
 
     marker = tmp_path / "code-ran"
     planted = tmp_path / "planted.pt"
@@ -209,8 +210,8 @@ def test_planted_pickle_checkpoint_and_relation_file_run_nothing(tmp_path, capsy
     job = tmp_path / "job"
     job.mkdir()
     shutil.copy(planted, job / "checkpoint.pt")
-    _remove_stale_checkpoint(job, ["--dataset", "sinusoid", "--algorithm", "maml", "--shots", "5",
-                                   "--out", str(job)])
+    remove_stale_checkpoint(job, run_config(parse_args(["--dataset", "sinusoid", "--algorithm", "maml",
+                                                        "--shots", "5", "--out", str(job)])))
     assert not marker.exists() and (job / "checkpoint.pt").exists()  # left for train to report
 
     shutil.copy(planted, run / "relation.pt")
@@ -337,7 +338,7 @@ def _mode(p: Path) -> int:
 def test_run_files_and_manifests_respect_the_umask(tmp_path):
     from fixtures_data import fetch_fixture
     from trlearner.data.fetch import MANIFEST, raw_dir
-    from trlearner.pipeline.core import fetch_data
+    from trlearner.pipeline.jobs import fetch_data
 
     old = os.umask(0o022)
     try:

@@ -12,7 +12,7 @@ import torch
 
 from fixtures_data import fetch_fixture
 from trlearner.data.registry import override
-from trlearner.data.tasks import make_source
+from trlearner.data.sources.dispatch import make_source
 from trlearner.method.relation import TRConfig
 from trlearner.run.train import resolve_config, train
 
@@ -178,7 +178,8 @@ def test_pipeline_train_job_reads_the_source_lists_when_checking_a_checkpoint(tm
     """A checkpoint of other source lists is stale (moved away); one of the same lists is kept."""
     import torch as _torch
 
-    from trlearner.pipeline.core import _remove_stale_checkpoint
+    from trlearner.pipeline.jobs import remove_stale_checkpoint
+    from trlearner.run.cli import parse_args, run_config
     from trlearner.run.results import config_hash
 
     argv = ["--dataset", "metadataset", "--algorithm", "maml", "--shots", "1", "--train-sources",
@@ -186,10 +187,10 @@ def test_pipeline_train_job_reads_the_source_lists_when_checking_a_checkpoint(tm
     same = resolve_config(dataset="metadataset", algorithm="maml", shots=1, train_sources=TRAIN,
                           heldout_sources=HELDOUT)
     _torch.save({"meta": {}, "config_hash": config_hash(same.identity())}, tmp_path / "checkpoint.pt")
-    _remove_stale_checkpoint(tmp_path, argv)
+    remove_stale_checkpoint(tmp_path, run_config(parse_args(argv)))
     assert (tmp_path / "checkpoint.pt").exists()
     other = resolve_config(dataset="metadataset", algorithm="maml", shots=1, train_sources=TRAIN[:1],
                            heldout_sources=HELDOUT)
     _torch.save({"meta": {}, "config_hash": config_hash(other.identity())}, tmp_path / "checkpoint.pt")
-    _remove_stale_checkpoint(tmp_path, argv)
+    remove_stale_checkpoint(tmp_path, run_config(parse_args(argv)))
     assert not (tmp_path / "checkpoint.pt").exists() and (tmp_path / "checkpoint.stale.pt").exists()

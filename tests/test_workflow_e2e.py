@@ -200,7 +200,7 @@ def test_gpu_config_declares_gpu_resources_and_claims_in_the_job(tmp_path):
     (d / "config/tiny.yaml").write_text(cfg)
     out = snakemake(d, "--dry-run", "--printshellcmds", "--configfile", "config/tiny.yaml")
     text = out.stdout + out.stderr
-    assert "gpu=1" in text and "trlearner.pipeline.core train-job --gpu-lock-dir" in text
+    assert "gpu=1" in text and "trlearner.pipeline train-job --gpu-lock-dir" in text
 
 
 @pytest.mark.slow

@@ -40,7 +40,7 @@ rule analysis:
     input:
         runs=lambda wildcards: [f"{RESULTS}/analyses/{k}/metrics.json" for k, r in ANALYSIS_RUNS.items()
                                 if r["analysis"] == wildcards.name],
-        code=sorted(glob.glob(f"{pipeline.SRC}/analysis/*.py")),
+        code=sources.analysis_sources(),
     output:
         png=report(f"{REPORTS}/analyses/{{name}}/{{name}}.png", category="Analyses",
                    caption="../report/analysis.rst"),
@@ -56,7 +56,8 @@ rule analysis:
     log:
         f"{RESULTS}/logs/analyses/{{name}}.log",
     shell:
-        "python -m trlearner analysis {wildcards.name} --runs {params.runs} --out {params.out} > {log} 2>&1"
+        "python -m trlearner.pipeline analysis {wildcards.name} --runs {params.runs} --out {params.out} "
+        "> {log} 2>&1"
 
 
 rule ablations_index:

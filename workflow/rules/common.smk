@@ -1,6 +1,5 @@
 # Helpers shared by the rules: the run a job belongs to, its inputs, its command and resources.
-# All of them read the experiment matrix built from the config by trlearner.pipeline.core.
-import glob
+# All of them read the experiment matrix built from the config by trlearner.pipeline.check.
 import re
 import json
 
@@ -10,7 +9,7 @@ REFERENCE = config.get("report", {}).get("reference", "config/reference.yaml")
 
 
 def run_of(wildcards):
-    """The pipeline.Run of a training job (a table run or an ablation run)."""
+    """The trlearner.pipeline.matrix.Run of a training job (a table run or an ablation run)."""
     tail = f"{wildcards.dataset}/{wildcards.setting}/{wildcards.algorithm}/{wildcards.variant}"
     if "ablation" in wildcards.keys():
         path = f"{RESULTS}/ablations/{wildcards.ablation}/{tail}/{wildcards.point}/seed{wildcards.seed}"
@@ -20,12 +19,13 @@ def run_of(wildcards):
 
 
 def train_inputs(wildcards):
-    """The dataset manifest(s) and the source files of the algorithm this run uses: editing one
-    algorithm's module reruns only that algorithm's jobs. A multi-source Meta-Dataset run reads
-    every source it trains or tests on: one manifest per source."""
+    """The dataset manifest(s) and the source files the run executes (trlearner.pipeline.sources,
+    by folder: editing one algorithm's module reruns only that algorithm's jobs, editing the
+    report none). A multi-source Meta-Dataset run reads every source it trains or tests on: one
+    manifest per source."""
     run = run_of(wildcards)
     return {"manifest": [f"{RESULTS}/data/{d}.manifest.json" for d in run.data_datasets()],
-            "sources": [p for p in run.sources() if os.path.exists(p) or not p.endswith("images.py")]}
+            "sources": run.sources()}
 
 
 def train_args(wildcards):
@@ -35,20 +35,20 @@ def train_args(wildcards):
 def train_minutes(wildcards):
     """Estimated minutes (SLURM `runtime`, with a safety factor of 3 and a floor of 10)."""
     device = "cpu" if config["device"] == "cpu" else "gpu"
-    return max(10, int(3 * pipeline.estimate_seconds(run_of(wildcards), device) / 60))
+    return max(10, int(3 * estimate.estimate_seconds(run_of(wildcards), device) / 60))
 
 
 def train_priority(wildcards):
     """Long jobs first, so that the short ones fill the gaps at the end."""
     device = "cpu" if config["device"] == "cpu" else "gpu"
-    return int(pipeline.estimate_seconds(run_of(wildcards), device) // 10)
+    return int(estimate.estimate_seconds(run_of(wildcards), device) // 10)
 
 
 def analysis_run_sources(wildcards):
-    """The code a planned run executes (MAML, regression tasks, TRLearner): an edit reruns it."""
-    src = pipeline.SRC
-    return [*pipeline.COMMON_SOURCES, f"{src}/engine/algorithms/maml.py", *pipeline.DATA_SOURCES["regression"],
-            *pipeline.RELATION_SOURCES, f"{src}/method/regularizers.py"]
+    """The code a planned run executes (its algorithm's, with method/: TRLearner or another
+    regulariser): an edit reruns it."""
+    args = ANALYSIS_RUNS[wildcards.arun]["args"]
+    return sources.train_sources(args[args.index("--algorithm") + 1], trlearner=True)
 
 
 def gallery_setting(dataset):

@@ -5,13 +5,14 @@
 # every dataset it reads (cross-domain cells: the training and the test dataset):
 # a re-pull of the same data does not retrain; a changed dvc.lock entry (a real data change)
 # changes the `lock` param, which reruns the manifest and so the training of that dataset.
+from trlearner.pipeline.dvc import dvc_lock_entry
 
 
 rule dataset_manifest:
     output:
         f"{RESULTS}/data/{{dataset}}.manifest.json",
     params:
-        lock=lambda wildcards: pipeline.dvc_lock_entry(wildcards.dataset),
+        lock=lambda wildcards: dvc_lock_entry(wildcards.dataset),
         root=config["data_root"],
     log:
         f"{RESULTS}/logs/data/{{dataset}}.log",

@@ -14,7 +14,7 @@ GALLERY_DATASETS = sorted({d for r in MATRIX.table_runs for d in r.data_datasets
 rule gallery:
     input:
         manifest=f"{RESULTS}/data/{{dataset}}.manifest.json",
-        code=[f"{pipeline.SRC}/report/gallery.py", f"{pipeline.SRC}/report/figures.py"],  # not render.py
+        code=sources.gallery_sources(),  # gallery.py and what it imports: not render.py
     output:
         train=report(f"{REPORTS}/gallery/{{dataset}}_train.png", category="5. Episode gallery",
                      caption="../report/gallery.rst"),
@@ -29,13 +29,13 @@ rule gallery:
     log:
         f"{RESULTS}/logs/gallery/{{dataset}}.log",
     shell:
-        "python -m trlearner.report.gallery --dataset {wildcards.dataset} --shots {params.shots} "
+        "python -m trlearner.pipeline gallery --dataset {wildcards.dataset} --shots {params.shots} "
         "$(test '{params.ways}' = None || echo --ways {params.ways}) --data-root {params.root} "
         "--out {params.out} > {log} 2>&1"
 
 
 # The report command of the report rule, and of the partial report written when a job failed.
-REPORT_CMD = ("python -m trlearner.report.cli --results {params.runs} --expected {input.expected} "
+REPORT_CMD = ("python -m trlearner.pipeline report --results {params.runs} --expected {input.expected} "
               "--reference {input.reference} --figures {params.analyses} --analyses {params.analyses} "
               "--gallery {params.gallery} --out {params.out} --relative-to . > {log} 2>&1")
 
@@ -45,7 +45,7 @@ rule report:
         runs=[r.metrics for r in MATRIX.table_runs],
         expected=rules.expected_cells.output[0],
         reference=REFERENCE,
-        code=sorted(glob.glob(pipeline.REPORT_SOURCES_GLOB)),
+        code=sources.report_sources(),
         analyses=ANALYSIS_OUTPUTS,
         gallery=[f"{REPORTS}/gallery/{d}_train.png" for d in GALLERY_DATASETS],
     output:

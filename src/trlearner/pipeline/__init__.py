@@ -1,7 +1,13 @@
 """Layer 6, ``pipeline``: what the Snakemake workflow calls.
 
-Owns: :mod:`.core` (the run matrix of a config, the config check, time estimates and the job
-wrappers that rules run) and :mod:`.gpu` (a job's claim on one GPU).
+Owns: one module a responsibility (lowest first; none imports this package's ``__init__``):
+:mod:`.catalog` (what a config may name: the data registry's datasets, algorithms, variants),
+:mod:`.schema` (``config.schema.yaml``, the config's keys), :mod:`.sources` (the source files
+a job depends on, by folder), :mod:`.matrix` (the run matrix of a config: :class:`~.matrix.Run`),
+:mod:`.check` (the config check, ``ConfigError``), :mod:`.estimate` (time estimates),
+:mod:`.dvc` (params.yaml, dvc.lock entries), :mod:`.gpu` (a job's claim on one GPU),
+:mod:`.jobs` (the jobs rules run) and :mod:`.cli` (``python -m trlearner.pipeline``, the
+one command of every rule).
 May import: ``trlearner.report``, ``trlearner.analysis``, ``trlearner.run``, ``trlearner.method``,
 ``trlearner.data``, ``trlearner.engine``, ``trlearner.util``.
 """

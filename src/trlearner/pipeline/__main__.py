@@ -1,7 +1,7 @@
-"""``python -m trlearner.pipeline``: the commands the Snakemake rules run."""
+"""``python -m trlearner.pipeline``: the one command the Snakemake rules run (:mod:`.cli`)."""
 
 import sys
 
-from trlearner.pipeline.core import main
+from trlearner.pipeline.cli import main
 
 sys.exit(main())

@@ -95,7 +95,7 @@ METADATASET_MULTI = dict(METADATASET, train_sources=METADATASET_TRAIN_SOURCES,
 # The report cells of a multi-source run: (metadataset, overall) and (metadataset, ood), the
 # keys of config/reference.yaml's paper numbers, then one cell per source under the dataset
 # name METADATASET_PER_SOURCE (its own table section; setting = the source, "(held out)" added
-# for held-out ones). Used by trlearner.pipeline.core (expected cells) and trlearner.report.runs.
+# for held-out ones). Used by trlearner.pipeline.matrix (expected cells) and trlearner.report.runs.
 METADATASET_SUMMARIES = ("overall", "ood")
 METADATASET_PER_SOURCE = "metadataset (per source)"
 

@@ -1,0 +1,183 @@
+"""The config check: a pipeline config against its schema and the datasets' limits.
+
+:func:`check_config` refuses a config with a :class:`ConfigError` that lists every problem,
+each naming the key, the value and what is allowed (unknown keys, types, enums, impossible
+shots/ways, runs ``trlearner train`` would refuse), and returns the run matrix of a good one.
+:func:`load_config` reads a config file (a YAML syntax error names its line and column).
+
+Example::
+
+    >>> check_config({"preset": "x", "experiments": {"reg": {"datasets": ["sinusoid"],
+    ...     "algorithms": ["maml"], "settings": [{"shots": 5, "ways": 5}], "seeds": [0]}}})
+    Traceback (most recent call last):
+    ...
+    trlearner.pipeline.matrix.ConfigError: invalid config:
+      experiments.reg: ways=5 given for regression dataset 'sinusoid'; allowed: no 'ways' (regression settings are {shots: K})
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trlearner.pipeline.catalog import (ALGORITHMS, CLASSIFICATION, EXAMPLES_PER_CLASS, MAX_WAYS,
+                                        METADATASET_MULTI, REGRESSION, VARIABLE_WAY, VARWAY_SETTING,
+                                        VECTOR_INPUT)
+from trlearner.pipeline.matrix import LIST_KEYS, ConfigError, Matrix, Run, build_matrix
+from trlearner.pipeline.schema import SCHEMA, schema
+from trlearner.run.protocols import FIXED_WAY_IMAGE_DATASETS
+
+__all__ = ["ConfigError", "SCHEMA", "check_config", "load_config"]
+
+
+def load_config(path: str) -> dict:
+    """The config at ``path``; :class:`ConfigError` (file, line, column) for a YAML syntax error."""
+    import yaml
+
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file: {exc.strerror}; allowed: a YAML file "
+                          f"(e.g. config/default.yaml)") from None
+    try:
+        config = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
+        problem = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x)
+        raise ConfigError(f"YAML syntax error at {path}:{at}: {problem or exc}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"the config is a {type(config).__name__}, not a mapping of keys; allowed: "
+                          f"a YAML mapping (preset:, experiments:, ...)")
+    return config
+
+
+def _describe(error) -> str:
+    """One line per schema error, naming the key, the value and what is allowed."""
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    v = error.validator
+    if v == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        pattern = error.schema.get("patternProperties")
+        if pattern:
+            return (f"config key {where}: name(s) {extra} not allowed; names must match "
+                    f"{', '.join(pattern)}")
+        return f"config key {where}: unknown key(s) {extra}; allowed keys: {allowed}"
+    if v == "enum":
+        return f"config key {where}: value {error.instance!r} is not allowed; allowed: {error.validator_value}"
+    if v == "type":
+        return (f"config key {where}: value {error.instance!r} has the wrong type; "
+                f"allowed: {error.validator_value}")
+    if v == "required":
+        return f"config key {where}: {error.message}"
+    bounds = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+    if v in bounds:
+        return f"config key {where}: value {error.instance!r} is out of range; allowed: {bounds[v]} {error.validator_value}"
+    return f"config key {where}: value {error.instance!r}: {error.message}"
+
+
+def check_config(config: dict) -> Matrix:
+    """Validate ``config`` against the schema and the datasets' limits; return its matrix.
+    Raises :class:`ConfigError` listing every problem."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    problems = _non_finite(config) + [_describe(e) for e in errors]  # NaN passes every JSON-schema bound
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    matrix = build_matrix(config)
+    problems = list(dict.fromkeys(p for r in matrix.runs for p in (_check_setting(r), _check_run(r)) if p))
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    return matrix
+
+
+def _non_finite(x, where: str = "") -> list[str]:
+    """A line per NaN/inf number in the config (YAML ``.nan``, ``.inf``), naming its key."""
+    import math
+
+    if isinstance(x, float) and not math.isfinite(x):
+        return [f"config key {where or '(top level)'}: value {x!r} is not a finite number; allowed: a finite number"]
+    if isinstance(x, dict):
+        return [p for k, v in x.items() for p in _non_finite(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(x, list):
+        return [p for i, v in enumerate(x) for p in _non_finite(v, f"{where}.{i}")]
+    return []
+
+
+def _check_run(run: Run) -> str | None:
+    """Why ``run`` cannot give a meaningful number (as ``trlearner train`` would refuse it), or None."""
+    where = _where(run)
+    protocol = dict(run.protocol)
+    backbone = protocol.get("backbone")
+    vector = run.dataset in VECTOR_INPUT
+    if run.algorithm == "protonet" and run.dataset in REGRESSION:
+        return (f"{where}: algorithm protonet on the regression dataset {run.dataset!r} (ProtoNet classifies by "
+                f"class prototypes); allowed: {', '.join(a for a in ALGORITHMS if a != 'protonet')}, or exclude it")
+    if backbone is not None and (backbone == "mlp") != vector:
+        allowed = "mlp" if vector else "conv4 or resnet12"
+        return (f"{where}: protocol.backbone={backbone!r} does not fit the "
+                f"{'vector' if vector else 'image'} inputs of {run.dataset!r}; allowed: {allowed}")
+    if run.variant == "trlearner" and protocol.get("meta_batch", 2) < 2:
+        return (f"{where}: meta_batch={protocol['meta_batch']} with variant trlearner (TRLearner weighs the "
+                f"relations between the tasks of a meta-batch: 0/0 for one task); allowed: meta_batch >= 2")
+    return None
+
+
+def _where(run: Run) -> str:
+    return f"{'experiments' if run.kind == 'run' else 'ablations'}.{run.group}"
+
+
+def _check_setting(run: Run) -> str | None:
+    """Why the setting of ``run`` is impossible for its dataset, or None."""
+    return _setting_problem(_where(run), run.dataset, run.shots, run.ways, dict(run.protocol),
+                            run.setting == VARWAY_SETTING) or _train_dataset_problem(
+        _where(run), run.dataset, dict(run.protocol))
+
+
+def _setting_problem(where: str, dataset: str, shots: int, ways: int | None, protocol: dict,
+                     varway: bool = False) -> str | None:
+    given = [k for k in LIST_KEYS if k in protocol]
+    if given and dataset != METADATASET_MULTI:
+        return (f"{where}: protocol {given} given for dataset {dataset!r}; allowed only for the "
+                f"multi-source dataset {METADATASET_MULTI!r}")
+    both = sorted(set(protocol.get("train_sources", ())) & set(protocol.get("heldout_sources", ())))
+    if both:
+        return (f"{where}: source(s) {both} are in both train_sources and heldout_sources; "
+                f"allowed: disjoint lists (a held-out source is never trained on)")
+    if dataset in VARIABLE_WAY or varway:
+        if dataset not in VARIABLE_WAY:
+            return (f"{where}: varway given for dataset {dataset!r}; allowed only for the "
+                    f"variable-way sources ({', '.join(VARIABLE_WAY)})")
+        if not varway or ways is not None:
+            return (f"{where}: dataset {dataset!r} draws variable-way/shot episodes; "
+                    f"allowed setting: {{varway: true}} (no shots/ways)")
+        return None
+    if dataset in REGRESSION and ways is not None:
+        return (f"{where}: ways={ways} given for regression dataset {dataset!r}; "
+                f"allowed: no 'ways' (regression settings are {{shots: K}})")
+    if dataset in CLASSIFICATION and ways is None:
+        return (f"{where}: dataset {dataset!r} is classification and needs 'ways' "
+                f"(e.g. {{ways: 5, shots: 1}})")
+    if ways is not None and ways < 2:
+        return f"{where}: ways={ways}; allowed: ways >= 2"
+    if ways is not None and ways > MAX_WAYS.get(dataset, ways):
+        return (f"{where}: ways={ways} but the smaller of the train and test splits of {dataset!r} "
+                f"has {MAX_WAYS[dataset]} classes; allowed: ways <= {MAX_WAYS[dataset]}")
+    limit = EXAMPLES_PER_CLASS.get(dataset)
+    for key in ("test_queries", "train_queries"):
+        queries = protocol.get(key, 15)
+        if limit is not None and shots + queries > limit:
+            return (f"{where}: shots={shots} + {key}={queries} > {limit} images per "
+                    f"class of {dataset!r}; allowed: shots + {key} <= {limit}")
+    return None
+
+
+def _train_dataset_problem(where: str, dataset: str, protocol: dict) -> str | None:
+    """``protocol.train_dataset`` (a separate training dataset) is for fixed-way image datasets."""
+    train = protocol.get("train_dataset")
+    if train is not None and dataset not in FIXED_WAY_IMAGE_DATASETS:
+        return (f"{where}: protocol train_dataset={train!r} given for dataset {dataset!r}; allowed only "
+                f"for the fixed-way image datasets ({', '.join(FIXED_WAY_IMAGE_DATASETS)})")
+    return None

@@ -1,0 +1,133 @@
+"""Compute-time estimates of a run matrix: per job (SLURM ``runtime``, job priorities) and
+per dataset (the table ``snakemake -n`` and ``python -m trlearner.pipeline estimate`` print).
+
+The rates are measured on the 2-core dev machine (CPU) or assumed (GPU): docs/PIPELINE.md,
+"Estimates".
+
+Example::
+
+    >>> from trlearner.pipeline.matrix import build_matrix
+    >>> m = build_matrix({"preset": "x", "experiments": {"reg": {"datasets": ["sinusoid"],
+    ...     "algorithms": ["maml"], "settings": [{"shots": 5}], "seeds": [0]}}})
+    >>> estimate(m)["sinusoid"]["jobs"]
+    2
+"""
+
+from __future__ import annotations
+
+import os
+
+from trlearner.pipeline.catalog import METADATASET_MULTI, REGRESSION, VARIABLE_WAY
+from trlearner.pipeline.matrix import Matrix, Run
+
+# Seconds per meta-iteration on ONE CPU thread (measured on the 2-core dev machine, vmap
+# back-end, meta-batch 25, second order; see docs/PIPELINE.md), and fixed cost per job
+# (Python + torch start-up, test evaluation of 600 tasks with 10-step curves).
+CPU_SEC_PER_ITER = {"maml": 1 / 135, "anil": 1 / 200, "metasgd": 1 / 110, "tnet": 1 / 110,
+                    "protonet": 1 / 300}
+TRLEARNER_FACTOR = 1.7
+CPU_JOB_OVERHEAD_S = 8.0
+# Conv4 image episodes are far heavier: seconds per iteration per (task x image) on one CPU
+# thread; GPU numbers are assumed from the MAML literature (not measured here).
+CPU_SEC_PER_IMAGE_ITER = 2.0e-3
+# Calibrated on omniglot_small 5-way 5-shot, Conv4-16, meta-batch 8, 300 iterations, 100 test
+# tasks (MAML+TRLearner ~250 s, ProtoNet ~70 s on one busy core; 2026-11-26).
+CPU_SEC_PER_TEST_IMAGE = 4.0e-3
+GPU_SEC_PER_ITER = {"omniglot": 0.05, "omniglot_small": 0.05, "miniimagenet": 0.25, "cub": 0.25,
+                    "places": 0.25, "pqsar": 0.02, "pascal3d_pose": 0.1,
+                    "sinusoid": 0.004, "harmonic": 0.004, **{d: 0.4 for d in VARIABLE_WAY}}
+# Images per task of a variable-way episode, for the CPU estimate (Meta-Dataset episodes hold
+# up to 500 support images plus up to 10 queries per class; a rough mean, chosen here).
+VARWAY_IMAGES_PER_TASK = 300
+
+
+def _proto(run: Run) -> dict:
+    """The run's protocol as ``trlearner train`` resolves it (queries = shots on Omniglot,
+    ProtoNet's wider training episodes), with the config's overrides."""
+    from trlearner.run.protocols import DATASET_PROTOCOLS, paper_protocol
+
+    overrides = dict(run.protocol)
+    if run.dataset in DATASET_PROTOCOLS:
+        base = paper_protocol(run.dataset, run.algorithm, run.ways, run.shots,
+                              overrides.get("backbone"))
+    else:
+        base = {"iterations": 60_000, "meta_batch": 4}
+    base.update(overrides)
+    return base
+
+
+def estimate_seconds(run: Run, device: str = "cpu") -> float:
+    """Rough compute time of one job in seconds (on one CPU thread, or one GPU)."""
+    p = _proto(run)
+    iters = p.get("iterations", 60_000)
+    factor = TRLEARNER_FACTOR if run.variant == "trlearner" else 1.0
+    if device != "cpu":
+        return 30 + iters * GPU_SEC_PER_ITER.get(run.dataset, 0.1) * factor
+    if run.dataset in REGRESSION and run.dataset != "pascal3d_pose":  # MLP regression
+        per = CPU_SEC_PER_ITER[run.algorithm] * max(1, p.get("inner_steps", 1)) ** 0.7
+        return CPU_JOB_OVERHEAD_S + iters * per * factor * (run.shots / 5) ** 0.3
+    if run.dataset in VARIABLE_WAY:
+        images = VARWAY_IMAGES_PER_TASK
+    else:
+        images = (p.get("train_ways") or run.ways or 5) * (run.shots + (p.get("train_queries") or 15))
+    filt = (p.get("filters") or 64) / 64
+    per = CPU_SEC_PER_IMAGE_ITER * images * p.get("meta_batch", 32) * filt
+    # evaluation: every test task adapted for test_steps steps on support + queries
+    test_images = (run.ways or 5) * (run.shots + (p.get("test_queries") or 15))
+    test_tasks = p.get("test_tasks", 600)
+    if run.dataset in VARIABLE_WAY:
+        test_images = VARWAY_IMAGES_PER_TASK
+        if run.dataset == METADATASET_MULTI:  # test_tasks episodes of every source
+            test_tasks *= len(run.data_datasets())
+    evaluation = CPU_SEC_PER_TEST_IMAGE * test_tasks * test_images * (p.get("test_steps", 10) + 1) * filt
+    return CPU_JOB_OVERHEAD_S + 20 + iters * per * factor + evaluation
+
+
+def estimate(matrix: Matrix, done: set[str] | None = None) -> dict:
+    """Jobs and estimated compute seconds per dataset (all, and still to run)."""
+    device = "cpu" if matrix.device == "cpu" else "gpu"
+    rows: dict[str, dict] = {}
+    for r in matrix.runs:
+        row = rows.setdefault(r.dataset, {"jobs": 0, "pending": 0, "seconds": 0.0, "pending_seconds": 0.0})
+        s = estimate_seconds(r, device)
+        row["jobs"] += 1
+        row["seconds"] += s
+        if done is None or r.metrics not in done:
+            row["pending"] += 1
+            row["pending_seconds"] += s
+    return rows
+
+
+def format_estimate(matrix: Matrix, done: set[str] | None = None, cores: int | None = None) -> str:
+    rows = estimate(matrix, done)
+    unit = "CPU" if matrix.device == "cpu" else "GPU"
+    lines = [f"trlearner pipeline, preset {matrix.preset!r}: {len(matrix.runs)} training jobs "
+             f"({len(matrix.table_runs)} table runs, {len(matrix.ablation_runs)} ablation runs) "
+             f"+ data, aggregate and report jobs; estimated {unit} time per dataset:",
+             f"  {'dataset':<16}{'jobs':>6}{'to run':>8}{unit + '-hours':>11}{'to run':>9}"]
+    tot = [0, 0, 0.0, 0.0]
+    for ds in sorted(rows):
+        r = rows[ds]
+        lines.append(f"  {ds:<16}{r['jobs']:>6}{r['pending']:>8}{r['seconds'] / 3600:>11.2f}"
+                     f"{r['pending_seconds'] / 3600:>9.2f}")
+        for i, k in enumerate(("jobs", "pending", "seconds", "pending_seconds")):
+            tot[i] += r[k]
+    lines.append(f"  {'total':<16}{tot[0]:>6}{tot[1]:>8}{tot[2] / 3600:>11.2f}{tot[3] / 3600:>9.2f}")
+    if cores and matrix.device == "cpu":
+        lines.append(f"  wall time with {cores} cores (1 thread per job): about "
+                     f"{tot[3] / cores / 60:.0f} min to run")
+    lines.append("  (estimates: docs/PIPELINE.md#estimates; GPU rates are assumed, not measured)")
+    return "\n".join(lines)
+
+
+def dry_run_requested(argv: list[str]) -> bool:
+    """Whether a snakemake command line asks for a dry run (-n, -np, --dry-run): the Snakefile
+    prints the estimate then, since Snakemake runs no onstart handler in a dry run and its
+    executor (workflow.dryrun) is not set up yet while the Snakefile is parsed."""
+    return any(a in ("-n", "--dry-run", "--dryrun") or
+               (a.startswith("-") and not a.startswith("--") and "n" in a[1:] and a[1:].isalpha())
+               for a in argv)
+
+
+def done_runs(matrix: Matrix) -> set[str]:
+    return {r.metrics for r in matrix.runs if os.path.exists(r.metrics)}

@@ -1,0 +1,168 @@
+"""The jobs the Snakemake rules run, each one function that calls the layer below it directly:
+``train-job`` (:func:`train_job`: ``trlearner train`` with a GPU claim, a stale-checkpoint
+check and "diverged" as success), ``fetch-data`` (:func:`fetch_data`: a dataset through DVC,
+and its manifest), ``gallery`` (:func:`gallery`), ``analysis`` and ``report`` (the commands of
+:mod:`trlearner.analysis.cli` and :mod:`trlearner.report.cli`, :func:`register_commands`).
+``python -m trlearner.pipeline <job> ...`` (:mod:`trlearner.pipeline.cli`) runs them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+from trlearner.pipeline.catalog import GENERATED
+from trlearner.pipeline.dvc import dvc_datasets
+
+
+def remove_stale_checkpoint(out: Path, cfg) -> None:
+    """Move away a checkpoint left by a run with other settings than ``cfg`` (the run's
+    :class:`trlearner.run.train.RunConfig`; Snakemake reruns a job when its params change), so
+    that ``train`` starts afresh instead of refusing; a checkpoint of the same settings (an
+    interrupted job) is kept for ``train``, which resumes it only when it passes its checksum
+    and was written by the same code (``trlearner.run.folder.code_hash``): after a code edit,
+    Snakemake's rerun of the job retrains it from iteration 0."""
+    ckpts = [p for p in (out / "checkpoint.pt", out / "checkpoint.prev.pt") if p.exists()]
+    if not ckpts:
+        return
+    from trlearner.run.folder import CheckpointError, load_plain
+    from trlearner.run.results import config_hash
+
+    want = config_hash(cfg.identity())
+    for p in ckpts:
+        try:  # weights_only: a planted file runs nothing
+            have = load_plain(p).get("config_hash")
+        except (CheckpointError, AttributeError):
+            continue  # unreadable or not a dict: train() reports and skips it
+        if have != want:
+            stale = p.with_name(p.stem + ".stale" + p.suffix)
+            p.replace(stale)
+            print(f"pipeline: {p} belongs to other settings ({have} != {want}); moved to {stale}",
+                  file=sys.stderr)
+
+
+def train_job(argv: list[str], lock_dir: str | None = None) -> int:
+    """Run one ``trlearner train ARGV`` for the pipeline: claim a GPU when the device is CUDA,
+    drop a stale checkpoint, and map "diverged" (exit 3, metrics.json written) to success so
+    the report shows the cell as diverged instead of the DAG failing. ``argv`` is parsed once
+    (``trlearner.run.cli.parse_args``) into the one run config (``run_config``) that the
+    checkpoint check and the training use. The run folder is locked
+    (``trlearner.run.folder.run_lock``) from the checkpoint check to the end of the run."""
+    from trlearner.run import cli as train_cli
+    from trlearner.run.folder import RunFolderError, run_lock
+
+    args = train_cli.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with run_lock(out):
+            return _train_job_locked(args, out, lock_dir)
+    except RunFolderError as exc:
+        print(f"pipeline: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _train_job_locked(args, out: Path, lock_dir: str | None) -> int:
+    from trlearner.run import cli as train_cli
+    from trlearner.run.train import DIVERGED_EXIT
+    from trlearner.util.cli import logging_to_stderr
+
+    try:
+        cfg = train_cli.run_config(args)
+    except ValueError as exc:
+        print(f"trlearner train: error: {exc}", file=sys.stderr)
+        return 2
+    remove_stale_checkpoint(out, cfg)
+    claim = nullcontext()
+    if args.device.startswith("cuda"):
+        from trlearner.pipeline.gpu import claim_gpu
+
+        claim = claim_gpu(lock_dir=lock_dir)
+    with claim as gpu:
+        if gpu is not None:
+            print(f"pipeline: running on GPU {gpu} (CUDA_VISIBLE_DEVICES={gpu})", file=sys.stderr)
+            if args.device.startswith("cuda:"):  # the claimed GPU is the only visible one
+                args.device = cfg.device = "cuda"
+        with logging_to_stderr(getattr(args, "quiet", False)):
+            rc = train_cli.run(args, cfg)
+    if rc == DIVERGED_EXIT and (out / "metrics.json").exists():
+        print("pipeline: run diverged; metrics.json records status 'diverged' for the report",
+              file=sys.stderr)
+        return 0
+    return rc
+
+
+def fetch_data(dataset: str, out: str, data_root: str = "data") -> int:
+    """Make ``dataset`` available through its DVC stage ``fetch@<dataset>`` and write its
+    manifest (the dataset's identity/hash) to ``out``.
+
+    ``dvc --wait-for-lock repro --pull --single-item fetch@<dataset>`` restores the data from the
+    DVC remote when ``dvc.lock`` pins it, else runs the stage (download, verify, convert) and
+    records it in ``dvc.lock``. There is no fallback outside DVC: a dataset without a stage, or
+    one that cannot be fetched (no network, nothing in ``data/manual/<dataset>/``), fails the job
+    with DVC's output, which holds the fetch error. Generated datasets (sinusoid, harmonic) need
+    no data: their manifest is the generator's identity.
+
+    Arguments:
+        dataset: a registry dataset name.
+        out: the manifest file to write.
+        data_root: the data folder; must be ``data`` (DVC's stages write ``data/raw/<dataset>``).
+
+    Returns:
+        0, or the failing command's exit status (2 for a dataset without a DVC stage).
+
+    Example::
+
+        python -m trlearner.pipeline fetch-data omniglot_small --out results/data/omniglot_small.manifest.json
+    """
+    from trlearner.run.results import atomic_write_json
+
+    if dataset in GENERATED:
+        from trlearner.data.registry import get
+
+        man = {"dataset": dataset, "kind": "generated", "identity": get(dataset).identity()}
+        atomic_write_json(Path(out), man)
+        return 0
+    stage = f"fetch@{dataset}"
+    if dataset not in dvc_datasets():
+        print(f"pipeline: dataset {dataset!r} has no DVC stage {stage} (params.yaml `datasets`, dvc.yaml); "
+              f"every dataset is fetched through DVC. Run `python -m trlearner.pipeline dvc-params` to list "
+              f"every registry dataset in params.yaml, then rerun.", file=sys.stderr)
+        return 2
+    if Path(data_root).resolve() != Path("data").resolve():
+        print(f"pipeline: data_root {data_root!r}: the DVC stage {stage} writes data/raw/{dataset} of this "
+              f"checkout; allowed: data_root 'data' (make data/ a link to shared storage, or share a DVC "
+              f"remote: docs/DATA.md)", file=sys.stderr)
+        return 2
+    cmd = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--pull", "--single-item", stage]
+    print("pipeline:", " ".join(cmd), file=sys.stderr)
+    rc = subprocess.call(cmd)
+    if rc != 0:
+        print(f"pipeline: {stage} failed (exit {rc}); the fetch error is above. Nothing outside DVC was "
+              f"tried. Provide the files (network, TRLEARNER_MIRROR, or data/manual/{dataset}/) and rerun.",
+              file=sys.stderr)
+        return rc
+    from trlearner.data.fetch import manifest
+
+    atomic_write_json(Path(out), {"dataset": dataset, "kind": "archive",
+                                  "manifest": manifest(dataset, root=data_root)})
+    return 0
+
+
+def gallery(argv: list[str]) -> int:
+    """The episode pictures of one dataset (``trlearner.report.gallery``'s options)."""
+    from trlearner.report.gallery import main
+
+    return main(argv)
+
+
+def register_commands(sub) -> None:
+    """Add the ``analysis`` and ``report`` commands (those of ``trlearner analysis`` and
+    ``trlearner report``) to a subparsers object."""
+    from trlearner.analysis.cli import register as analysis
+    from trlearner.report.cli import register as report
+
+    analysis(sub)
+    report(sub)

@@ -1,0 +1,258 @@
+"""The run matrix of a pipeline config: every training job (:class:`Run`), its folder, its
+``trlearner train`` arguments, the data and source files it depends on.
+
+The config (``config/*.yaml``, schema ``trlearner/pipeline/config.schema.yaml``) names
+*experiments* (groups of table cells sharing a protocol) and *ablations* (one-key sweeps).
+
+Example::
+
+    >>> cfg = {"preset": "x", "experiments": {"reg": {"datasets": ["sinusoid"],
+    ...        "algorithms": ["maml"], "settings": [{"shots": 5}], "seeds": [0, 1]}}}
+    >>> runs = build_matrix(cfg).runs
+    >>> [r.path for r in runs][:1]
+    ['results/runs/sinusoid/5shot/maml/baseline/seed0']
+    >>> len(runs)
+    4
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trlearner.data.sources.metadataset_sources import METADATASET_HELDOUT_SOURCES, METADATASET_TRAIN_SOURCES
+from trlearner.pipeline.catalog import METADATASET_MULTI, VARIANTS, VARWAY_SETTING
+from trlearner.pipeline.schema import protocol_keys, trlearner_keys
+from trlearner.pipeline.sources import train_sources
+
+# Train CLI options a config may set under ``protocol`` (name in config -> CLI flag), and the
+# TRLearner settings it may set under ``trlearner``: the schema's (trlearner.pipeline.schema).
+PROTOCOL_KEYS = protocol_keys()
+TRLEARNER_KEYS = trlearner_keys()
+# Protocol keys whose value is a list (passed to the CLI comma-separated).
+LIST_KEYS = ("train_sources", "heldout_sources")
+# Boolean protocol keys whose CLI option has a --no- form (false is passed, not left out).
+NEGATABLE_KEYS = ("adapt_bn",)
+
+
+class ConfigError(ValueError):
+    """A config that the pipeline refuses, with a message naming key, value and what is allowed."""
+
+
+def setting_name(shots: int, ways: int | None, varway: bool = False) -> str:
+    """``5shot`` (regression), ``5way1shot`` (classification), as in docs/CONTRACTS.md, or
+    ``varway`` (variable way/shot episodes: Meta-Dataset)."""
+    if varway:
+        return VARWAY_SETTING
+    return f"{shots}shot" if ways is None else f"{ways}way{shots}shot"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training job: a run folder and everything its command needs."""
+
+    kind: str  # "run" (a table cell) or "ablation"
+    group: str  # experiment or ablation name
+    dataset: str
+    setting: str
+    shots: int
+    ways: int | None
+    algorithm: str
+    variant: str
+    seed: int
+    protocol: tuple  # sorted (key, value) pairs
+    trlearner: tuple  # sorted (key, value) pairs (empty for baseline)
+    point: str | None = None  # ablation point, e.g. "lam-0.5"
+    root: str = "results"
+
+    @property
+    def path(self) -> str:
+        tail = f"{self.dataset}/{self.setting}/{self.algorithm}/{self.variant}"
+        if self.kind == "ablation":
+            return f"{self.root}/ablations/{self.group}/{tail}/{self.point}/seed{self.seed}"
+        return f"{self.root}/runs/{tail}/seed{self.seed}"
+
+    @property
+    def metrics(self) -> str:
+        return f"{self.path}/metrics.json"
+
+    def cell(self) -> dict:
+        return {"dataset": self.dataset, "setting": self.setting, "algorithm": self.algorithm,
+                "variant": self.variant}
+
+    def train_args(self, preset: str, device: str, data_root: str) -> list[str]:
+        """Arguments of ``trlearner train`` (without ``--out``/``--threads``)."""
+        args = ["--dataset", self.dataset, "--algorithm", self.algorithm, "--shots", str(self.shots),
+                "--seed", str(self.seed)]
+        if self.ways is not None:
+            args += ["--ways", str(self.ways)]
+        for key, value in self.protocol:
+            flag = "--" + key.replace("_", "-")
+            if key in LIST_KEYS:
+                args += [flag, ",".join(value)]
+            elif isinstance(value, bool):
+                if value:
+                    args.append(flag)
+                elif key in NEGATABLE_KEYS:
+                    args.append("--no-" + key.replace("_", "-"))
+            else:
+                args += [flag, str(value)]
+        if self.variant == "trlearner":
+            args.append("--trlearner")
+            for key, value in self.trlearner:
+                if isinstance(value, bool):  # a flag (fixed_omega)
+                    args += ["--" + key.replace("_", "-")] if value else []
+                else:
+                    args += ["--" + key.replace("_", "-"), str(value)]
+        args += ["--preset", preset, "--device", device, "--data-root", data_root, "--no-progress"]
+        return args
+
+    def sources(self) -> list[str]:
+        """Source files whose change must rerun this job (:mod:`trlearner.pipeline.sources`)."""
+        return train_sources(self.algorithm, trlearner=self.variant == "trlearner")
+
+    def sources_of_metadataset(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(train sources, held-out sources) of a multi-source run (protocol or defaults)."""
+        p = dict(self.protocol)
+        return (tuple(p.get("train_sources", METADATASET_TRAIN_SOURCES)),
+                tuple(p.get("heldout_sources", METADATASET_HELDOUT_SOURCES)))
+
+    @property
+    def train_dataset(self) -> str:
+        """The dataset of the training episodes: ``protocol.train_dataset``, else the protocol
+        default (``miniimagenet`` for the cross-domain cells cub/places), else the run's dataset."""
+        from trlearner.run.protocols import DATASET_PROTOCOLS
+
+        return (dict(self.protocol).get("train_dataset")
+                or DATASET_PROTOCOLS.get(self.dataset, {}).get("train_dataset") or self.dataset)
+
+    def data_datasets(self) -> list[str]:
+        """The registry datasets this run reads (a manifest each): the training dataset and its
+        dataset (one entry when they are the same), or every source of a multi-source
+        Meta-Dataset run."""
+        if self.dataset != METADATASET_MULTI:
+            return list(dict.fromkeys([self.train_dataset, self.dataset]))
+        train, held = self.sources_of_metadataset()
+        return [f"metadataset_{s}" for s in train + held]
+
+
+@dataclass
+class Matrix:
+    preset: str
+    device: str
+    threads: int
+    data_root: str
+    runs: list[Run] = field(default_factory=list)
+    by_path: dict[str, Run] = field(default_factory=dict)
+
+    @property
+    def table_runs(self) -> list[Run]:
+        return [r for r in self.runs if r.kind == "run"]
+
+    @property
+    def ablation_runs(self) -> list[Run]:
+        return [r for r in self.runs if r.kind == "ablation"]
+
+    @property
+    def datasets(self) -> list[str]:
+        """The registry datasets the runs read (one dataset_manifest job each)."""
+        return sorted({d for r in self.runs for d in r.data_datasets()})
+
+    def expected_cells(self, results: str = "results") -> list[dict]:
+        """The report's expected-cells spec: every table cell with its seeds and the data
+        manifests its runs need (``<results>/data/<dataset>.manifest.json``: a cell whose
+        manifest is absent is reported as "data unavailable"). A multi-source Meta-Dataset run
+        is one job but several cells (overall, OOD, each source:
+        ``trlearner.run.protocols.metadataset_cells``)."""
+        from trlearner.run.protocols import metadataset_cells
+
+        cells: dict[tuple, dict] = {}
+        for r in self.table_runs:
+            names = [(r.dataset, r.setting)]
+            if r.dataset == METADATASET_MULTI:
+                names = metadataset_cells(*r.sources_of_metadataset())
+            for dataset, setting in names:
+                key = (dataset, setting, r.algorithm, r.variant)
+                cell = {"dataset": dataset, "setting": setting, "algorithm": r.algorithm, "variant": r.variant,
+                        "seeds": [], "family": r.group, "data_manifests": []}
+                cell = cells.setdefault(key, cell)
+                cell["seeds"].append(r.seed)
+                for d in r.data_datasets():
+                    manifest = f"{results}/data/{d}.manifest.json"
+                    if manifest not in cell["data_manifests"]:
+                        cell["data_manifests"].append(manifest)
+        return [cells[k] for k in sorted(cells)]
+
+    def lookup(self, path: str) -> Run:
+        try:
+            return self.by_path[path]
+        except KeyError:
+            raise ConfigError(f"no run {path!r} in the config's experiment matrix") from None
+
+
+def _pairs(d: dict | None) -> tuple:
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in (d or {}).items()))
+
+
+def _settings(exp: dict) -> list[tuple[int, int | None, bool]]:
+    """(shots, ways, varway) of each setting; ``{varway: true}`` runs with shots 1 (ignored)."""
+    return [(int(s.get("shots", 1)), s.get("ways"), bool(s.get("varway", False))) for s in exp["settings"]]
+
+
+def _excluded(exp: dict, dataset: str, setting: str, algorithm: str, variant: str) -> bool:
+    here = {"dataset": dataset, "setting": setting, "algorithm": algorithm, "variant": variant}
+    return any(all(here[k] == v for k, v in rule.items()) for rule in exp.get("exclude") or ())
+
+
+def build_matrix(config: dict) -> Matrix:
+    """Every run of ``config`` (experiments then ablations), as the config says: no check but
+    that each cell is defined once (:class:`ConfigError`).
+    :func:`trlearner.pipeline.check.check_config` checks a config and builds its matrix."""
+    root = config.get("results", "results")
+    m = Matrix(preset=config.get("preset", "custom"), device=config.get("device", "cpu"),
+               threads=int(config.get("threads", 1)), data_root=config.get("data_root", "data"))
+    owner: dict[str, str] = {}
+    base_trl = config.get("trlearner") or {}
+
+    def add(run: Run, where: str):
+        if run.path in m.by_path:
+            raise ConfigError(f"{where}: run {run.path} is already defined by {owner[run.path]}; "
+                              f"allowed: each cell in one experiment (use 'exclude')")
+        owner[run.path] = where
+        m.by_path[run.path] = run
+        m.runs.append(run)
+
+    for name, exp in (config.get("experiments") or {}).items():
+        where = f"experiments.{name}"
+        protocol = exp.get("protocol") or {}
+        trl = {**base_trl, **(exp.get("trlearner") or {})}
+        for dataset in exp["datasets"]:
+            for shots, ways, varway in _settings(exp):
+                setting = setting_name(shots, ways, varway)
+                for algorithm in exp["algorithms"]:
+                    for variant in exp.get("variants", VARIANTS):
+                        if _excluded(exp, dataset, setting, algorithm, variant):
+                            continue
+                        for seed in exp["seeds"]:
+                            add(Run("run", name, dataset, setting, shots, ways, algorithm, variant,
+                                    int(seed), _pairs(protocol),
+                                    _pairs(trl) if variant == "trlearner" else (), root=root), where)
+    for name, abl in (config.get("ablations") or {}).items():
+        where = f"ablations.{name}"
+        protocol = abl.get("protocol") or {}
+        trl = {**base_trl, **(abl.get("trlearner") or {})}
+        (key, values), = abl["sweep"].items()
+        for dataset in abl["datasets"]:
+            for shots, ways, varway in _settings(abl):
+                for algorithm in abl["algorithms"]:
+                    for variant in abl.get("variants", VARIANTS):
+                        if key in TRLEARNER_KEYS and variant == "baseline":
+                            continue  # a TRLearner setting does not change the baseline
+                        for value in values:
+                            p, t = dict(protocol), dict(trl)
+                            (t if key in TRLEARNER_KEYS else p)[key] = value
+                            for seed in abl["seeds"]:
+                                add(Run("ablation", name, dataset, setting_name(shots, ways, varway), shots,
+                                        ways, algorithm, variant, int(seed), _pairs(p),
+                                        _pairs(t) if variant == "trlearner" else (),
+                                        point=f"{key}-{value}", root=root), where)
+    return m
