@@ -59,7 +59,8 @@ import torch
 
 from trlearner.engine.algorithms import make_algorithm
 from trlearner.engine.backbones import resnet12
-from trlearner.data.tasks import TaskBatch, make_source, mark_batch_padding
+from trlearner.data.sources.dispatch import make_source
+from trlearner.data.sources.episodes import TaskBatch, mark_batch_padding
 from trlearner.method.regularizers import make_regularizer
 from trlearner.method.relation import TRConfig, TRLearner
 from trlearner.run.train import build, init_meta, meta_objective, resolve_config

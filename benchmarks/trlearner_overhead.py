@@ -25,7 +25,7 @@ import torch
 
 from trlearner.engine.algorithms import make_algorithm
 from trlearner.engine.backbones import mlp
-from trlearner.data.tasks import make_source
+from trlearner.data.sources.dispatch import make_source
 from trlearner.engine.core import adapt_batch, adapt_cross
 from trlearner.method.relation import (TRConfig, TRLearner, consistency_loss, per_task_loss, relation_matrix,
                                 relation_weights)

@@ -34,7 +34,7 @@ class SyntheticImages:
         self.n_out = ways
 
     def batch(self, indices, dtype=torch.float32):
-        from trlearner.data.tasks import TaskBatch
+        from trlearner.data.sources.episodes import TaskBatch
 
         xs, ys, xq, yq = [], [], [], []
         for i in indices:

@@ -177,7 +177,7 @@ def tar_of(path: Path, entries: dict[str, bytes], mode="w:gz"):
 
 
 # pQSAR: the layout of the MetaMix/ATS processed archive (huaxiuyao/ATS README "Drug"; read by
-# huaxiuyao/MetaMix Drug/data.py + Drug/preprocess.py), see trlearner.data.drug.
+# huaxiuyao/MetaMix Drug/data.py + Drug/preprocess.py), see trlearner.data.sources.drug.
 PQSAR_TRAIN, PQSAR_VAL, PQSAR_TEST = (688231, 688245, 737101, 737230, 809032, 809118), (872940,), \
     (1001287, 1002544, 1003190)
 
@@ -248,7 +248,7 @@ def pqsar_archive(folder: Path) -> dict:
 
 # Pascal 3D pose: the pickles of google-research meta_learning_without_memorization
 # pose_data/data_gen.py (read by its pose_code/maml_vanilla.py and huaxiuyao/MetaMix Pose/main.py),
-# see trlearner.data.pose.
+# see trlearner.data.sources.pose.
 POSE_OBJECTS = {"train_data_ins.pkl": 4, "val_data_ins.pkl": 3}
 POSE_VIEWS = 100  # mujoco_render.py renders 100 views per object
 

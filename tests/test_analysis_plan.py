@@ -65,7 +65,7 @@ def test_outputs_and_expected():
 
 
 def test_motivation_families_registered():
-    from trlearner.data.regression import FAMILIES, MOTIVATION_BANDS, RegressionSource
+    from trlearner.data.sources.regression import FAMILIES, MOTIVATION_BANDS, RegressionSource
     from trlearner.run.protocols import paper_protocol
 
     for name, (lo, hi) in MOTIVATION_BANDS.items():

@@ -8,7 +8,7 @@ import torch
 from fixtures_data import build, fixture_spec
 from trlearner.bench.episodes import bench_episodes
 from trlearner.data.fetch import fetch
-from trlearner.data.images import image_source
+from trlearner.data.sources.dispatch import image_source
 from trlearner.data.registry import override
 
 

@@ -14,10 +14,12 @@ import pytest
 import torch
 
 from fixtures_data import POSE_VIEWS, Server, build, fixture_spec
-from trlearner.data.drug import PQSARSource, convert_pqsar, determination_per_task, r2_per_task
+from trlearner.data.fetch.convert_pqsar import convert_pqsar
+from trlearner.data.sources.drug import PQSARSource, determination_per_task, r2_per_task
 from trlearner.data.errors import DataFetchError
 from trlearner.data.fetch import fetch
-from trlearner.data.pose import TARGET_SCALE, PoseSource, read_pose_pickle
+from trlearner.data.fetch.convert_pose import read_pose_pickle
+from trlearner.data.sources.pose import TARGET_SCALE, PoseSource
 from trlearner.data.registry import get, override
 
 

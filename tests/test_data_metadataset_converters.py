@@ -22,8 +22,8 @@ from PIL import Image
 from fixtures_data import Server, omniglot_zip, sha256, tar_of
 from trlearner.data.errors import DataFetchError
 from trlearner.data.fetch import fetch, is_fetched
-from trlearner.data.images import image_source
-from trlearner.data.metadataset import MetaDatasetSource
+from trlearner.data.sources.dispatch import image_source
+from trlearner.data.sources.metadataset import MetaDatasetSource
 from trlearner.data.registry import FileSpec, get, override, split_file
 
 SIZE = 84
@@ -430,7 +430,7 @@ def test_mscoco_instances_are_enlarged_box_crops(md):
 
 
 def test_coco_crop_box_clips_at_the_border():
-    from trlearner.data.convert_metadataset import coco_crop_box
+    from trlearner.data.fetch.convert_metadataset import coco_crop_box
 
     # x = -1.6, w = 19.2: xmin = max(round(-2.1), 0) = 0, xmax = round(17.1) + 1 = 18
     assert coco_crop_box([0, 0, 16, 16], 1.2, 100, 64) == (0, 0, 18, 18)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trlearner.data.episodes import episode_rng
-from trlearner.data.metadataset import (MAX_SPANNING_LEAVES_ELIGIBLE, MAX_WAYS, MIN_WAYS, MetaDatasetSource,
-                                        load_hierarchy, spanning_leaves, wordnet_groups)
+from trlearner.data.sources.episodes import episode_rng
+from trlearner.data.sources.metadataset import (MAX_SPANNING_LEAVES_ELIGIBLE, MAX_WAYS, MIN_WAYS, MetaDatasetSource,
+                                                load_hierarchy, spanning_leaves, wordnet_groups)
 from trlearner.data.registry import get, split_file
 
 SPLITS = (("train", "train", 712), ("val", "valid", 158), ("test", "test", 130))

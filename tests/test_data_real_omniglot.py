@@ -32,7 +32,7 @@ def real_root(tmp_path_factory):
 
 
 def test_real_characters_alphabet_disjoint(real_root):
-    from trlearner.data.images import image_source
+    from trlearner.data.sources.dispatch import image_source
 
     meta = json.loads((real_root / "raw" / "omniglot_small" / "cache" / "classes.json").read_text())
     assert len(meta["classes"]) == 242  # 8 distinct alphabets; Greek and Latin deduplicated

@@ -9,7 +9,7 @@ import torch
 
 from fixtures_data import Server, build, fixture_spec
 from trlearner.data.fetch import fetch, is_fetched, manifest
-from trlearner.data.images import image_source
+from trlearner.data.sources.dispatch import image_source
 from trlearner.data.registry import override
 
 
@@ -95,7 +95,7 @@ def test_rgb_datasets(dataset, tmp_path, monkeypatch):
 
 
 def test_pqsar(tmp_path, monkeypatch):
-    from trlearner.data.drug import r2_per_task
+    from trlearner.data.sources.drug import r2_per_task
 
     root, facts, ctx = roundtrip("pqsar", tmp_path, monkeypatch)
     with ctx:

@@ -42,7 +42,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from trlearner.method import relation
 from trlearner.engine.algorithms import make_algorithm
 from trlearner.engine.backbones import resnet12
-from trlearner.data.tasks import TaskBatch, mark_batch_padding
+from trlearner.data.sources.episodes import TaskBatch, mark_batch_padding
 from trlearner.engine.core import evaluate_curve
 from trlearner.method.regularizers import make_regularizer
 from trlearner.method.relation import TRConfig, TRLearner
@@ -217,7 +217,7 @@ def regression_batch(tasks=TASKS, shots=4, seed=0):
 
 def image_batch(shape, padded: bool, tasks=TASKS, seed=0):
     """Class-contiguous episodes; ``padded``: variable ways and shots, label -1 and NaN inputs
-    at the padding (the Meta-Dataset convention, trlearner.data.tasks.PaddedSource)."""
+    at the padding (the Meta-Dataset convention, trlearner.data.sources.episodes.PaddedSource)."""
     g = torch.Generator().manual_seed(seed)
     shots = [(SHOTS,) * WAYS] * tasks if not padded else [(2, 1, 3), (1, 1), (2, 2, 1)][:tasks]
     s_max, q_max = max(map(sum, shots)), max(len(k) for k in shots) * QUERIES

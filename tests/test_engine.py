@@ -7,7 +7,7 @@ import torch
 from conftest import SyntheticImages, leaf_params
 from trlearner.engine.algorithms import ALGORITHMS, make_algorithm
 from trlearner.engine.backbones import conv4, mlp, resnet12
-from trlearner.data.tasks import make_source
+from trlearner.data.sources.dispatch import make_source
 from trlearner.engine.core import adapt_batch, evaluate_curve
 
 

@@ -355,7 +355,7 @@ def _subprocess_check(raw: Path, root: Path, full: bool = False) -> dict:
 
 
 def test_modified_cache_is_refused_when_a_run_opens_it(small):
-    from trlearner.data.images import image_source
+    from trlearner.data.sources.dispatch import image_source
 
     srv, root = small
     before = image_source("omniglot_small", "test", ways=5, shots=1, queries=2, seed=0, root=root).batch(range(3))

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fixtures_data import fetch_fixture  # noqa: E402
 
 from trlearner.data.registry import override  # noqa: E402
-from trlearner.data.tasks import make_source  # noqa: E402
+from trlearner.data.sources.dispatch import make_source  # noqa: E402
 from trlearner.report import gallery  # noqa: E402
 
 

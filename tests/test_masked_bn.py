@@ -9,7 +9,7 @@ import torch
 from conftest import leaf_params
 from trlearner.engine.algorithms import make_algorithm
 from trlearner.engine.backbones import batch_norm, conv4, make_backbone, mark_padding, masked_batch_norm, resnet12
-from trlearner.data.tasks import TaskBatch, mark_batch_padding
+from trlearner.data.sources.episodes import TaskBatch, mark_batch_padding
 from trlearner.engine.core import adapt_batch, evaluate_curve
 
 SHAPE = (3, 16, 16)

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import torch
 
-from trlearner.data.regression import RegressionSource, counter_uniform
-from trlearner.data.tasks import make_source
+from trlearner.data.sources.dispatch import make_source
+from trlearner.data.sources.regression import RegressionSource, counter_uniform
 
 
 def test_sinusoid_matches_its_formula_and_ranges():

@@ -8,7 +8,8 @@ import torch
 from conftest import SyntheticImages, leaf_params
 from trlearner.engine.algorithms import ALGORITHMS, make_algorithm
 from trlearner.engine.backbones import conv4, mlp
-from trlearner.data.tasks import TaskBatch, make_source
+from trlearner.data.sources.dispatch import make_source
+from trlearner.data.sources.episodes import TaskBatch
 from trlearner.engine.core import adapt_batch
 from trlearner.method.relation import (TRConfig, TRLearner, align_classes, consistency_loss,
                                 farthest_point_mask, random_mask, relation_matrix, relation_weights)

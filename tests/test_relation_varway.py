@@ -75,7 +75,7 @@ def _varway_batch(dtype=torch.float64):
         extra = torch.full((n - len(x), *x.shape[1:]), fill, dtype=x.dtype)
         return torch.cat([x, extra])
 
-    from trlearner.data.tasks import TaskBatch
+    from trlearner.data.sources.episodes import TaskBatch
 
     xs = torch.stack([pad(t[0], s_max, float("nan")) for t in tasks])
     ys = torch.stack([pad(t[1], s_max, -1) for t in tasks])

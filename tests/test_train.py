@@ -148,7 +148,7 @@ def test_train_command_writes_metrics(tmp_path):
 
 
 def test_chunked_evaluation_equals_one_batch():
-    from trlearner.data.tasks import make_source
+    from trlearner.data.sources.dispatch import make_source
     from trlearner.engine.core import evaluate_curve
     from trlearner.run.train import build, evaluate, init_meta
 

@@ -37,7 +37,7 @@ def _family(r: C.Run) -> str:
 
 
 def _label(family: str) -> str:
-    from trlearner.data.regression import MOTIVATION_BANDS
+    from trlearner.data.sources.regression import MOTIVATION_BANDS
 
     tag = family.replace("motivation_", "").upper()
     band = MOTIVATION_BANDS.get(family)

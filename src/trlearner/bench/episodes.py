@@ -10,7 +10,7 @@ def bench_episodes(dataset: str = "omniglot", ways: int = 5, shots: int = 1, que
                    split: str = "train", batch: int = 32, repeats: int = 5, root: str = "data") -> float:
     """Episodes per second (median of ``repeats``) of building ``n`` episodes in batches of
     ``batch`` with :meth:`ImageEpisodes.batch`, tensors included."""
-    from trlearner.data.images import image_source
+    from trlearner.data.sources.dispatch import image_source
 
     src = image_source(dataset, split, ways, shots, queries, seed=0, root=root)
     src.batch(range(batch))  # warm the page cache

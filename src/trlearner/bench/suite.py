@@ -20,7 +20,7 @@ implementation, with and without TRLearner):
   ``tracemalloc`` does not see PyTorch's allocations, hence RSS; ``ru_maxrss`` is not used
   on Linux because a child inherits its parent's peak across fork/exec.
 - **episode loading**: episodes per second of the regression sources, and of the image
-  sources when ``trlearner.data.tasks.make_source`` can build them (skipped otherwise, with
+  sources when ``trlearner.data.sources.dispatch.make_source`` can build them (skipped otherwise, with
   the reason).
 
 Implementations: ``vmap`` and ``loop`` are the two back-ends of :mod:`trlearner.engine.core`;
@@ -198,7 +198,7 @@ def make_batch(group: Group, dtype=torch.float32, seed: int = 0):
     tensors of the right shapes (labels 0..N-1 in class order) for classification."""
     t = group.meta_batch
     if group.kind == "regression":
-        from trlearner.data.regression import RegressionSource
+        from trlearner.data.sources.regression import RegressionSource
 
         b = RegressionSource("sinusoid", "train", group.shots, group.queries, seed).batch(range(t))
         return tuple(x.to(dtype) for x in (b.xs, b.ys, b.xq, b.yq))
@@ -265,7 +265,7 @@ def build_step(case: Case, group: Group, dtype=torch.float32):
         if case.option in ("fo", "fo_cached") and case.algorithm != "anil":
             raise ValueError("the fo/fo_cached options are for ANIL")
         if trl is not None:
-            from trlearner.data.tasks import TaskBatch
+            from trlearner.data.sources.episodes import TaskBatch
 
             batch = TaskBatch(xs, ys, xq, yq, {})
             sampler_gen = torch.Generator().manual_seed(1)
@@ -299,7 +299,7 @@ def build_seeds_step(case: Case, group: Group, dtype=torch.float32):
     Each seed has its own init and its own meta-batch (sinusoid episodes of seed s)."""
     from types import SimpleNamespace
 
-    from trlearner.data.tasks import TaskBatch
+    from trlearner.data.sources.episodes import TaskBatch
     from trlearner.method.regularizers import make_regularizer
     from trlearner.run.stacked import stacked_objective
     from trlearner.run.train import make_optimizer
@@ -505,7 +505,7 @@ def measure_memory(case: Case, group: Group, threads: int, timeout: float = 900)
 
 def loading_throughput(quick: bool, repeats: int) -> list[dict]:
     """Episodes per second of the task sources (regression always; images if available)."""
-    from trlearner.data.tasks import make_source
+    from trlearner.data.sources.dispatch import make_source
 
     rows = []
     specs = [("sinusoid", "train", dict(shots=5), 25), ("sinusoid", "test", dict(shots=5), 600),

@@ -1,7 +1,7 @@
 """The episode gallery: one picture of a training episode and one of a test episode per dataset,
 so that a reviewer sees at a glance that the data is right (strokes, classes, split).
 
-Episodes are pure functions of (dataset, split, seed, index) (``trlearner.data.tasks.make_source``),
+Episodes are pure functions of (dataset, split, seed, index) (``trlearner.data.sources.dispatch.make_source``),
 so the picture shows exactly the episode a run with that seed draws at that index.
 
 Image datasets: ``torchvision.utils.make_grid`` of the support set (one row per class, ``shots``
@@ -122,7 +122,7 @@ def episode_picture(dataset: str, split: str, out: str | os.PathLike, *, shots: 
         The description written to the JSON sidecar (picture, caption, classes of the rows and,
         for images, the grid geometry).
     """
-    from trlearner.data.tasks import make_source
+    from trlearner.data.sources.dispatch import make_source
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

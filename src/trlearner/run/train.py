@@ -34,8 +34,8 @@ from tqdm.auto import tqdm
 
 from trlearner.engine.algorithms import ALGORITHMS, make_algorithm
 from trlearner.engine.backbones import make_backbone
-from trlearner.data.regression import stable_key
-from trlearner.data.tasks import make_source
+from trlearner.data.sources.dispatch import make_source
+from trlearner.data.sources.regression import stable_key
 from trlearner.engine.core import BACKENDS, adapt_batch, evaluate_curve
 from trlearner.run.protocols import REDUCIBLE, paper_protocol
 from trlearner.method.regularizers import make_regularizer
@@ -152,7 +152,7 @@ def resolve_config(**kwargs) -> RunConfig:
             setattr(cfg, key, value)
     cfg.protocol_reference = proto
     if cfg.multi_source:
-        from trlearner.data.metadataset_multi import check_sources
+        from trlearner.data.sources.metadataset_multi import check_sources
 
         cfg.train_sources, cfg.heldout_sources = check_sources(cfg.train_sources, cfg.heldout_sources)
     if cfg.train_dataset is not None:
@@ -189,7 +189,7 @@ def dataset_kind(dataset: str) -> tuple[str, str] | None:
         >>> dataset_kind("sinusoid"), dataset_kind("omniglot")
         (('regression', 'vector'), ('classification', 'image'))
     """
-    from trlearner.data.regression import FAMILIES
+    from trlearner.data.sources.regression import FAMILIES
     from trlearner.data.registry import get
 
     if dataset in FAMILIES:
@@ -731,7 +731,7 @@ def _multi_source_protocol(cfg: RunConfig) -> dict:
     return {
         "train_sources": list(cfg.train_sources), "heldout_sources": list(cfg.heldout_sources),
         "train_episodes": "each task of a meta-batch from a train source drawn uniformly "
-                          "(trlearner.data.metadataset_multi)",
+                          "(trlearner.data.sources.metadataset_multi)",
         "validation": "the train sources' validation classes",
         "test_episodes_per_source": cfg.test_tasks,
         "overall": "mean over all sources of the per-source accuracy",

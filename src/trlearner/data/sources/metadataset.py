@@ -42,9 +42,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from trlearner.data.episodes import as_indices, episode_rng, task_batch
-from trlearner.data.images import ImageEpisodes
 from trlearner.data.registry import get, split_path
+from trlearner.data.sources.episodes import as_indices, episode_rng, task_batch
+from trlearner.data.sources.images import ImageEpisodes
 
 MAX_WAYS, MIN_WAYS, MAX_SUPPORT, MAX_QUERY_PER_CLASS, MAX_SHOTS_PER_CLASS = 50, 5, 500, 10, 100
 MAX_SPANNING_LEAVES_ELIGIBLE = 392  # Triantafillou et al.: the smallest bound that reaches every ILSVRC leaf

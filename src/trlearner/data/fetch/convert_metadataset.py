@@ -1,4 +1,8 @@
-"""Converters of the Meta-Dataset sources into the common image cache (84x84 RGB)."""
+"""Converters of the Meta-Dataset sources into the common image cache (84x84 RGB).
+
+:data:`CONVERTERS` (registry ``converter`` name -> function) joins the one table of
+:mod:`trlearner.data.fetch.convert`.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,19 @@ from pathlib import Path
 
 import numpy as np
 
-from trlearner.data.convert import converter, load_image, write_image_cache
 from trlearner.data.errors import DataFetchError
+from trlearner.data.fetch.imagecache import load_image, write_image_cache
 from trlearner.data.registry import split_file
+
+CONVERTERS: dict = {}
+
+
+def converter(name):
+    """Register a Meta-Dataset converter under ``name`` in :data:`CONVERTERS`."""
+    def deco(fn):
+        CONVERTERS[name] = fn
+        return fn
+    return deco
 
 
 def _split_classes(spec) -> list[str]:

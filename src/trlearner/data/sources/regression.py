@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from trlearner.data.tasks import TaskBatch
+from trlearner.data.sources.episodes import TaskBatch
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)

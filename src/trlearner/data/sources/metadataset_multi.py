@@ -11,7 +11,7 @@ mscoco), as Triantafillou et al. (2020) do.
 - ``train`` / ``val`` split: each episode of a meta-batch comes from one training source,
   drawn uniformly: source = ``episode_rng("metadataset", split, seed, index)``; the episode
   itself is episode ``index`` of that source's own sampler
-  (:class:`trlearner.data.metadataset.MetaDatasetSource` on the source's ``split`` classes).
+  (:class:`trlearner.data.sources.metadataset.MetaDatasetSource` on the source's ``split`` classes).
   So every episode is a pure function of (split, seed, index, source lists), like all our
   episodes. Validation uses the training sources' validation classes.
 - ``test`` split: the same rule over all (training + held-out) sources; the evaluation of a
@@ -36,8 +36,8 @@ from typing import Sequence
 
 import torch
 
-from trlearner.data.episodes import as_indices, episode_rng, task_batch
-from trlearner.data.metadataset import MetaDatasetSource
+from trlearner.data.sources.episodes import as_indices, episode_rng, task_batch
+from trlearner.data.sources.metadataset import MetaDatasetSource
 from trlearner.data.sources.metadataset_sources import (METADATASET_HELDOUT_SOURCES, METADATASET_SOURCES,
                                                         METADATASET_TRAIN_SOURCES)
 

@@ -1,18 +1,17 @@
-"""Converters: verified, extracted files -> the fast cache of a dataset (run once per fetch).
+"""The converters: verified, extracted files -> the fast cache of a dataset (run once per fetch).
 
-Image datasets all get the same cache layout (read by :class:`trlearner.data.store.ImageStore`):
-
-- ``images.npy``  uint8 ``[N, H, W]`` (grey) or ``[N, H, W, 3]`` (RGB), memory-mapped at load;
-- ``class_offsets.npy`` int64 ``[K + 1]``: the images of class ``k`` are rows
-  ``offsets[k]:offsets[k+1]`` (classes are contiguous);
-- ``classes.json``: ``{"classes": [K names], ...}`` plus converter facts.
+:data:`CONVERTERS` is the one table from a registry entry's ``converter`` to the function
+that writes its cache; :func:`convert` looks it up. The image converters write the layout of
+:mod:`trlearner.data.fetch.imagecache` (read by :class:`trlearner.data.sources.images.ImageStore`);
+Meta-Dataset, pQSAR and pose have readers of their raw formats of their own
+(:mod:`~trlearner.data.fetch.convert_metadataset`, :mod:`~trlearner.data.fetch.convert_pqsar`,
+:mod:`~trlearner.data.fetch.convert_pose`).
 
 Omniglot strokes are stored bright on black (``255 - pixel``), as in Vinyals et al.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 from pathlib import Path, PurePosixPath
@@ -21,6 +20,8 @@ from typing import Callable
 import numpy as np
 
 from trlearner.data.errors import DataFetchError
+from trlearner.data.fetch import convert_metadataset
+from trlearner.data.fetch.imagecache import load_image, write_image_cache
 from trlearner.data.registry import DatasetSpec, split_file
 from trlearner.data.safe_pickle import UnsafePickleError, load_pickle
 
@@ -38,52 +39,6 @@ def convert(spec: DatasetSpec, *, archives: Path, extracted: Path, cache: Path) 
     if spec.converter not in CONVERTERS:
         raise DataFetchError(f"no converter {spec.converter!r} (known: {sorted(CONVERTERS)})", dataset=spec.name)
     CONVERTERS[spec.converter](spec, archives=archives, extracted=extracted, cache=cache, **spec.converter_args)
-
-
-# --------------------------------------------------------------------------- image helpers
-
-def load_image(src, size: int | None, mode: str, invert: bool = False, box=None) -> np.ndarray:
-    """Decode one image (path, bytes or PIL image) -> uint8 [size, size] or [size, size, 3]."""
-    from PIL import Image
-
-    if isinstance(src, (bytes, bytearray)):
-        img = Image.open(io.BytesIO(src))
-    elif isinstance(src, Image.Image):
-        img = src
-    else:
-        img = Image.open(src)
-    img = img.convert(mode)
-    if box is not None:
-        img = img.crop(box)
-    if size is not None and img.size != (size, size):
-        img = img.resize((size, size), Image.LANCZOS)
-    arr = np.asarray(img, dtype=np.uint8)
-    return 255 - arr if invert else arr
-
-
-def write_image_cache(cache: Path, classes: list[tuple[str, list]], size: int, mode: str,
-                      invert: bool = False, extra: dict | None = None,
-                      loader: Callable | None = None) -> None:
-    """Decode every image of every class (in the given order) into the cache layout."""
-    n = sum(len(items) for _, items in classes)
-    if n == 0:
-        raise DataFetchError("no images found in the extracted files", todo="check that the archive is the "
-                             "published one (the registry describes its layout)")
-    shape = (n, size, size) if mode == "L" else (n, size, size, 3)
-    images = np.lib.format.open_memmap(cache / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
-    offsets = np.zeros(len(classes) + 1, dtype=np.int64)
-    row = 0
-    for k, (_, items) in enumerate(classes):
-        for item in items:
-            images[row] = loader(item) if loader else load_image(item, size, mode, invert)
-            row += 1
-        offsets[k + 1] = row
-    images.flush()
-    del images
-    np.save(cache / "class_offsets.npy", offsets)
-    meta = {"classes": [c for c, _ in classes], "image_shape": list(shape[1:]), "mode": mode, "invert": invert}
-    meta.update(extra or {})
-    (cache / "classes.json").write_text(json.dumps(meta, indent=0))
 
 
 def _rel(p: Path, base: Path) -> PurePosixPath:
@@ -216,9 +171,9 @@ def places(spec, *, archives, extracted, cache, size=84, per_class=200, prefix="
 
 @converter("pqsar")
 def pqsar(spec, *, archives, extracted, cache, bits=1024):
-    """MetaMix's processed pQSAR archive -> the cache of :class:`trlearner.data.drug.PQSARSource`
-    (layout and reference loader: :mod:`trlearner.data.drug`)."""
-    from trlearner.data.drug import convert_pqsar
+    """MetaMix's processed pQSAR archive -> the cache of :class:`trlearner.data.sources.drug.PQSARSource`
+    (the archive's layout: :mod:`trlearner.data.fetch.convert_pqsar`)."""
+    from trlearner.data.fetch.convert_pqsar import convert_pqsar
 
     convert_pqsar(spec.name, extracted, cache, bits=bits)
 
@@ -227,9 +182,9 @@ def pqsar(spec, *, archives, extracted, cache, bits=1024):
 
 @converter("pose")
 def pose(spec, *, archives, extracted, cache):
-    """MR-MAML / MetaMix pose pickles -> the cache of :class:`trlearner.data.pose.PoseSource`
-    (layout and reference loaders: :mod:`trlearner.data.pose`)."""
-    from trlearner.data.pose import convert_pose
+    """MR-MAML / MetaMix pose pickles -> the cache of :class:`trlearner.data.sources.pose.PoseSource`
+    (the pickles' layout: :mod:`trlearner.data.fetch.convert_pose`)."""
+    from trlearner.data.fetch.convert_pose import convert_pose
 
     convert_pose(spec.name, archives, cache, train=spec.split.get("train", "train_data_ins.pkl"),
                  test=spec.split.get("test", "val_data_ins.pkl"))
@@ -240,7 +195,7 @@ def pose(spec, *, archives, extracted, cache):
 @converter("regression_test_sets")
 def regression_test_sets(spec, *, archives, extracted, cache, shots=(5, 10), queries=100, episodes=600, seed=0):
     """The fixed test tasks (episodes 0..episodes-1 of split ``test``) for every shot setting."""
-    from trlearner.data.regression import RegressionSource
+    from trlearner.data.sources.regression import RegressionSource
 
     for s in shots:
         b = RegressionSource(spec.name, "test", s, queries, seed).batch(range(episodes))
@@ -248,4 +203,4 @@ def regression_test_sets(spec, *, archives, extracted, cache, shots=(5, 10), que
                  yq=b.yq.numpy(), **{f"info_{k}": v.numpy() for k, v in b.info.items()})
 
 
-from trlearner.data import convert_metadataset  # noqa: E402,F401  (registers the Meta-Dataset converters)
+CONVERTERS.update(convert_metadataset.CONVERTERS)  # md_aircraft, md_vgg_flower, ... (Meta-Dataset sources)

@@ -1,0 +1,64 @@
+"""The image cache every image dataset shares, and the one decoder that fills it.
+
+Layout (read by :class:`trlearner.data.sources.images.ImageStore`):
+
+- ``images.npy``  uint8 ``[N, H, W]`` (grey) or ``[N, H, W, 3]`` (RGB), memory-mapped at load;
+- ``class_offsets.npy`` int64 ``[K + 1]``: the images of class ``k`` are rows
+  ``offsets[k]:offsets[k+1]`` (classes are contiguous);
+- ``classes.json``: ``{"classes": [K names], ...}`` plus converter facts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from trlearner.data.errors import DataFetchError
+
+
+def load_image(src, size: int | None, mode: str, invert: bool = False, box=None) -> np.ndarray:
+    """Decode one image (path, bytes or PIL image) -> uint8 [size, size] or [size, size, 3]."""
+    from PIL import Image
+
+    if isinstance(src, (bytes, bytearray)):
+        img = Image.open(io.BytesIO(src))
+    elif isinstance(src, Image.Image):
+        img = src
+    else:
+        img = Image.open(src)
+    img = img.convert(mode)
+    if box is not None:
+        img = img.crop(box)
+    if size is not None and img.size != (size, size):
+        img = img.resize((size, size), Image.LANCZOS)
+    arr = np.asarray(img, dtype=np.uint8)
+    return 255 - arr if invert else arr
+
+
+def write_image_cache(cache: Path, classes: list[tuple[str, list]], size: int, mode: str,
+                      invert: bool = False, extra: dict | None = None,
+                      loader: Callable | None = None) -> None:
+    """Decode every image of every class (in the given order) into the cache layout."""
+    n = sum(len(items) for _, items in classes)
+    if n == 0:
+        raise DataFetchError("no images found in the extracted files", todo="check that the archive is the "
+                             "published one (the registry describes its layout)")
+    shape = (n, size, size) if mode == "L" else (n, size, size, 3)
+    images = np.lib.format.open_memmap(cache / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
+    offsets = np.zeros(len(classes) + 1, dtype=np.int64)
+    row = 0
+    for k, (_, items) in enumerate(classes):
+        for item in items:
+            images[row] = loader(item) if loader else load_image(item, size, mode, invert)
+            row += 1
+        offsets[k + 1] = row
+    images.flush()
+    del images
+    np.save(cache / "class_offsets.npy", offsets)
+    meta = {"classes": [c for c, _ in classes], "image_shape": list(shape[1:]), "mode": mode, "invert": invert}
+    meta.update(extra or {})
+    (cache / "classes.json").write_text(json.dumps(meta, indent=0))
