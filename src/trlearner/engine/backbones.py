@@ -38,6 +38,7 @@ Example::
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -59,13 +60,16 @@ class Backbone:
         features: ``(params, x [B, *input_shape]) -> h [B, feature_dim]``.
         head: ``(params, h [B, feature_dim]) -> out [B, n_out]``.
         head_keys: the keys of ``params`` used by ``head`` only.
-        feature_dim: size of ``h``.
+        feature_dim: size of ``h`` (None when :func:`from_module` cannot tell; TRLearner needs it).
         layers: the layer names in order, for per-layer transforms (T-NET).
         layer_width: output units/channels of each layer in ``layers``.
         batch_stats: True when outputs depend on the whole batch (batch norm), False when
             every row of ``x`` is processed independently.
         padded: True when the backbone accepts NaN-marked padded rows (see the module
             docstring) and keeps them out of the batch-norm statistics.
+        bn_keys: further batch-norm scale/shift keys besides ``<layer>.bn_w``/``.bn_b``
+            (:func:`from_module`: the parameters of the module's ``nn.BatchNorm`` layers),
+            left out of the inner loop unless ``adapt_bn``.
     """
 
     name: str
@@ -73,11 +77,12 @@ class Backbone:
     features: Callable[[Params, torch.Tensor], torch.Tensor]
     head: Callable[[Params, torch.Tensor], torch.Tensor]
     head_keys: tuple[str, ...]
-    feature_dim: int
+    feature_dim: int | None
     layers: tuple[str, ...]
     layer_width: tuple[int, ...]
     batch_stats: bool = True
     padded: bool = False
+    bn_keys: tuple[str, ...] = ()
 
     def __call__(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         return self.head(params, self.features(params, x))
@@ -408,6 +413,188 @@ def resnet12(in_shape: tuple[int, int, int], n_out: int, widths=(64, 160, 320, 6
         layer_width=tuple(widths) + (n_out,),
         padded=padded,
     )
+
+
+# ------------------------------------------------------------------- a user's nn.Module
+
+# Keys the algorithms and TRLearner add to the parameter dict; a module's own parameter name
+# must not look like one of them.
+RESERVED_PREFIXES = ("lr.", "trl.")
+
+
+def _transformable(m: torch.nn.Module) -> bool:
+    """Layers whose output a T-NET transform can fold into the weights: linear in the weight
+    along the output dimension (``nn.Linear``, ``nn.Conv1d/2d/3d`` with ``groups=1``)."""
+    if isinstance(m, torch.nn.Linear):
+        return True
+    return isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)) and m.groups == 1
+
+
+def from_module(module: torch.nn.Module, head: str | None = "auto", input_shape: tuple[int, ...] | None = None,
+                batch_stats: bool | None = None, name: str | None = None) -> Backbone:
+    """A :class:`Backbone` that runs a ``torch.nn.Module`` through ``torch.func.functional_call``.
+
+    The parameter dict is the module's ``named_parameters()`` (keys such as ``"0.weight"``);
+    the module's own tensors are never changed. T-NET transforms ``"<layer>.T"`` are folded
+    into the weight and bias of each ``nn.Linear``/``nn.Conv`` layer (``T (W x + b) =
+    (T W) x + T b``, exact). ``nn.BatchNorm`` layers must be built with
+    ``track_running_stats=False`` (transductive batch norm, MAML's convention): a module with
+    buffers (running statistics or any other) is refused, since a buffer updated in place
+    cannot be carried through ``vmap``-ed tasks.
+
+    Arguments:
+        module: the network; its current weights are the initial meta-parameters (``init``
+            ignores the generator: re-initialise the module for another draw). Call
+            ``module.eval()`` first if it has dropout (random ops are refused under ``vmap``).
+        head: the last layer, adapted alone by ANIL and dropped by ProtoNet. ``"auto"``: the
+            last child of an ``nn.Sequential`` if it has parameters, else no head. ``None``:
+            no head, the whole module is the feature extractor ``g`` (a ProtoNet embedding).
+            A name: that child; in an ``nn.Sequential`` it must be the last one, otherwise its
+            input (caught by a forward pre-hook) is the feature and its output must be the
+            module's output.
+        input_shape: one input's shape, to find ``feature_dim`` by a forward pass of zeros when
+            neither a linear head nor a linear first layer gives it (TRLearner needs it).
+        batch_stats: whether outputs depend on the whole batch; default True exactly when the
+            module has an ``nn.BatchNorm`` layer. Pass True if ``forward`` mixes rows otherwise.
+        name: the backbone's name (default ``"module:<class name>"``).
+
+    Returns:
+        Backbone: ``x`` [B, *input] -> module output [B, n_out].
+
+    Example::
+
+        >>> import torch
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Linear(1, 40), nn.ReLU(), nn.Linear(40, 1))
+        >>> bb = from_module(net)
+        >>> bb.head_keys, bb.feature_dim, bb.layers
+        (('2.weight', '2.bias'), 40, ('0', '2'))
+        >>> params = bb.init(torch.Generator())
+        >>> torch.equal(bb(params, torch.ones(3, 1)), net(torch.ones(3, 1)))
+        True
+    """
+    from torch.func import functional_call
+
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"from_module needs a torch.nn.Module, got {type(module).__name__}")
+    buffers = [k for k, _ in module.named_buffers()]
+    if buffers:
+        raise ValueError(
+            f"the module has buffers {buffers[:4]}{' ...' if len(buffers) > 4 else ''}: state updated in place "
+            "(batch-norm running statistics) cannot be carried through the vmapped tasks. Build batch norm "
+            "with track_running_stats=False (transductive statistics, MAML's convention), or make a constant "
+            "buffer a parameter with requires_grad=False, or use the built-in conv4/resnet12 backbones")
+    names = [k for k, _ in module.named_parameters()]
+    if not names:
+        raise ValueError("the module has no parameters: there is nothing to meta-learn")
+    bad = [k for k in names if "." not in k or k.startswith(RESERVED_PREFIXES) or k.endswith(".T")]
+    if bad:
+        raise ValueError(f"parameter names {bad[:4]} clash with the algorithms' keys (a top-level parameter, "
+                         f"a submodule named lr or trl, or a parameter named T); wrap the module, "
+                         f"from_module(nn.Sequential(module)), or rename them")
+    children = dict(module.named_children())
+    sequential = isinstance(module, torch.nn.Sequential)
+    if head == "auto":
+        last = next(reversed(children), None) if sequential else None
+        head = last if last is not None and any(True for _ in children[last].parameters()) else None
+    if head is not None:
+        if head not in children:
+            raise ValueError(f"head={head!r} is not a child of the module; its children: {list(children)}")
+        if sequential and head != next(reversed(children)):
+            raise ValueError(f"head={head!r} is not the last layer of the nn.Sequential")
+    head_mod = children[head] if head is not None else None
+    head_keys = tuple(k for k in names if head is not None and k.startswith(head + "."))
+    layers = tuple(n for n, m in module.named_modules() if n and _transformable(m))
+    widths = tuple(getattr(m, "out_features", None) or m.out_channels
+                   for n, m in module.named_modules() if n in layers)
+    bn = tuple(f"{n}.{k}" for n, m in module.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+               for k, _ in m.named_parameters(recurse=False))
+    if batch_stats is None:
+        batch_stats = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+    def weights(params: Params, keys, prefix: str = "") -> Params:
+        """The tensors of ``keys`` present in ``params``, named without ``prefix``, with the
+        T-NET transform of their layer folded in."""
+        out = {}
+        for k in keys:
+            if k not in params:
+                continue
+            t, v = params.get(f"{k.rpartition('.')[0]}.T"), params[k]
+            if t is not None:
+                v = t @ v if v.dim() == 1 else torch.einsum("dc,c...->d...", t, v)
+            out[k[len(prefix):]] = v
+        return out
+
+    if head is None:
+        def features(params: Params, x: torch.Tensor) -> torch.Tensor:
+            return functional_call(module, weights(params, names), (x,))
+
+        def head_fn(params: Params, h: torch.Tensor) -> torch.Tensor:
+            return h
+    else:
+        # the body keeps the children's names, so its keys are the module's
+        body = torch.nn.Sequential(OrderedDict((n, m) for n, m in children.items() if n != head)) if sequential else None
+        body_keys = [k for k in names if k not in head_keys]
+
+        def features(params: Params, x: torch.Tensor) -> torch.Tensor:
+            if body is not None:
+                return functional_call(body, weights(params, body_keys), (x,))
+            seen = []
+            hook = head_mod.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+            try:
+                functional_call(module, weights(params, names), (x,))
+            finally:
+                hook.remove()
+            return seen[-1]
+
+        def head_fn(params: Params, h: torch.Tensor) -> torch.Tensor:
+            return functional_call(head_mod, weights(params, head_keys, head + "."), (h,))
+
+    feature_dim = None
+    if isinstance(head_mod, torch.nn.Linear):
+        feature_dim = head_mod.in_features
+    else:
+        first = next((m for m in module.modules() if any(True for _ in m.parameters(recurse=False))), None)
+        if input_shape is None and isinstance(first, torch.nn.Linear):
+            input_shape = (first.in_features,)
+        if input_shape is not None:
+            p = next(module.parameters())
+            with torch.no_grad():
+                feature_dim = features(dict(module.named_parameters()),
+                                       torch.zeros(2, *input_shape, dtype=p.dtype, device=p.device)).shape[-1]
+
+    def init(gen: torch.Generator) -> Params:
+        return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+    return Backbone(
+        name=name or f"module:{type(module).__name__}",
+        init=init,
+        features=features,
+        head=head_fn,
+        head_keys=head_keys,
+        feature_dim=feature_dim,
+        layers=layers,
+        layer_width=widths,
+        batch_stats=bool(batch_stats),
+        bn_keys=bn,
+    )
+
+
+def as_backbone(model) -> Backbone:
+    """``model`` as a :class:`Backbone`: a Backbone as it is, a ``torch.nn.Module`` through
+    :func:`from_module` with its defaults.
+
+    Example::
+
+        >>> from torch import nn
+        >>> as_backbone(nn.Sequential(nn.Linear(1, 8), nn.ReLU(), nn.Linear(8, 1))).head_keys
+        ('2.weight', '2.bias')
+    """
+    if isinstance(model, Backbone):
+        return model
+    if isinstance(model, torch.nn.Module):
+        return from_module(model)
+    raise TypeError(f"expected a trlearner Backbone or a torch.nn.Module, got {type(model).__name__}")
 
 
 def make_backbone(name: str, input_shape: tuple[int, ...], n_out: int, padded: bool = False,

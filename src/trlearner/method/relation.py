@@ -284,7 +284,43 @@ class TROutput(NamedTuple):
 
 
 class TRLearner:
-    """TRLearner around any algorithm: ``meta_loss`` replaces the baseline's objective."""
+    """TRLearner around any algorithm: ``meta_loss`` replaces the baseline's objective.
+
+    Relations between the tasks of a meta-batch (from their sampled meta-data) weight a
+    relation-aware consistency loss: each task's queries are also predicted by the other
+    tasks' adapted models, mixed by relation weight (module docstring, points 1-5).
+
+    Arguments:
+        algo: the algorithm (:class:`~trlearner.engine.algorithms.MAML`, ``ANIL``, ...), built
+            on a backbone or a ``torch.nn.Module``; its ``backbone.feature_dim`` is needed.
+        config: the settings (:class:`TRConfig`; ``lam`` weighs the consistency loss).
+        shots: support points per task (per class for classification); None only with
+            ``variable_ways``.
+        ways: classes per task (classification).
+        variable_ways: episodes of any ways and shots (Meta-Dataset).
+
+    Returns:
+        ``meta_loss(meta, batch, steps, lr)`` returns a :class:`TROutput` (``loss`` to
+        minimise, ``task_loss``, ``tr_loss``, the relation matrix [T, T]); ``init_params(gen)``
+        the relation layer's meta-parameters, to merge into the algorithm's.
+
+    References:
+        1. Wang et al. 2024. "Rethinking Meta-Learning from a Learning Lens." arXiv:2409.08474.
+
+    Example::
+
+        >>> import torch
+        >>> from torch import nn
+        >>> from trlearner import MAML, make_source
+        >>> net = nn.Sequential(nn.Linear(1, 40), nn.ReLU(), nn.Linear(40, 1))
+        >>> algo = MAML(net, "regression")
+        >>> trl = TRLearner(algo, TRConfig(lam=0.1), shots=5)
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> meta = {**algo.init_params(gen, 0.01), **trl.init_params(gen)}
+        >>> out = trl.meta_loss(meta, make_source("sinusoid", "train", shots=5).batch(range(4)), steps=1, lr=0.01)
+        >>> out.relation.shape, bool(out.loss > 0)
+        (torch.Size([4, 4]), True)
+    """
 
     def __init__(self, algo: Algorithm, config: TRConfig, shots: int | None, ways: int | None = None,
                  variable_ways: bool = False):
@@ -294,6 +330,9 @@ class TRLearner:
         self.ways = ways
         self.variable_ways = variable_ways
         d = algo.backbone.feature_dim
+        if d is None:
+            raise ValueError("TRLearner needs the backbone's feature size, which this nn.Module does not show: "
+                             "build it with trlearner.from_module(module, head=..., input_shape=<one input's shape>)")
         if variable_ways:
             # episodes of any ways and shots (Meta-Dataset): classes come from the labels
             # (-1 = padding), meta-data per class = min(meta_data, k) or ceil(k / 2)

@@ -12,8 +12,8 @@ Both work on ONE task (``xs`` [S, *input], ``ys`` [S] or [S, 1]); the engine bat
 with ``torch.func.vmap`` or loops over them. A task state is a dict of tensors, so it can be
 stacked over tasks. TRLearner (``trlearner.method.relation``) uses only these two operations.
 
-The inner gradient is computed by a :class:`~trlearner.engine.core.InnerGrad` passed in by the
-engine, so the same algorithm code runs under ``vmap`` (``torch.func.grad``) and in the
+The inner gradient is computed by a :class:`~trlearner.engine.grad.InnerGrad` passed in by the
+engine (default ``InnerGrad("func")`` when a user calls ``adapt`` directly), so the same algorithm code runs under ``vmap`` (``torch.func.grad``) and in the
 per-task reference loop (``torch.autograd.grad``).
 
 Padded episodes (variable-way/shot sources such as Meta-Dataset, label -1 at padding): the
@@ -32,7 +32,8 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from trlearner.engine.backbones import Backbone, Params, is_batch_norm_key
+from trlearner.engine.backbones import Backbone, Params, as_backbone, is_batch_norm_key
+from trlearner.engine.grad import InnerGrad
 
 State = dict[str, torch.Tensor]
 # grad(loss_of_state, state) -> dict of gradients with the keys of ``state``.
@@ -110,8 +111,10 @@ class Algorithm:
     (:meth:`step_size`), extra meta-parameters (:meth:`init_params`) or the whole path.
 
     Arguments:
-        backbone: the model (:class:`~trlearner.engine.backbones.Backbone`).
-        kind: ``regression`` or ``classification``.
+        backbone: the model: a :class:`~trlearner.engine.backbones.Backbone` or a
+            ``torch.nn.Module`` (run through ``torch.func.functional_call``;
+            :func:`~trlearner.engine.backbones.from_module` says what it supports).
+        kind: ``regression`` (mean squared error) or ``classification`` (cross-entropy).
         adapt_bn: adapt the batch-norm scale/shift in the inner loop too. Default False: in
             Finn's MAML code (cbfinn/maml, utils.py ``normalize``) and MT-net's code the batch
             norm variables live outside the fast weights, so only the outer loop trains them.
@@ -123,7 +126,7 @@ class Algorithm:
     def __init__(self, backbone: Backbone, kind: str, adapt_bn: bool = False):
         if kind not in TASK_KINDS:
             raise ValueError(f"unknown task kind {kind!r}; choose one of {sorted(TASK_KINDS)}")
-        self.backbone = backbone
+        self.backbone = as_backbone(backbone)
         self.kind = kind
         self.adapt_bn = bool(adapt_bn)
         self.loss_fn, self.metric_fn, self.metric_name, self.higher_is_better = TASK_KINDS[kind]
@@ -143,17 +146,19 @@ class Algorithm:
     def adapt_keys(self, meta: Params) -> list[str]:
         """Keys of ``meta`` adapted in the inner loop: every backbone weight, the batch-norm
         scale/shift only with ``adapt_bn``."""
+        bn = self.backbone.bn_keys
         return [k for k in meta if not k.endswith(".T") and "." in k and not k.startswith(("lr.", "trl."))
-                and (self.adapt_bn or not is_batch_norm_key(k))]
+                and (self.adapt_bn or not (is_batch_norm_key(k) or k in bn))]
 
     def step_size(self, meta: Params, key: str, lr: float):
         return lr
 
     # -- the interface ----------------------------------------------------------------
     def adapt_path(
-        self, meta: Params, xs: torch.Tensor, ys: torch.Tensor, steps: int, lr: float, grad: GradFn
+        self, meta: Params, xs: torch.Tensor, ys: torch.Tensor, steps: int, lr: float, grad: GradFn | None = None
     ) -> Iterator[State]:
         """Yield the task state after 0..steps inner gradient steps on (xs, ys)."""
+        grad = InnerGrad("func") if grad is None else grad
         state = {k: meta[k] for k in self.adapt_keys(meta)}
         yield state
 
@@ -169,8 +174,19 @@ class Algorithm:
         """Model output for ``x`` [Q, *input] -> [Q, n_out] with the adapted state."""
         return self.backbone({**meta, **state}, x)
 
-    def adapt(self, meta: Params, xs, ys, steps: int, lr: float, grad: GradFn) -> State:
-        """The task state after ``steps`` inner steps."""
+    def adapt(self, meta: Params, xs, ys, steps: int, lr: float, grad: GradFn | None = None) -> State:
+        """The task state after ``steps`` inner steps on one task's support set.
+
+        Arguments:
+            meta: the meta-parameters (:meth:`init_params`).
+            xs, ys: the support set, ``xs`` [S, *input], ``ys`` [S, 1] or [S].
+            steps, lr: inner gradient steps and their step size.
+            grad: the inner gradient (default ``InnerGrad("func")``; keeps the graph to
+                ``meta``, so the meta-gradient is second-order).
+
+        Returns:
+            dict of the adapted tensors, for :meth:`predict`.
+        """
         state = None
         for state in self.adapt_path(meta, xs, ys, steps, lr, grad):
             pass

@@ -31,6 +31,37 @@ LR_INIT_RANGE = (0.005, 0.1)
 
 
 class MetaSGD(Algorithm):
+    """Meta-SGD: a learned step size per weight entry (meta-parameters ``"lr.<key>"``),
+    trained by the outer loop with the initialisation; the inner ``lr`` is ignored.
+
+    Arguments:
+        backbone: a :class:`~trlearner.engine.backbones.Backbone` (``mlp``, ``conv4``, ...) or
+            a ``torch.nn.Module`` (through ``torch.func.functional_call``; see
+            :func:`~trlearner.engine.backbones.from_module`).
+        kind: ``"regression"`` (MSE loss) or ``"classification"`` (cross-entropy).
+        adapt_bn: adapt batch-norm scale/shift in the inner loop too (default False).
+        lr_init: initial step sizes, ``"uniform"`` (U[0.005, 0.1]) or ``"constant"`` (the
+            ``inner_lr`` of :meth:`init_params`).
+
+    Returns:
+        ``adapt(meta, xs, ys, steps, lr)`` returns the task state (a dict of tensors);
+        ``predict(meta, state, x)`` returns the outputs [Q, n_out].
+
+    References:
+        1. Li, Zhou, Chen, Li. 2017. "Meta-SGD: Learning to Learn Quickly for Few-Shot
+           Learning." arXiv:1707.09835.
+
+    Example::
+
+        >>> import torch
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Linear(1, 40), nn.ReLU(), nn.Linear(40, 1))
+        >>> algo = MetaSGD(net, "regression", lr_init="constant")
+        >>> meta = algo.init_params(torch.Generator(), inner_lr=0.01)
+        >>> meta["lr.0.weight"].shape, round(float(meta["lr.0.weight"][0, 0]), 6)
+        (torch.Size([40, 1]), 0.01)
+    """
+
     name = "metasgd"
 
     def __init__(self, backbone, kind, adapt_bn: bool = False, lr_init: str = "uniform"):
