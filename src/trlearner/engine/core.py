@@ -26,39 +26,16 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from torch.func import grad as func_grad
 from torch.func import vmap
 
 from trlearner.engine.algorithms.base import Algorithm, State
 from trlearner.engine.backbones import Params
+from trlearner.engine.grad import InnerGrad  # re-exported: trlearner.engine.core.InnerGrad
+
+__all__ = ["BACKENDS", "InnerGrad", "BatchOutput", "adapt_batch", "adapt_cross", "cross_predict",
+           "evaluate_curve"]
 
 BACKENDS = ("vmap", "loop")
-
-
-class InnerGrad:
-    """Inner-loop gradient of a scalar function of a state dict.
-
-    ``mode="func"`` uses ``torch.func.grad`` (works under ``vmap`` and inside
-    ``torch.no_grad``); ``mode="autograd"`` uses ``torch.autograd.grad`` (the reference).
-    ``first_order=True`` drops the inner gradients from the meta-gradient (FOMAML).
-    """
-
-    def __init__(self, mode: str = "func", first_order: bool = False):
-        if mode not in ("func", "autograd"):
-            raise ValueError(f"unknown inner-gradient mode {mode!r}")
-        self.mode = mode
-        self.first_order = first_order
-
-    def __call__(self, fn, state: State) -> State:
-        if self.mode == "func":
-            g = func_grad(fn)(state)
-            return {k: v.detach() for k, v in g.items()} if self.first_order else g
-        keys = list(state)
-        with torch.enable_grad():
-            leaves = {k: state[k] if state[k].requires_grad else state[k].requires_grad_() for k in keys}
-            create = torch.is_grad_enabled() and not self.first_order
-            gs = torch.autograd.grad(fn(leaves), [leaves[k] for k in keys], create_graph=create)
-        return dict(zip(keys, gs))
 
 
 class BatchOutput(NamedTuple):
