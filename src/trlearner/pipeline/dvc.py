@@ -16,6 +16,7 @@ from pathlib import Path
 
 from trlearner.data.registry import get, names
 
+
 def registry_datasets() -> list[str]:
     """Every dataset of the data registry that has data of its own (a DVC stage each): all
     entries except collections (``metadataset``, whose members are datasets themselves)."""
