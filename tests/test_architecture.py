@@ -159,3 +159,10 @@ def test_each_folder_says_what_it_owns_and_may_import(layer):
     named = set(re.findall(r"trlearner\.(\w+)", match.group(1)))
     allowed = {n for n, r in RANK.items() if r < RANK[layer]}
     assert named == allowed, f"{layer}/__init__.py says it may import {sorted(named)}; the layers below it are {sorted(allowed)}"
+
+
+def test_architecture_doc_names_every_layer():
+    """docs/ARCHITECTURE.md's table has a row for each layer folder (and none that is gone)."""
+    doc = (PACKAGE.parents[1] / "docs" / "ARCHITECTURE.md").read_text()
+    rows = set(re.findall(r"^\| `(\w+)/` \|", doc, re.M))
+    assert rows == set(RANK), f"docs/ARCHITECTURE.md rows {sorted(rows)} != layers {sorted(RANK)}"
