@@ -5,7 +5,11 @@ import json
 
 GPU = config["device"] == "cuda"
 GPU_LOCK_DIR = config["gpu_lock_dir"]
-REFERENCE = config.get("report", {}).get("reference", "config/reference.yaml")
+# The paper's reference numbers: the package's own file (src/trlearner/report/reference.yaml,
+# trlearner.report.reference knows where) unless the config's report.reference names another.
+from trlearner.report.reference import default_reference_path
+
+REFERENCE = config.get("report", {}).get("reference") or os.path.relpath(default_reference_path())
 
 
 def run_of(wildcards):

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--gallery", default=None,
                         help="folder of episode pictures (python -m trlearner.report.gallery) (default: none)")
     parser.add_argument("--reference", default=None,
-                        help="reference numbers YAML (default: config/reference.yaml)")
+                        help="reference numbers YAML (default: the packaged trlearner/report/reference.yaml)")
     parser.add_argument("--relative-to", default=None,
                         help="base folder for run and log paths printed in the report "
                              "(default: current directory)")

@@ -1,8 +1,10 @@
-"""The reference numbers (``config/reference.yaml``): the paper's known cells and the
-baselines' own published numbers, plus the dataset-to-family map used by the tables.
+"""The reference numbers (``reference.yaml`` of this package, next to this module): the
+paper's known cells and the baselines' own published numbers, plus the dataset-to-family map
+used by the tables. It ships inside the package (package data), so an installed wheel reads it
+without a checkout.
 
 Example:
-    >>> ref = Reference.load()                      # the packaged config/reference.yaml
+    >>> ref = Reference.load()                      # the packaged reference.yaml
     >>> ref.paper_value("sinusoid", "5shot", "maml", "trlearner")["value"]
     0.4
     >>> ref.paper_value("sinusoid", "10shot", "maml", "trlearner") is None
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +29,10 @@ VARIANTS = ("baseline", "trlearner")
 
 
 def default_reference_path() -> Path:
-    """``config/reference.yaml`` of the checkout this package lives in (src layout), else
-    ``config/reference.yaml`` under the current directory."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "config" / "reference.yaml"
-        if candidate.is_file():
-            return candidate
-    return Path("config") / "reference.yaml"
+    """The packaged reference file, ``trlearner/report/reference.yaml`` (in a checkout:
+    ``src/trlearner/report/reference.yaml``). A file on disk in every install this package
+    supports (editable, wheel, ``--target``); not a zip import."""
+    return Path(str(resources.files(__package__).joinpath("reference.yaml")))
 
 
 @dataclass

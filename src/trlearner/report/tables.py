@@ -51,7 +51,7 @@ FOOTNOTES = [
     "Δ vs baseline: paired TRLearner − baseline difference ± 95 % CI, paired t-test p-value "
     "(pairs = seeds; with one seed, the test tasks of that seed).",
     f"{DAGGER} reduced protocol: not comparable to, and not judged against, the paper's value.",
-    "paper: the TRLearner paper's value where known (config/reference.yaml), else n/a; "
+    "paper: the TRLearner paper's value where known (trlearner/report/reference.yaml), else n/a; "
     "\"in our CI\" says whether it lies inside our 95 % CI.",
     f"{POOLED} pools runs made with different code versions (git commit, code hash) or on "
     "different test episodes (episodes_hash): see \"Run checks\" in REPORT.md.",
@@ -306,7 +306,8 @@ def _metric_caption(metric: str | None, higher_is_better: bool | None) -> str:
 def _trained_on(runs: pd.DataFrame, dataset: str, reference: Reference) -> str | None:
     """The dataset a section's runs were meta-trained on when it is not the one they are tested
     on (the cross-domain cells: ``provenance.json`` ``data.train``); before any run, the reference
-    file's ``families.trained_on`` entry (config/reference.yaml). None for within-domain cells.
+    file's ``families.trained_on`` entry (trlearner/report/reference.yaml). None for
+    within-domain cells.
 
     >>> ref = Reference(families={"trained_on": {"cub": "miniimagenet"}})
     >>> _trained_on(pd.DataFrame(), "cub", ref), _trained_on(pd.DataFrame(), "omniglot", ref)
