@@ -8,12 +8,14 @@ export DVC_NO_ANALYTICS := 1
 
 .PHONY: setup run paper test test-quick bench gpu-check clean-results
 
+## The checkout, editable, with the extras the two README commands need: pipeline (Snakemake,
+## DVC, the executor plugins: make run and the workflow tests) and dev (pytest).
 setup: .venv/.installed
 
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,pipeline]'
 	touch $@
 
 ## The main job: the default, CPU-sized reproduction (config/default.yaml) and its report.
