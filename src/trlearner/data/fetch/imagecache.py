@@ -1,4 +1,5 @@
-"""The image cache every image dataset shares, and the one decoder that fills it.
+"""The image cache every image dataset shares, and the one decoder that fills it
+(:func:`load_image`: Pillow decodes, torchvision.transforms.v2 crops and resizes).
 
 Layout (read by :class:`trlearner.data.sources.images.ImageStore`):
 
@@ -21,8 +22,32 @@ from trlearner.data.errors import DataFetchError
 
 
 def load_image(src, size: int | None, mode: str, invert: bool = False, box=None) -> np.ndarray:
-    """Decode one image (path, bytes or PIL image) -> uint8 [size, size] or [size, size, 3]."""
+    """Decode one image (path, bytes or PIL image) -> uint8 [size, size] or [size, size, 3].
+
+    Arguments:
+        src: a file path, the file's bytes, or a PIL image.
+        size: the side of the square output (None: keep the decoded size).
+        mode: ``"L"`` (grey) or ``"RGB"``.
+        invert: store ``255 - pixel`` (Omniglot strokes bright on black).
+        box: optional ``(left, upper, right, lower)`` crop before resizing (outside the image
+            is filled with 0).
+
+    Returns:
+        uint8 ``[size, size]`` (``"L"``) or ``[size, size, 3]`` (``"RGB"``).
+
+    Pillow decodes; the crop and the resize are :mod:`torchvision.transforms.v2`'s
+    (``crop``, ``resize`` with ``InterpolationMode.LANCZOS``), which on a PIL image run Pillow's
+    own, so the cache keeps its pixels bit for bit (tests/test_data_imagecache.py). Why not
+    ``torchvision.io`` and tensor resizing: docs/DATA.md, "Image decoding and resizing".
+
+    Example::
+
+        >>> load_image(Path("character01/0101_01.png"), 28, "L", invert=True).shape   # doctest: +SKIP
+        (28, 28)
+    """
     from PIL import Image
+    from torchvision.transforms.v2 import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
 
     if isinstance(src, (bytes, bytearray)):
         img = Image.open(io.BytesIO(src))
@@ -32,9 +57,10 @@ def load_image(src, size: int | None, mode: str, invert: bool = False, box=None)
         img = Image.open(src)
     img = img.convert(mode)
     if box is not None:
-        img = img.crop(box)
+        left, top, right, bottom = (int(round(v)) for v in box)  # as Pillow rounds a crop box
+        img = F.crop(img, top, left, bottom - top, right - left)
     if size is not None and img.size != (size, size):
-        img = img.resize((size, size), Image.LANCZOS)
+        img = F.resize(img, [size, size], interpolation=InterpolationMode.LANCZOS)
     arr = np.asarray(img, dtype=np.uint8)
     return 255 - arr if invert else arr
 

@@ -83,10 +83,27 @@ def split_classes(dataset: str, split: str, store: ImageStore) -> list[tuple[str
     raise ValueError(f"dataset {dataset!r} has no image split {split!r}")
 
 
-def _rotation_perms(h: int) -> np.ndarray:
-    """Flat index maps [4, h*h] that rotate an [h, h] image by 0/90/180/270 degrees (counter-clockwise)."""
-    base = np.arange(h * h).reshape(h, h)
-    return np.stack([np.rot90(base, k).reshape(-1) for k in range(4)])
+def rotate(images: np.ndarray, k: int) -> np.ndarray:
+    """Rotate a stack of square grey images by ``k`` quarter turns counter-clockwise
+    (Omniglot's rotated classes), with :func:`torchvision.transforms.v2.functional.rotate`.
+
+    Arguments:
+        images: uint8 ``[n, h, h]``.
+        k: 1, 2 or 3 (90, 180, 270 degrees).
+
+    Returns:
+        uint8 ``[n, h, h]``, identical to ``np.rot90(images, k, axes=(1, 2))``
+        (tests/test_data_imagecache.py).
+
+    Example::
+
+        >>> a = np.arange(4, dtype=np.uint8).reshape(1, 2, 2)
+        >>> rotate(a, 1).tolist()
+        [[[1, 3], [0, 2]]]
+    """
+    from torchvision.transforms.v2 import functional as F
+
+    return F.rotate(torch.from_numpy(np.ascontiguousarray(images))[:, None], 90.0 * k).squeeze(1).numpy()
 
 
 class ImageEpisodes:
@@ -129,7 +146,7 @@ class ImageEpisodes:
         self.color = len(shape) == 3
         self.input_shape = (3, shape[0], shape[1]) if self.color else (1, shape[0], shape[1])
         self.n_out = self.ways
-        self._perms = _rotation_perms(shape[0]) if (not self.color and self.cls_rot.any()) else None
+        self._rotates = not self.color and bool(self.cls_rot.any())
 
     def __len__(self) -> int:  # number of distinct classes, for information
         return len(self.classes)
@@ -155,13 +172,13 @@ class ImageEpisodes:
         # support rows of every episode, then query rows: both blocks end up contiguous (no copies)
         flat = np.concatenate([rows[:, :, :S].reshape(-1), rows[:, :, S:].reshape(-1)])
         imgs = self.store.images[flat]  # one vectorised gather from the memory map, uint8
-        if self._perms is not None:
+        if self._rotates:
             rot = self.cls_rot[chosen]  # [T, W]
             rot = np.concatenate([np.repeat(rot.reshape(-1), S), np.repeat(rot.reshape(-1), Q)])
             for k in (1, 2, 3):
                 m = rot == k
                 if m.any():
-                    imgs[m] = np.rot90(imgs[m], k, axes=(1, 2))
+                    imgs[m] = rotate(imgs[m], k)
         if self.color:
             imgs = imgs.transpose(0, 3, 1, 2)
         x = imgs.astype(np.float32)  # numpy: one pass, much faster than torch's uint8->float on few cores
