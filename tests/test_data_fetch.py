@@ -148,12 +148,12 @@ def test_disk_full_during_extraction(small, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_copy(src, dst, length)
 
-    monkeypatch.setattr("trlearner.data.archives.shutil.copyfileobj", full_disk)
+    monkeypatch.setattr("trlearner.data.fetch.archives.shutil.copyfileobj", full_disk)
     with pytest.raises(DataFetchError) as ei:
         fetch("omniglot_small", root, progress=False)
     assert "disk full" in str(ei.value) and "free disk space" in str(ei.value)
     assert_nothing_trusted(root)
-    monkeypatch.setattr("trlearner.data.archives.shutil.copyfileobj", real_copy)
+    monkeypatch.setattr("trlearner.data.fetch.archives.shutil.copyfileobj", real_copy)
     n = len(srv.log)
     fetch("omniglot_small", root, progress=False)
     assert is_fetched("omniglot_small", root)

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from fixtures_data import SHARED_OMNIGLOT, Server, build, fixture_spec, tar_of
-from trlearner.data.archives import MAX_MEMBER_RATIO, MAX_RATIO, extract, safe_members
+from trlearner.data.fetch.archives import MAX_MEMBER_RATIO, MAX_RATIO, extract, safe_members
 from trlearner.data.errors import DataFetchError
 from trlearner.data.fetch import (MANIFEST, RECORDED, check_cache, fetch, forget_verified, is_fetched, manifest,
                                   pins_path, raw_dir, status, verify)

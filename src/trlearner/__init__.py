@@ -28,9 +28,8 @@ _EXPORTS = {
     "resnet12": "trlearner.engine.backbones",
     "InnerGrad": "trlearner.engine.grad",
     "adapt_batch": "trlearner.engine.core",
-    # the task sources are moving to trlearner.data.sources; the old module is the fallback
-    "TaskBatch": ("trlearner.data.sources.episodes", "trlearner.data.tasks"),
-    "make_source": ("trlearner.data.sources.dispatch", "trlearner.data.tasks"),
+    "TaskBatch": "trlearner.data.sources.episodes",
+    "make_source": "trlearner.data.sources.dispatch",
     "TRLearner": "trlearner.method.relation",
     "TRConfig": "trlearner.method.relation",
 }
@@ -43,18 +42,7 @@ def __getattr__(name):
         raise AttributeError(f"module 'trlearner' has no attribute {name!r}")
     import importlib
 
-    where = _EXPORTS[name]
-    for module in (where,) if isinstance(where, str) else where:
-        try:
-            found = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if not (e.name and (module + ".").startswith(e.name + ".")):
-                raise  # the module exists but something it imports does not
-            continue
-        break
-    else:
-        raise AttributeError(f"trlearner.{name}: none of {where} is importable")
-    value = getattr(found, name)
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
     globals()[name] = value  # the next access is a plain attribute
     return value
 

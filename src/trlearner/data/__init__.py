@@ -2,13 +2,13 @@
 run trains on.
 
 Owns: the registry (``registry.yaml``, ``splits/``), the cache as sources read it
-(:mod:`.store`), safe readers (:mod:`.archives`, :mod:`.safe_pickle`), :mod:`.errors`, the
+(:mod:`.store`), the safe unpickler (:mod:`.safe_pickle`), :mod:`.errors`, the
 episode sources (:mod:`.sources`), fetching and converting (:mod:`.fetch`) and the ``data``
 commands (:mod:`.cli`).
 
 Inside the folder, lowest first; each part may import only the parts before it::
 
-    registry, errors, safe_pickle, archives, store   top-level modules
+    registry, errors, safe_pickle, store   top-level modules
     sources/   episodes (the TaskBatch contract), regression, images, drug (pQSAR), pose,
                metadataset, metadataset_multi, and dispatch: the one table dataset -> source
                constructor (make_source)
@@ -20,8 +20,7 @@ Inside the folder, lowest first; each part may import only the parts before it::
 Sources read the cache through :mod:`.store` (paths, MANIFEST, ``require``) and never import
 ``fetch``; ``fetch`` sits above them because the converters write the layouts the sources
 define (``CACHE_LAYOUT``, ``TARGET_SCALE``) and the regression test sets are episodes of the
-regression source. ``tasks`` and ``images`` at the top are compatibility aliases of
-``sources.dispatch`` / ``sources.images`` for importers outside the folder.
+regression source.
 
 May import: ``trlearner.engine`` (the padding marks of variable-way batches), ``trlearner.util``.
 

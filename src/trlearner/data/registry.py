@@ -28,7 +28,7 @@ SPLITS_PACKAGE = "trlearner.data"
 class FileSpec:
     """One published file: ``checksum`` is ``"md5:<hex>"``/``"sha256:<hex>"`` or None (none
     published: the sha256 of the first download is recorded, see ``trlearner.data.fetch``);
-    ``max_ratio`` raises the decompression-bomb limit of ``trlearner.data.archives`` for a
+    ``max_ratio`` raises the decompression-bomb limit of ``trlearner.data.fetch.archives`` for a
     genuine archive that needs it (None: ``archives.MAX_RATIO``)."""
 
     name: str

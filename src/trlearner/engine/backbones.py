@@ -13,7 +13,7 @@ meta-training and at meta-test alike. There are no running statistics.
 
 Padded episodes (variable-way/shot sources such as Meta-Dataset, stacked to a common size):
 a padded example is an input whose entries are all NaN (``mark_padding``; the task sources
-of ``trlearner.data.tasks.make_source`` mark their padding this way). Image backbones built
+of ``trlearner.data.sources.dispatch.make_source`` mark their padding this way). Image backbones built
 with ``padded=True`` find these rows, replace them by zeros and compute the batch-norm
 statistics over the real rows only (``masked_batch_norm``), so the real rows' outputs -- and
 everything computed from them -- equal those of the same episode unpadded (exact up to float

@@ -16,7 +16,7 @@ training stays resumable bit for bit.
 Example::
 
     >>> import torch
-    >>> from trlearner.data.tasks import make_source
+    >>> from trlearner.data.sources.dispatch import make_source
     >>> b = make_source("sinusoid", "train", shots=5).batch(range(4))
     >>> reg = make_regularizer("meta_aug", 1.0)
     >>> b2 = reg.transform(b, torch.Generator().manual_seed(0))
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from trlearner.data.tasks import TaskBatch
+from trlearner.data.sources.episodes import TaskBatch
 
 REGULARIZERS = ("none", "weight_decay", "input_noise", "meta_aug")
 

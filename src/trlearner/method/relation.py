@@ -38,7 +38,7 @@ Example::
     >>> import torch
     >>> from trlearner.engine.algorithms import make_algorithm
     >>> from trlearner.engine.backbones import mlp
-    >>> from trlearner.data.tasks import make_source
+    >>> from trlearner.data.sources.dispatch import make_source
     >>> algo = make_algorithm("maml", mlp([1, 40, 40], 1), "regression")
     >>> trl = TRLearner(algo, TRConfig(lam=0.1, heads=2, meta_data=3), shots=5)
     >>> gen = torch.Generator().manual_seed(0)

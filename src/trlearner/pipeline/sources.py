@@ -7,7 +7,7 @@ file in a folder is picked up), never a hand-kept list of files:
 
 - a training run: every ``.py`` under ``engine/`` (of ``engine/algorithms/<name>.py`` only its
   own algorithm's, so an edit of one algorithm reruns only its runs), ``run/`` and ``data/``
-  except ``data/fetch/`` (the data's identity is its manifest, another input); a TRLearner
+  except ``data/fetch/`` (the data's identity is its manifest, another input) and ``data/cli.py``; a TRLearner
   run (and every analysis run, which may use the other regularisers) also ``method/``. Not
   ``report/``, ``analysis/``, ``pipeline/``, ``bench/`` nor ``util/`` (command-line
   conventions): editing the report never reruns training.
@@ -33,13 +33,13 @@ from trlearner.pipeline.catalog import ALGORITHMS
 
 SRC = "src/trlearner"
 PACKAGE = Path(__file__).resolve().parents[1]  # the trlearner package these names point into
-# data/ folders that are not run code: fetching (download, verify, convert)
-DATA_EXCLUDED = ("fetch",)
+# data/ parts that are not run code: fetching (download, verify, convert) and the `data` commands
+DATA_EXCLUDED = ("fetch", "cli.py")
 
 
 def folder_sources(folder: str, exclude: tuple[str, ...] = ()) -> list[str]:
     """Every ``.py`` file under ``trlearner/<folder>/`` (recursively, sorted), except those under
-    its sub-folders ``exclude``, as ``src/trlearner/...`` paths."""
+    its sub-folders or top-level files ``exclude``, as ``src/trlearner/...`` paths."""
     root = PACKAGE / folder
     files = []
     for p in sorted(root.rglob("*.py")):

@@ -358,7 +358,7 @@ def _check_data(cfg) -> None:
             f"{manual_dir(name, root)}/ and run the same command.{hint}")
     if cfg.ways is None or cfg.multi_source or cfg.dataset.startswith("metadataset"):
         return
-    from trlearner.data.images import ImageStore, split_classes
+    from trlearner.data.sources.images import ImageStore, split_classes
 
     train_ways = getattr(cfg, "train_ways", None) or cfg.ways  # e.g. ProtoNet's wider training episodes
     uses = [("train", train_ds, train_ways, cfg.train_queries or 15, "--train-queries"),

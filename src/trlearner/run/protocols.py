@@ -93,7 +93,7 @@ from trlearner.data.sources.metadataset_sources import (METADATASET_HELDOUT_SOUR
 METADATASET_MULTI = dict(METADATASET, train_sources=METADATASET_TRAIN_SOURCES,
                          heldout_sources=METADATASET_HELDOUT_SOURCES)
 # The report cells of a multi-source run: (metadataset, overall) and (metadataset, ood), the
-# keys of config/reference.yaml's paper numbers, then one cell per source under the dataset
+# keys of the paper numbers in trlearner/report/reference.yaml, then one cell per source under the dataset
 # name METADATASET_PER_SOURCE (its own table section; setting = the source, "(held out)" added
 # for held-out ones). Used by trlearner.pipeline.matrix (expected cells) and trlearner.report.runs.
 METADATASET_SUMMARIES = ("overall", "ood")

@@ -271,7 +271,7 @@ def md_ilsvrc(spec, *, archives, extracted, cache, size=84, per_class=1300, skip
     split files, e.g. the ILSVRC/CUB duplicates) are left out, as the meta-dataset conversion does."""
     import tarfile
 
-    from trlearner.data.archives import _check_name
+    from trlearner.data.fetch.archives import _check_name
 
     (archive,) = [archives / f.name for f in spec.files]
     drop = _duplicates(skip)

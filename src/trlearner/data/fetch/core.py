@@ -488,7 +488,7 @@ def _fetch_locked(spec: DatasetSpec, root: Path, *, progress: bool, keep_archive
             local[f.name] = dest
             hashes[f.name] = file_hash(dest)
         extracted = stage / "extracted"
-        from trlearner.data.archives import extract
+        from trlearner.data.fetch.archives import extract
         for f in spec.files:
             if f.extract:
                 url = f.urls[0] if f.urls else None
@@ -498,7 +498,7 @@ def _fetch_locked(spec: DatasetSpec, root: Path, *, progress: bool, keep_archive
         except DataFetchError:
             raise
         except OSError as exc:
-            from trlearner.data.archives import disk_full
+            from trlearner.data.fetch.archives import disk_full
             if disk_full(exc):
                 raise DataFetchError("disk full while converting", dataset=spec.name,
                                      todo="free disk space and rerun the fetch") from exc

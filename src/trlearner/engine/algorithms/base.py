@@ -19,7 +19,7 @@ per-task reference loop (``torch.autograd.grad``).
 Padded episodes (variable-way/shot sources such as Meta-Dataset, label -1 at padding): the
 classification loss and accuracy ignore padded entries and mask the logits of classes the
 task does not have. Padded inputs are NaN-marked by the task source
-(``trlearner.data.tasks.PaddedSource``) and the backbone, built with ``padded=True``, keeps
+(``trlearner.data.sources.episodes.PaddedSource``) and the backbone, built with ``padded=True``, keeps
 them out of its transductive batch-norm statistics (``trlearner.engine.backbones.masked_batch_norm``),
 so a padded episode gives the same losses and meta-gradients as the same episode unpadded
 (tests/test_masked_bn.py). The algorithms need no mask of their own.
@@ -84,7 +84,7 @@ def r2_metric(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """pQSAR's per-assay "R^2" as MetaMix computes it: the squared Pearson correlation of
     predictions and targets of one task, 0 where it is undefined (constant predictions or
     targets): ``out``, ``y`` [N, 1] -> scalar. Same formula as
-    ``trlearner.data.drug.r2_per_task``; not ``1 - SS_res/SS_tot``."""
+    ``trlearner.data.sources.drug.r2_per_task``; not ``1 - SS_res/SS_tot``."""
     p = out - out.mean()
     t = y - y.mean()
     cov = (p * t).sum()
