@@ -3,10 +3,13 @@ checkout, runs ``trlearner --version``, ``data list``, a tiny ``train`` and ``re
 folder outside the repository, reading only files it carries.
 
 The wheel is built from a copy of the package's sources (pyproject.toml, README.md, LICENSE,
-src/), so the build leaves nothing (build/, *.egg-info) in the checkout; it is installed with
-``pip install --no-deps --target T`` and run with this interpreter and ``PYTHONPATH=T``: the
-dependencies come from the venv, the package from T (asserted), not from the editable src/.
-About 25 s on a quiet 2-core machine (torch's import in each command dominates).
+src/), so the build leaves nothing (build/, *.egg-info) in the checkout. It is installed with
+``pip install --no-deps`` into a FRESH virtual environment, whose ``trlearner`` console script
+runs every command. The dependencies (torch and the rest, gigabytes) are not installed again:
+a ``.pth`` file puts this venv's site-packages on the fresh one's path. Python does not read the
+``.pth`` files of a folder added that way, so this venv's editable install (its
+``__editable__.trlearner-*.pth``) stays out: the package comes from the fresh venv (asserted).
+About 30 s on a quiet 2-core machine (torch's import in each command dominates).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -47,7 +51,7 @@ def _pip(*args: str, cwd: Path) -> None:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """(the wheel, the --target folder T, an empty working folder outside the repository)."""
+    """(the wheel, the fresh venv it is installed in, an empty working folder outside the repository)."""
     root = tmp_path_factory.mktemp("install")
     assert not root.resolve().is_relative_to(REPO), "the temporary folder must lie outside the repository"
     source = root / "source"
@@ -58,20 +62,29 @@ def installed(tmp_path_factory):
     wheels = root / "wheels"
     _pip("wheel", "--no-deps", "--no-build-isolation", "--quiet", str(source), "-w", str(wheels), cwd=root)
     (wheel,) = wheels.glob("trlearner-*.whl")
-    target = root / "target"
-    _pip("install", "--no-deps", "--quiet", "--target", str(target), str(wheel), cwd=root)
+    fresh = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(fresh)], check=True, timeout=120)
+    python = fresh / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    (site / "dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")  # this venv's packages
+    _pip("--python", str(python), "install", "--no-deps", "--quiet", str(wheel), cwd=root)
     work = root / "work"
     work.mkdir()
-    return wheel, target, work
+    return wheel, fresh, work
 
 
-def _trlearner(args: list[str], target: Path, work: Path, module: str = "trlearner") -> str:
-    """``python -m trlearner ARGS`` from ``work`` with only T on PYTHONPATH; returns stdout."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "TRLEARNER_"))}
-    env.update(PYTHONPATH=str(target), OMP_NUM_THREADS="1", PYTHONNOUSERSITE="1")
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=work, env=env, capture_output=True,
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "TRLEARNER_", "VIRTUAL_ENV"))}
+    env.update(OMP_NUM_THREADS="1", PYTHONNOUSERSITE="1")
+    return env
+
+
+def _trlearner(args: list[str], fresh: Path, work: Path) -> str:
+    """The fresh venv's ``trlearner ARGS`` (its console script) from ``work``; returns stdout."""
+    proc = subprocess.run([str(fresh / "bin" / "trlearner"), *args], cwd=work, env=_env(), capture_output=True,
                           text=True, timeout=180)
-    assert proc.returncode == 0, f"{module} {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == 0, f"trlearner {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
 
 
@@ -86,25 +99,24 @@ def test_wheel_holds_every_data_file(installed):
 
 
 def test_installed_wheel_runs_outside_the_checkout(installed):
-    _, target, work = installed
+    _, fresh, work = installed
     probe = ("import json, trlearner; from trlearner.report.reference import default_reference_path; "
              "print(json.dumps([trlearner.__file__, str(default_reference_path())]))")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "TRLEARNER_"))}
-    env.update(PYTHONPATH=str(target), PYTHONNOUSERSITE="1")
-    out = subprocess.run([sys.executable, "-c", probe], cwd=work, env=env, capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+    out = subprocess.run([str(fresh / "bin" / "python"), "-c", probe], cwd=work, env=_env(), capture_output=True,
+                         text=True, timeout=120, check=True).stdout
     module_file, reference = (Path(p).resolve() for p in json.loads(out))
-    assert module_file.is_relative_to(target.resolve()), f"imported {module_file}, not the installed copy"
-    assert reference.is_relative_to(target.resolve()) and reference.is_file()
+    assert module_file.is_relative_to(fresh.resolve()), f"imported {module_file}, not the installed copy"
+    assert not module_file.is_relative_to(REPO), "imported the checkout's src/, not the installed wheel"
+    assert reference.is_relative_to(fresh.resolve()) and reference.is_file()
 
-    assert _trlearner(["--version"], target, work).startswith("trlearner ")
-    listing = _trlearner(["data", "list"], target, work)
+    assert _trlearner(["--version"], fresh, work).startswith("trlearner ")
+    listing = _trlearner(["data", "list"], fresh, work)
     assert "sinusoid" in listing and "omniglot" in listing  # the packaged registry
     for variant, extra in (("baseline", []), ("trlearner", ["--trlearner"])):
         run = work / "results" / "runs" / "sinusoid" / "5shot" / "maml" / variant / "seed0"
-        _trlearner(TINY_TRAIN + extra + ["--out", str(run)], target, work)
+        _trlearner(TINY_TRAIN + extra + ["--out", str(run)], fresh, work)
         assert json.loads((run / "metrics.json").read_text())["variant"] == variant
-    _trlearner(["report", "--results", "results/runs", "--out", "reports", "-q"], target, work)
+    _trlearner(["report", "--results", "results/runs", "--out", "reports", "-q"], fresh, work)
     report = (work / "reports" / "REPORT.md").read_text()
     # the paper's numbers for this cell come from the packaged reference.yaml
     assert "paper: baseline 0.593, + TRLearner 0.400" in report
