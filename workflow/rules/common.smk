@@ -59,3 +59,21 @@ def gallery_setting(dataset):
     """(ways, shots) of the first table run that reads ``dataset``: the gallery draws its episodes."""
     run = next(r for r in MATRIX.table_runs if dataset in r.data_datasets())
     return run.ways, run.shots
+
+
+def stack_out(stack):
+    """The --out pattern of a stacked job (``.../seed{seed}``), as a function: Snakemake would
+    expand ``{seed}`` in a params string as a wildcard."""
+    pattern = shlex.quote(f"{stack.cell_path}/seed{{seed}}")
+    return lambda wildcards: pattern
+
+
+def stack_minutes(stack):
+    """Estimated minutes of a stacked job (as train_minutes: safety factor 3, floor 10)."""
+    device = "cpu" if config["device"] == "cpu" else "gpu"
+    return max(10, int(3 * estimate.stack_seconds(stack, device) / 60))
+
+
+def stack_priority(stack):
+    device = "cpu" if config["device"] == "cpu" else "gpu"
+    return int(estimate.stack_seconds(stack, device) // 10)

@@ -24,3 +24,37 @@ rule train:
     shell:
         "python -m trlearner.pipeline train-job --gpu-lock-dir {params.lock_dir} -- {params.args} "
         "--threads {threads} --out $(dirname {output}) > {log} 2>&1"
+
+
+# Stacked training (an experiment's `stack: K`): one job per chunk of a cell's seeds (seed // K),
+# `python -m trlearner.run.stacked` through the pipeline's stacked-job wrapper; its outputs are
+# the metrics.json of every seed of the chunk, the same files the per-seed rule `train` would
+# write. One rule per chunk, defined in this loop (a rule's output list cannot depend on a
+# wildcard): their outputs are explicit paths, and Snakemake prefers a rule without wildcards
+# over one with wildcards for the same file (its rule-order comparison, absent a `ruleorder`),
+# so `train` never plans a stacked seed and there is no AmbiguousRuleException.
+for _stack in MATRIX.stacks:
+
+    rule:
+        name:
+            _stack.name
+        input:
+            manifest=[f"{RESULTS}/data/{d}.manifest.json" for d in _stack.runs[0].data_datasets()],
+            sources=_stack.sources(),
+        output:
+            _stack.metrics,
+        log:
+            f"{RESULTS}/logs/runs/{_stack.cell_path.split('/runs/', 1)[1]}/stack{_stack.chunk}.log",
+        params:
+            args=" ".join(_stack.train_args(MATRIX.preset, config["device"], config["data_root"])),
+            out=stack_out(_stack),
+            lock_dir=GPU_LOCK_DIR,
+        threads: config["threads"]
+        resources:
+            gpu=1 if GPU else 0,
+            runtime=stack_minutes(_stack),
+            mem_mb=config["mem_mb"],
+        priority: stack_priority(_stack)
+        shell:
+            "python -m trlearner.pipeline stacked-job --gpu-lock-dir {params.lock_dir} -- {params.args} "
+            "--threads {threads} --out {params.out} > {log} 2>&1"

@@ -22,8 +22,9 @@ from pathlib import Path
 from trlearner.pipeline.catalog import (ALGORITHMS, CLASSIFICATION, EXAMPLES_PER_CLASS, MAX_WAYS,
                                         METADATASET_MULTI, REGRESSION, VARIABLE_WAY, VARWAY_SETTING,
                                         VECTOR_INPUT)
-from trlearner.pipeline.matrix import LIST_KEYS, ConfigError, Matrix, Run, build_matrix
+from trlearner.pipeline.matrix import LIST_KEYS, ConfigError, Matrix, Run, Stack, build_matrix
 from trlearner.pipeline.schema import SCHEMA, schema
+from trlearner.run.cli import TR_DEFAULTS
 from trlearner.run.protocols import FIXED_WAY_IMAGE_DATASETS
 
 __all__ = ["ConfigError", "SCHEMA", "check_config", "load_config"]
@@ -88,6 +89,9 @@ def check_config(config: dict) -> Matrix:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     matrix = build_matrix(config)
     problems = list(dict.fromkeys(p for r in matrix.runs for p in (_check_setting(r), _check_run(r)) if p))
+    problems += [f"config key ablations.{name}.stack: stacked jobs are for experiments only; allowed: no "
+                 f"'stack' in an ablation" for name, a in (config.get("ablations") or {}).items() if "stack" in a]
+    problems += list(dict.fromkeys(p for s in matrix.stacks if (p := _check_stack(s))))
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return matrix
@@ -122,6 +126,23 @@ def _check_run(run: Run) -> str | None:
     if run.variant == "trlearner" and protocol.get("meta_batch", 2) < 2:
         return (f"{where}: meta_batch={protocol['meta_batch']} with variant trlearner (TRLearner weighs the "
                 f"relations between the tasks of a meta-batch: 0/0 for one task); allowed: meta_batch >= 2")
+    return None
+
+
+def _check_stack(stack: Stack) -> str | None:
+    """Why the stacked trainer would refuse ``stack`` (the rules of
+    :func:`trlearner.run.stacked.check_stackable` that a config can break), or None. The loop
+    back-end, the third rule there, is no config key (every pipeline run uses vmap)."""
+    run = stack.runs[0]
+    where = f"{_where(run)}.stack"
+    if run.dataset in VARIABLE_WAY:
+        return (f"{where}: dataset {run.dataset!r} is a Meta-Dataset run (episodes of varying size per seed), "
+                f"which the stacked trainer does not stack; allowed: no 'stack' for Meta-Dataset experiments")
+    align = dict(run.trlearner).get("align", TR_DEFAULTS["align"])
+    if run.variant == "trlearner" and run.ways is not None and align == "match":
+        return (f"{where}: TRLearner with align 'match' on the classification dataset {run.dataset!r} (the "
+                f"Hungarian matching runs in scipy, outside vmap) cannot be stacked; allowed: trlearner: "
+                f"{{align: index}}, variants: [baseline], or no 'stack'")
     return None
 
 

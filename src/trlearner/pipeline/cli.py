@@ -4,6 +4,7 @@ rules run and the helpers people run.
 Jobs (each rule runs one; :mod:`trlearner.pipeline.jobs`)::
 
     python -m trlearner.pipeline train-job [--gpu-lock-dir D] -- ARGS   # ARGS: those of trlearner train
+    python -m trlearner.pipeline stacked-job [--gpu-lock-dir D] -- ARGS # ARGS: python -m trlearner.run.stacked's
     python -m trlearner.pipeline fetch-data sinusoid --out FILE          # a dataset's manifest
     python -m trlearner.pipeline gallery --dataset omniglot_small --ways 5 --shots 1 --out DIR
     python -m trlearner.pipeline analysis depth --runs DIR --out DIR     # as trlearner analysis
@@ -25,6 +26,8 @@ from pathlib import Path
 
 # jobs whose arguments are another command's, passed on as they are
 PASS_ON = {"train-job": "run one training job (the options of `trlearner train` after --)",
+           "stacked-job": "train the seeds of one chunk of a cell in one process (the options of "
+                          "`python -m trlearner.run.stacked` after --)",
            "gallery": "draw one training and one test episode of a dataset (python -m trlearner.report.gallery)"}
 
 
@@ -56,21 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
     return finish_parser(p)
 
 
-def _train_job(rest: list[str]) -> int:
-    from trlearner.pipeline.jobs import train_job
+def _train_job(rest: list[str], stacked: bool = False) -> int:
+    from trlearner.pipeline.jobs import stacked_job, train_job
 
     lock_dir = None
     if rest[:1] == ["--gpu-lock-dir"]:
         lock_dir, rest = rest[1], rest[2:]
     if rest[:1] == ["--"]:
         rest = rest[1:]
-    return train_job(rest, lock_dir)
+    return (stacked_job if stacked else train_job)(rest, lock_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["train-job"]:
-        return _train_job(argv[1:])
+    if argv[:1] in (["train-job"], ["stacked-job"]):
+        return _train_job(argv[1:], stacked=argv[0] == "stacked-job")
     if argv[:1] == ["gallery"]:
         from trlearner.pipeline.jobs import gallery
 
@@ -101,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
 
         print(format_estimate(matrix, done_runs(matrix), args.cores))
     elif args.cmd == "check":
-        print(f"{args.config}: ok ({len(matrix.runs)} training jobs)")
+        n_jobs = len(matrix.runs) - len(matrix.stacked_paths) + len(matrix.stacks)
+        stacked = f", {len(matrix.stacks)} of them stacked" if matrix.stacks else ""
+        print(f"{args.config}: ok ({len(matrix.runs)} training runs in {n_jobs} jobs{stacked})")
     elif args.cmd == "expected":
         from trlearner.run.results import atomic_write_json
 

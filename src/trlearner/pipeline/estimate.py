@@ -83,16 +83,43 @@ def estimate_seconds(run: Run, device: str = "cpu") -> float:
     return CPU_JOB_OVERHEAD_S + 20 + iters * per * factor + evaluation
 
 
+# Speed-up of a stacked job of 7 seeds over 7 single runs, whole run (training, 600-task test
+# evaluation, writing), sinusoid MAML, 1 thread: benchmarks/README.md, "Issue 18 (speed)"
+# (benchmarks/results/issue18/stacked_e2e.json, benchmarks/stacked_e2e.py), 2026-12-01.
+STACK_SPEEDUP_7 = {"baseline": 1.97, "trlearner": 1.49}
+
+
+def stack_factor(seeds: int, variant: str) -> float:
+    """A stacked job's time over ONE single run of the cell, for ``seeds`` seeds: a + b*S
+    (a: the per-op overhead the stack pays once, b: each seed's arithmetic), with a + b = 1 (a
+    stack of one is a single run) and fitted to the measured 7-seed speed-up; a stack of one
+    seed runs with a twin (trlearner.run.stacked.stacked_objective), so it costs S = 2. Only
+    the 7-seed point is measured; the linear model between 1 and 7 seeds is an assumption."""
+    b = (7 / STACK_SPEEDUP_7[variant] - 1) / 6
+    return (1 - b) + b * max(seeds, 2)
+
+
+def stack_seconds(stack, device: str = "cpu") -> float:
+    """Rough compute time of a stacked job (:class:`trlearner.pipeline.matrix.Stack`): its
+    seeds' single-run time divided by the stacking speed-up (:func:`stack_factor`; CPU
+    measured, GPU assumed the same)."""
+    return estimate_seconds(stack.runs[0], device) * stack_factor(len(stack.runs), stack.runs[0].variant)
+
+
 def estimate(matrix: Matrix, done: set[str] | None = None) -> dict:
-    """Jobs and estimated compute seconds per dataset (all, and still to run)."""
+    """Jobs and estimated compute seconds per dataset (all, and still to run). A stacked job
+    is one job; it is still to run when one of its seeds' metrics.json is missing, and then
+    counts its whole time (its done seeds are re-evaluated, not retrained: an overestimate)."""
     device = "cpu" if matrix.device == "cpu" else "gpu"
     rows: dict[str, dict] = {}
-    for r in matrix.runs:
-        row = rows.setdefault(r.dataset, {"jobs": 0, "pending": 0, "seconds": 0.0, "pending_seconds": 0.0})
-        s = estimate_seconds(r, device)
+    stacked = matrix.stacked_paths
+    jobs = [([r], estimate_seconds(r, device)) for r in matrix.runs if r.path not in stacked]
+    jobs += [(list(st.runs), stack_seconds(st, device)) for st in matrix.stacks]
+    for runs, s in jobs:
+        row = rows.setdefault(runs[0].dataset, {"jobs": 0, "pending": 0, "seconds": 0.0, "pending_seconds": 0.0})
         row["jobs"] += 1
         row["seconds"] += s
-        if done is None or r.metrics not in done:
+        if done is None or any(r.metrics not in done for r in runs):
             row["pending"] += 1
             row["pending_seconds"] += s
     return rows
@@ -101,8 +128,11 @@ def estimate(matrix: Matrix, done: set[str] | None = None) -> dict:
 def format_estimate(matrix: Matrix, done: set[str] | None = None, cores: int | None = None) -> str:
     rows = estimate(matrix, done)
     unit = "CPU" if matrix.device == "cpu" else "GPU"
-    lines = [f"trlearner pipeline, preset {matrix.preset!r}: {len(matrix.runs)} training jobs "
-             f"({len(matrix.table_runs)} table runs, {len(matrix.ablation_runs)} ablation runs) "
+    stacked = (f", {len(matrix.stacked_paths)} of them in {len(matrix.stacks)} stacked jobs"
+               if matrix.stacks else "")
+    n_jobs = len(matrix.runs) - len(matrix.stacked_paths) + len(matrix.stacks)
+    lines = [f"trlearner pipeline, preset {matrix.preset!r}: {n_jobs} training jobs "
+             f"({len(matrix.table_runs)} table runs{stacked}, {len(matrix.ablation_runs)} ablation runs) "
              f"+ data, aggregate and report jobs; estimated {unit} time per dataset:",
              f"  {'dataset':<16}{'jobs':>6}{'to run':>8}{unit + '-hours':>11}{'to run':>9}"]
     tot = [0, 0, 0.0, 0.0]

@@ -94,6 +94,47 @@ def _train_job_locked(args, out: Path, lock_dir: str | None) -> int:
     return rc
 
 
+def stacked_job(argv: list[str], lock_dir: str | None = None) -> int:
+    """Run one ``python -m trlearner.run.stacked ARGV`` (the seeds of one chunk of a cell) for
+    the pipeline, as :func:`train_job` runs a single seed: drop each seed's stale checkpoint,
+    claim a GPU when the device is CUDA, and map "diverged" (exit 3, every seed's metrics.json
+    written) to success. Each seed's run folder is locked by the stacked trainer itself
+    (:func:`trlearner.run.stacked.train_stacked`), for the whole training; the stale-checkpoint
+    check runs just before, outside that lock (Snakemake never runs two jobs of one output)."""
+    from trlearner.run import cli as train_cli
+    from trlearner.run import stacked
+    from trlearner.run.train import DIVERGED_EXIT, resolve_config
+
+    args = stacked.build_parser().parse_args(argv)
+    outs = [Path(args.out.format(seed=s)) for s in args.seeds] if "{seed}" in args.out else []
+    try:
+        trl = train_cli.trlearner_config(args)
+        for seed, out in zip(args.seeds, outs):
+            cfg = resolve_config(**{**{k: getattr(args, k) for k in train_cli.RUN_KEYS}, "seed": seed},
+                                 trlearner=trl)
+            if out.is_dir():
+                remove_stale_checkpoint(out, cfg)
+    except ValueError:
+        pass  # stacked.main refuses the options with its message
+    claim = nullcontext()
+    if args.device.startswith("cuda"):
+        from trlearner.pipeline.gpu import claim_gpu
+
+        claim = claim_gpu(lock_dir=lock_dir)
+    with claim as gpu:
+        if gpu is not None:
+            print(f"pipeline: running on GPU {gpu} (CUDA_VISIBLE_DEVICES={gpu})", file=sys.stderr)
+            if args.device.startswith("cuda:"):  # the claimed GPU is the only visible one
+                i = argv.index("--device")
+                argv = argv[:i + 1] + ["cuda"] + argv[i + 2:]
+        rc = stacked.main(argv)
+    if rc == DIVERGED_EXIT and outs and all((o / "metrics.json").exists() for o in outs):
+        print("pipeline: a seed diverged; its metrics.json records status 'diverged' for the report",
+              file=sys.stderr)
+        return 0
+    return rc
+
+
 def fetch_data(dataset: str, out: str, data_root: str = "data") -> int:
     """Make ``dataset`` available through its DVC stage ``fetch@<dataset>`` and write its
     manifest (the dataset's identity/hash) to ``out``.

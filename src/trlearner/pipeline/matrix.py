@@ -13,6 +13,14 @@ Example::
     ['results/runs/sinusoid/5shot/maml/baseline/seed0']
     >>> len(runs)
     4
+
+An experiment with ``stack: K`` trains its seeds in stacked jobs (:class:`Stack`, one
+``python -m trlearner.run.stacked`` process per chunk): the seeds of a cell go to chunk
+``seed // K``, so adding a seed changes only the chunk it falls in::
+
+    >>> cfg["experiments"]["reg"].update(seeds=[0, 1, 2], stack=2)
+    >>> [(s.chunk, s.seeds) for s in build_matrix(cfg).stacks][:2]
+    [(0, [0, 1]), (1, [2])]
 """
 
 from __future__ import annotations
@@ -135,6 +143,58 @@ class Run:
         return [f"metadataset_{s}" for s in train + held]
 
 
+@dataclass(frozen=True)
+class Stack:
+    """The seeds of one cell trained in one stacked job (``stack: K`` of an experiment): the
+    cell's runs whose ``seed // K`` is ``chunk``, in seed order."""
+
+    runs: tuple  # Run objects of one cell, sorted by seed
+    size: int  # the experiment's stack (chunk size) K
+    chunk: int  # seed // size of every run
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.seed for r in self.runs]
+
+    @property
+    def cell_path(self) -> str:
+        """The cell's folder, where every seed's run folder ``seed<N>`` lies."""
+        return self.runs[0].path.rsplit("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        """A rule name (an identifier) unique in the matrix: cell and chunk."""
+        r = self.runs[0]
+        return f"train_stack_{r.dataset}_{r.setting}_{r.algorithm}_{r.variant}_chunk{self.chunk}"
+
+    @property
+    def metrics(self) -> list[str]:
+        return [r.metrics for r in self.runs]
+
+    def train_args(self, preset: str, device: str, data_root: str) -> list[str]:
+        """Arguments of ``python -m trlearner.run.stacked`` (without ``--out``/``--threads``):
+        those of the first seed's ``trlearner train`` with ``--seeds`` for ``--seed``."""
+        args = self.runs[0].train_args(preset, device, data_root)
+        i = args.index("--seed")
+        return args[:i] + ["--seeds", *map(str, self.seeds)] + args[i + 2:]
+
+    def sources(self) -> list[str]:
+        """The source files of a single run of the cell (run/stacked.py is under run/)."""
+        return self.runs[0].sources()
+
+
+def stack_runs(runs: list[Run], size: int) -> list[Stack]:
+    """The stacked jobs of one experiment's ``runs`` with chunk size ``size``: per cell, the
+    seeds grouped by ``seed // size`` (by value, not by position in the seed list: a seed
+    added to the config changes only its own chunk, and never moves the others)."""
+    groups: dict[tuple, list[Run]] = {}
+    for r in runs:
+        key = (r.dataset, r.setting, r.algorithm, r.variant, r.seed // size)
+        groups.setdefault(key, []).append(r)
+    return [Stack(tuple(sorted(g, key=lambda r: r.seed)), size, key[-1])
+            for key, g in sorted(groups.items(), key=lambda kv: kv[0])]
+
+
 @dataclass
 class Matrix:
     preset: str
@@ -143,6 +203,12 @@ class Matrix:
     data_root: str
     runs: list[Run] = field(default_factory=list)
     by_path: dict[str, Run] = field(default_factory=dict)
+    stacks: list[Stack] = field(default_factory=list)  # stacked jobs (experiments with `stack`)
+
+    @property
+    def stacked_paths(self) -> set[str]:
+        """Run folders trained by a stacked job (not by a per-seed ``train`` job)."""
+        return {r.path for s in self.stacks for r in s.runs}
 
     @property
     def table_runs(self) -> list[Run]:
@@ -236,6 +302,8 @@ def build_matrix(config: dict) -> Matrix:
                             add(Run("run", name, dataset, setting, shots, ways, algorithm, variant,
                                     int(seed), _pairs(protocol),
                                     _pairs(trl) if variant == "trlearner" else (), root=root), where)
+        if exp.get("stack"):
+            m.stacks += stack_runs([r for r in m.runs if r.kind == "run" and r.group == name], int(exp["stack"]))
     for name, abl in (config.get("ablations") or {}).items():
         where = f"ablations.{name}"
         protocol = abl.get("protocol") or {}
