@@ -33,7 +33,8 @@ def fresh(tmp_path_factory):
 def test_dry_run_plans_every_run_of_the_matrix(fresh, preset):
     m = _matrix(preset)
     jobs = planned_jobs(fresh, "--configfile", f"config/{preset}.yaml")
-    assert jobs.get("train", 0) == len(m.table_runs)
+    assert jobs.get("train", 0) == len(m.table_runs) - len(m.stacked_paths)
+    assert {k: v for k, v in jobs.items() if k.startswith("train_stack_")} == {s.name: 1 for s in m.stacks}
     assert jobs.get("train_ablation", 0) == len(m.ablation_runs)
     assert jobs["dataset_manifest"] == len(m.datasets)
     assert jobs["report"] == 1 and jobs["expected_cells"] == 1
