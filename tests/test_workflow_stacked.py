@@ -151,3 +151,22 @@ def test_stacked_jobs_end_to_end_match_the_stacked_trainer_and_adding_a_seed_rer
     assert _metrics(work / CELL / "seed2" / "metrics.json") == got[2]  # re-evaluated, same numbers
     assert (work / CELL / "seed3" / "metrics.json").exists()
     assert planned_jobs(work, f"--configfile={conf}", *targets) == {}
+
+
+def test_stacked_job_moves_checkpoints_of_other_settings_away(tmp_path, capsys):
+    """`python -m trlearner.pipeline stacked-job` keeps train-job's stale-checkpoint handling:
+    a seed's checkpoint of other settings (here: other iterations) is moved to
+    checkpoint.stale.pt, and the seed trains afresh instead of the stack refusing."""
+    from trlearner.pipeline.cli import main
+
+    base = ["--dataset", "sinusoid", "--algorithm", "maml", "--shots", "5", "--seeds", "0", "1",
+            "--test-tasks", "4", "--test-queries", "10", "--curve-steps", "1", "--preset", "tiny",
+            "--device", "cpu", "--no-progress", "--threads", "1", "--out", str(tmp_path / "seed{seed}")]
+    assert main(["stacked-job", "--", *base, "--iterations", "3"]) == 0
+    for s in (0, 1):  # Snakemake deletes a job's outputs before rerunning it (params changed)
+        (tmp_path / f"seed{s}" / "metrics.json").unlink()
+    assert main(["stacked-job", "--", *base, "--iterations", "4"]) == 0
+    assert "belongs to other settings" in capsys.readouterr().err
+    for s in (0, 1):
+        assert (tmp_path / f"seed{s}" / "checkpoint.stale.pt").exists()
+        assert json.loads((tmp_path / f"seed{s}" / "metrics.json").read_text())["protocol"]["iterations"] == 4
