@@ -258,9 +258,14 @@ def test_nothing_changed_plans_nothing(done):
 def test_adding_a_seed_runs_only_the_new_jobs_and_the_report(done):
     cfg = yaml.safe_load((done / "config/default.yaml").read_text())
     exp = cfg["experiments"]["regression_main"]
-    exp["seeds"] = exp["seeds"] + [max(exp["seeds"]) + 1]
+    new = max(exp["seeds"]) + 1
+    exp["seeds"] = exp["seeds"] + [new]
     (done / "config/default.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    assert _plan(done) == {"train": 2, "expected_cells": 1, "report": 1, "all": 1}
+    # the known cell trains stacked (stack: K): the new seed's chunk (new // K) reruns for each
+    # variant, its old seeds only re-evaluated from their final checkpoints; no other job
+    chunk = new // exp["stack"]
+    stacks = {f"train_stack_sinusoid_5shot_maml_{v}_chunk{chunk}": 1 for v in ("baseline", "trlearner")}
+    assert _plan(done) == {**stacks, "expected_cells": 1, "report": 1, "all": 1}
 
 
 def test_editing_one_algorithm_reruns_only_its_jobs(done):

@@ -27,7 +27,7 @@ rule train:
 
 
 # Stacked training (an experiment's `stack: K`): one job per chunk of a cell's seeds (seed // K),
-# `python -m trlearner.run.stacked` through the pipeline's stacked-job wrapper; its outputs are
+# the stacked trainer (`trlearner.run.stacked`) through the pipeline's stacked-job wrapper; its outputs are
 # the metrics.json of every seed of the chunk, the same files the per-seed rule `train` would
 # write. One rule per chunk, defined in this loop (a rule's output list cannot depend on a
 # wildcard): their outputs are explicit paths, and Snakemake prefers a rule without wildcards
