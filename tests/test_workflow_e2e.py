@@ -169,6 +169,22 @@ def test_gpu_claims_never_share_a_gpu(tmp_path):
             assert s2 >= e1, f"GPU {gid} used by two jobs at once"
 
 
+def test_a_job_on_cuda_claims_a_gpu_and_a_cpu_job_claims_none(tmp_path, monkeypatch):
+    """The job wrappers' claim (pipeline.jobs.gpu_claim): cuda:N becomes "cuda" on the claimed
+    GPU, the only one visible; a CPU job sees no claim and no CUDA_VISIBLE_DEVICES change."""
+    from trlearner.pipeline.jobs import gpu_claim
+
+    monkeypatch.setenv("TRLEARNER_GPUS", "5")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with gpu_claim("cpu", str(tmp_path)) as device:
+        assert device == "cpu" and "CUDA_VISIBLE_DEVICES" not in os.environ
+    assert not list(tmp_path.iterdir())
+    with gpu_claim("cuda:1", str(tmp_path)) as device:
+        assert device == "cuda" and os.environ["CUDA_VISIBLE_DEVICES"] == "5"
+    with gpu_claim("cuda", str(tmp_path)) as device:
+        assert device == "cuda"
+
+
 def test_gpu_claim_is_released_when_a_job_is_killed(tmp_path):
     from trlearner.pipeline.gpu import claim_gpu
 

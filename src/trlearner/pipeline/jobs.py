@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from contextlib import nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 from trlearner.pipeline.catalog import GENERATED
@@ -41,6 +41,21 @@ def remove_stale_checkpoint(out: Path, cfg) -> None:
             p.replace(stale)
             print(f"pipeline: {p} belongs to other settings ({have} != {want}); moved to {stale}",
                   file=sys.stderr)
+
+
+@contextmanager
+def gpu_claim(device: str, lock_dir: str | None):
+    """Hold a free GPU for the block when ``device`` is CUDA (``trlearner.pipeline.gpu``), and
+    yield the device the job should then use: ``"cuda"`` for ``"cuda:N"`` (the claimed GPU is
+    the only one visible), else ``device`` unchanged. A CPU job claims nothing."""
+    if not device.startswith("cuda"):
+        yield device
+        return
+    from trlearner.pipeline.gpu import claim_gpu
+
+    with claim_gpu(lock_dir=lock_dir) as gpu:
+        print(f"pipeline: running on GPU {gpu} (CUDA_VISIBLE_DEVICES={gpu})", file=sys.stderr)
+        yield "cuda" if device.startswith("cuda:") else device
 
 
 def train_job(argv: list[str], lock_dir: str | None = None) -> int:
@@ -75,16 +90,8 @@ def _train_job_locked(args, out: Path, lock_dir: str | None) -> int:
         print(f"trlearner train: error: {exc}", file=sys.stderr)
         return 2
     remove_stale_checkpoint(out, cfg)
-    claim = nullcontext()
-    if args.device.startswith("cuda"):
-        from trlearner.pipeline.gpu import claim_gpu
-
-        claim = claim_gpu(lock_dir=lock_dir)
-    with claim as gpu:
-        if gpu is not None:
-            print(f"pipeline: running on GPU {gpu} (CUDA_VISIBLE_DEVICES={gpu})", file=sys.stderr)
-            if args.device.startswith("cuda:"):  # the claimed GPU is the only visible one
-                args.device = cfg.device = "cuda"
+    with gpu_claim(args.device, lock_dir) as device:
+        args.device = cfg.device = device
         with logging_to_stderr(getattr(args, "quiet", False)):
             rc = train_cli.run(args, cfg)
     if rc == DIVERGED_EXIT and (out / "metrics.json").exists():
@@ -116,17 +123,10 @@ def stacked_job(argv: list[str], lock_dir: str | None = None) -> int:
                 remove_stale_checkpoint(out, cfg)
     except ValueError:
         pass  # stacked.main refuses the options with its message
-    claim = nullcontext()
-    if args.device.startswith("cuda"):
-        from trlearner.pipeline.gpu import claim_gpu
-
-        claim = claim_gpu(lock_dir=lock_dir)
-    with claim as gpu:
-        if gpu is not None:
-            print(f"pipeline: running on GPU {gpu} (CUDA_VISIBLE_DEVICES={gpu})", file=sys.stderr)
-            if args.device.startswith("cuda:"):  # the claimed GPU is the only visible one
-                i = argv.index("--device")
-                argv = argv[:i + 1] + ["cuda"] + argv[i + 2:]
+    with gpu_claim(args.device, lock_dir) as device:
+        if device != args.device:
+            i = argv.index("--device")
+            argv = argv[:i + 1] + [device] + argv[i + 2:]
         rc = stacked.main(argv)
     if rc == DIVERGED_EXIT and outs and all((o / "metrics.json").exists() for o in outs):
         print("pipeline: a seed diverged; its metrics.json records status 'diverged' for the report",
