@@ -133,7 +133,8 @@ def groups(quick: bool, paper_sizes: bool = False) -> dict[str, Group]:
 class Case:
     """One measured thing: ``impl`` of ``algorithm`` on ``group``, optionally with TRLearner
     or an ``option`` (``fo_cached``: first-order ANIL with the support features computed
-    once without a graph)."""
+    once without a graph; ``func``: the ``vmap`` back-end without its task-batched fast path,
+    i.e. ``vmap`` + ``torch.func.grad``)."""
 
     group: str
     algorithm: str
@@ -167,7 +168,8 @@ def default_cases(quick: bool, group_names=None) -> list[Case]:
     if "sinusoid_mlp" in names:
         g = "sinusoid_mlp"
         for algo in ("maml", "anil", "metasgd", "tnet"):
-            cases += [Case(g, algo, "vmap"), Case(g, algo, "loop"), Case(g, algo, "vmap", True)]
+            cases += [Case(g, algo, "vmap"), Case(g, algo, "loop"), Case(g, algo, "vmap", True),
+                      Case(g, algo, "vmap", option="func")]
         cases.append(Case(g, "maml", "reference"))
         if l2l_available():
             cases.append(Case(g, "maml", "learn2learn"))
@@ -264,6 +266,8 @@ def build_step(case: Case, group: Group, dtype=torch.float32):
         params = list(meta.values())
         if case.option in ("fo", "fo_cached") and case.algorithm != "anil":
             raise ValueError("the fo/fo_cached options are for ANIL")
+        if case.option == "func" and (trl is not None or case.impl != "vmap"):
+            raise ValueError("the func option is for the vmap back-end without TRLearner")
         if trl is not None:
             from trlearner.data.sources.episodes import TaskBatch
 
@@ -277,9 +281,11 @@ def build_step(case: Case, group: Group, dtype=torch.float32):
                 return anil_first_order_cached_loss(algo, meta, xs, ys, xq, yq, steps, lr)
         else:
             first_order = fo or case.option == "fo"
+            fast = False if case.option == "func" else None
 
             def loss_fn():
-                return adapt_batch(algo, meta, xs, ys, xq, yq, steps, lr, case.impl, first_order).losses.mean()
+                return adapt_batch(algo, meta, xs, ys, xq, yq, steps, lr, case.impl, first_order,
+                                   tasks_batched=fast).losses.mean()
 
     opt = adam(params, lr=1e-3)
 

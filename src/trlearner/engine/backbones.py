@@ -22,6 +22,13 @@ outputs, which the losses and metrics ignore (label -1). Backbones built with
 ``padded=False`` (every fixed-way source) run exactly the code they ran before; a NaN input
 there propagates to a NaN loss and stops the run (never a silent bias).
 
+Task-batched forward (``features_tasks`` / ``head_tasks``, the MLP only): the same model for
+T tasks at once without ``vmap``: ``x`` [T, N, in] and every parameter either shared (its own
+shape) or per task (a leading T dimension), ``-> [T, N, out]``; per-task weights go through
+one ``baddbmm`` per layer. The engine's fast path (:func:`trlearner.engine.core.adapt_batch`)
+uses it; it computes the same numbers as ``vmap`` of ``features`` / ``head`` up to float
+summation order.
+
 T-NET support: if the parameter dict holds ``"<layer>.T"`` (a square matrix over the
 layer's output units or channels), the layer's output is multiplied by it. Backbones never
 create these keys themselves; :mod:`trlearner.engine.algorithms.tnet` adds them.
@@ -67,6 +74,8 @@ class Backbone:
             every row of ``x`` is processed independently.
         padded: True when the backbone accepts NaN-marked padded rows (see the module
             docstring) and keeps them out of the batch-norm statistics.
+        features_tasks, head_tasks: the task-batched forward (module docstring), or None
+            when the backbone has none (the engine then uses ``vmap``).
         bn_keys: further batch-norm scale/shift keys besides ``<layer>.bn_w``/``.bn_b``
             (:func:`from_module`: the parameters of the module's ``nn.BatchNorm`` layers),
             left out of the inner loop unless ``adapt_bn``.
@@ -83,6 +92,8 @@ class Backbone:
     batch_stats: bool = True
     padded: bool = False
     bn_keys: tuple[str, ...] = ()
+    features_tasks: Callable[[Params, torch.Tensor], torch.Tensor] | None = None
+    head_tasks: Callable[[Params, torch.Tensor], torch.Tensor] | None = None
 
     def __call__(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         return self.head(params, self.features(params, x))
@@ -100,6 +111,25 @@ def _transform(params: Params, layer: str, h: torch.Tensor) -> torch.Tensor:
 
 def _linear(params: Params, layer: str, h: torch.Tensor) -> torch.Tensor:
     return _transform(params, layer, F.linear(h, params[f"{layer}.w"], params[f"{layer}.b"]))
+
+
+def _per_task(v: torch.Tensor, shared_dim: int, n_tasks: int) -> torch.Tensor:
+    """``v`` as a per-task tensor [T, ...]: shared (``shared_dim`` dims) ones are expanded."""
+    return v.expand(n_tasks, *v.shape) if v.dim() == shared_dim else v
+
+
+def _linear_tasks(params: Params, layer: str, h: torch.Tensor) -> torch.Tensor:
+    """``h`` [T, N, in] -> [T, N, out]; the layer's weight [out, in] / [T, out, in], bias
+    [out] / [T, out] and T-NET transform [out, out] / [T, out, out], each shared or per task."""
+    w, b, t = params[f"{layer}.w"], params[f"{layer}.b"], params.get(f"{layer}.T")
+    if w.dim() == 2 and b.dim() == 1:
+        out = F.linear(h, w, b)
+    else:
+        n = h.shape[0]
+        out = torch.baddbmm(_per_task(b, 1, n).unsqueeze(1), h, _per_task(w, 2, n).transpose(1, 2))
+    if t is None:
+        return out
+    return out @ t.T if t.dim() == 2 else torch.bmm(out, t.transpose(1, 2))
 
 
 def _uniform(gen: torch.Generator, shape: tuple[int, ...], bound: float) -> torch.Tensor:
@@ -224,6 +254,15 @@ def mlp(sizes: list[int], n_out: int, init: str = "torch") -> Backbone:
     def head(params: Params, h: torch.Tensor) -> torch.Tensor:
         return _linear(params, "head", h)
 
+    def features_tasks(params: Params, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for name in hidden:
+            h = F.relu(_linear_tasks(params, name, h))
+        return h
+
+    def head_tasks(params: Params, h: torch.Tensor) -> torch.Tensor:
+        return _linear_tasks(params, "head", h)
+
     return Backbone(
         name="mlp",
         init=init_params,
@@ -234,6 +273,8 @@ def mlp(sizes: list[int], n_out: int, init: str = "torch") -> Backbone:
         layers=tuple(hidden) + ("head",),
         layer_width=tuple(sizes[1:]) + (n_out,),
         batch_stats=False,
+        features_tasks=features_tasks,
+        head_tasks=head_tasks,
     )
 
 

@@ -70,3 +70,13 @@ class ANIL(Algorithm):
 
     def predict(self, meta, state, x):
         return self.backbone.head({**meta, **state}, self.backbone.features(meta, x))
+
+    def tasks_inputs(self, meta, x, shared=False):
+        # the body is shared by every task and, on the fast path, has no batch statistics:
+        # the features of all T x N rows in one call
+        if shared:
+            return self.backbone.features(meta, x)
+        return self.backbone.features(meta, x.flatten(0, 1)).unflatten(0, x.shape[:2])
+
+    def tasks_forward(self, meta, state, h):
+        return self.backbone.head_tasks({**meta, **state}, h)

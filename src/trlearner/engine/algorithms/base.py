@@ -12,6 +12,14 @@ Both work on ONE task (``xs`` [S, *input], ``ys`` [S] or [S, 1]); the engine bat
 with ``torch.func.vmap`` or loops over them. A task state is a dict of tensors, so it can be
 stacked over tasks. TRLearner (``trlearner.method.relation``) uses only these two operations.
 
+Task-batched fast path: with a backbone that has a task-batched forward (the MLP),
+``adapt_tasks`` / ``predict_tasks`` / ``task_losses`` do the same for all T tasks at once
+without ``vmap``: the task states are the meta-parameters expanded to [T, ...], and one
+``torch.autograd.grad`` of the summed support losses gives every task's inner gradient (the
+tasks are independent, so d(sum)/d(state_t) = d(loss_t)/d(state_t)). Same numbers as
+``vmap`` of ``adapt`` up to float summation order (tests/test_tasks_batched.py); the engine
+uses it when :meth:`supports_tasks` and falls back to ``vmap`` otherwise.
+
 The inner gradient is computed by a :class:`~trlearner.engine.grad.InnerGrad` passed in by the
 engine (default ``InnerGrad("func")`` when a user calls ``adapt`` directly), so the same algorithm code runs under ``vmap`` (``torch.func.grad``) and in the
 per-task reference loop (``torch.autograd.grad``).
@@ -31,6 +39,7 @@ from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
+from torch.func import vmap
 
 from trlearner.engine.backbones import Backbone, Params, as_backbone, is_batch_norm_key
 from trlearner.engine.grad import InnerGrad
@@ -173,6 +182,53 @@ class Algorithm:
     def predict(self, meta: Params, state: State, x: torch.Tensor) -> torch.Tensor:
         """Model output for ``x`` [Q, *input] -> [Q, n_out] with the adapted state."""
         return self.backbone({**meta, **state}, x)
+
+    # -- the task-batched fast path (module docstring) --------------------------------
+    def supports_tasks(self) -> bool:
+        """True when :meth:`adapt_tasks` computes what ``vmap`` of :meth:`adapt` does: the
+        backbone has a task-batched forward, and a subclass that replaces :meth:`adapt_path`
+        or :meth:`predict` also replaces :meth:`tasks_inputs` or :meth:`tasks_forward`."""
+        cls, base = type(self), Algorithm
+        own_tasks = cls.tasks_inputs is not base.tasks_inputs or cls.tasks_forward is not base.tasks_forward
+        same = cls.adapt_path is base.adapt_path and cls.predict is base.predict
+        return self.needs_inner_loop and self.backbone.features_tasks is not None and (same or own_tasks)
+
+    def tasks_inputs(self, meta: Params, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
+        """What the adapted layers read, computed once per call: ``x`` itself ([T, N, *input],
+        or [N, *input] when ``shared``); ANIL: the body's features."""
+        return x
+
+    def tasks_forward(self, meta: Params, state: State, h: torch.Tensor) -> torch.Tensor:
+        """Every task model on its inputs ``h`` [T, N, ...] (from :meth:`tasks_inputs`) -> [T, N, n_out]."""
+        params = {**meta, **state}
+        return self.backbone.head_tasks(params, self.backbone.features_tasks(params, h))
+
+    def task_losses(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-task loss: ``out`` [T, N, n_out], ``y`` [T, N(, 1)] -> [T]."""
+        if self.loss_fn is mse_loss:
+            return ((out - y) ** 2).flatten(1).mean(1)
+        return vmap(self.loss_fn)(out, y)
+
+    def adapt_tasks(self, meta: Params, xs: torch.Tensor, ys: torch.Tensor, steps: int, lr: float,
+                    first_order: bool = False) -> State:
+        """The task states [T, ...] after ``steps`` inner steps on every task's support set
+        (``xs`` [T, S, *input], ``ys`` [T, S(, 1)]); differentiable w.r.t. ``meta``
+        (second-order unless ``first_order``). Needs grad mode and ``meta`` requiring grad."""
+        h = self.tasks_inputs(meta, xs)
+        state = {k: meta[k].expand(xs.shape[0], *meta[k].shape) for k in self.adapt_keys(meta)}
+        for _ in range(steps):
+            loss = self.task_losses(self.tasks_forward(meta, state, h), ys).sum()
+            gs = torch.autograd.grad(loss, list(state.values()), create_graph=not first_order, retain_graph=True)
+            state = {k: v - self.step_size(meta, k, lr) * g for (k, v), g in zip(state.items(), gs)}
+        return state
+
+    def predict_tasks(self, meta: Params, state: State, x: torch.Tensor, shared_x: bool = False) -> torch.Tensor:
+        """Outputs of every task model: ``state`` [T, ...], ``x`` [T, N, *input] (or [N, *input]
+        seen by every model with ``shared_x``) -> [T, N, n_out]."""
+        h = self.tasks_inputs(meta, x, shared_x)
+        if shared_x:
+            h = h.expand(next(iter(state.values())).shape[0], *h.shape)
+        return self.tasks_forward(meta, state, h)
 
     def adapt(self, meta: Params, xs, ys, steps: int, lr: float, grad: GradFn | None = None) -> State:
         """The task state after ``steps`` inner steps on one task's support set.
