@@ -132,3 +132,47 @@ def test_seed_cases_step_every_seed_and_stacking_keeps_the_loss():
         step()
         assert len(params) == grp.seeds * 7  # 6 MLP tensors + trl.omega per seed
         assert all(not torch.equal(a, p) for a, p in zip(before, params) if p.grad is not None), impl
+
+
+RUN_LOG = """Building DAG of jobs...
+Execute 2 jobs...
+[Tue Dec  1 14:41:28 2026]
+localrule train_analysis:
+    input: src/trlearner/engine/__init__.py
+    output: results/analyses/sensitivity/baseline/seed0/metrics.json
+    jobid: 93
+    reason: Missing output files: results/analyses/sensitivity/baseline/seed0/metrics.json
+    resources: tmpdir=/tmp, gpu=0, mem_mb=2000, mem=2 GB, mem_mib=1908
+[Tue Dec  1 14:41:28 2026]
+rule train_stack_sinusoid_5shot_maml_trlearner_chunk0:
+    jobid: 7
+[Tue Dec  1 14:41:58 2026]
+Finished jobid: 93 (Rule: train_analysis)
+1 of 4 steps (25%) done
+[Tue Dec  1 14:41:59 2026]
+localrule train:
+    jobid: 12
+[Tue Dec  1 14:42:09 2026]
+Error in rule train:
+    jobid: 12
+[Tue Dec  1 15:21:28 2026]
+Finished jobid: 7 (Rule: train_stack_sinusoid_5shot_maml_trlearner_chunk0)
+"""
+
+
+def test_runlog_per_rule_times_from_a_snakemake_log(tmp_path, capsys):
+    from trlearner.bench.runlog import main, parse_log, summarize
+
+    jobs = parse_log(RUN_LOG)
+    assert [(j["jobid"], j["rule"], j["seconds"]) for j in jobs] == [
+        (93, "train_analysis", 30.0), (7, "train_stack_sinusoid_5shot_maml_trlearner_chunk0", 2400.0)]
+    s = summarize(jobs, cores=2)  # the failed train job is not counted
+    assert s["wall_s"] == 2400.0 and s["busy_s"] == 2430.0
+    assert s["idle_share"] == pytest.approx(1 - 2430 / 4800)
+    assert [r["rule"] for r in s["rules"]] == ["train_stack_sinusoid_5shot_maml_trlearner_chunk0", "train_analysis"]
+    log = tmp_path / "run.snakemake.log"
+    log.write_text(RUN_LOG)
+    assert main([str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "wall time 40.0 min on 2 cores" in out and "| train_analysis | 1 | 0.5 | 1 % | 0.5 |" in out
+    assert main([str(tmp_path / "missing.log")]) == 2

@@ -2,7 +2,8 @@
 
 Owns: :mod:`.suite` (meta-iteration time, memory, TRLearner overhead), :mod:`.reference`
 (an independent ``torch.func`` MAML to compare against), :mod:`.episodes` (episode loading
-rate) and :mod:`.pipeline` (Snakemake's no-op and scheduling overhead).
+rate) and :mod:`.pipeline` (Snakemake's no-op and scheduling overhead), :mod:`.runlog` (where a
+Snakemake run's time went, per rule, from its log).
 May import: ``trlearner.pipeline``, ``trlearner.report``, ``trlearner.analysis``, ``trlearner.run``,
 ``trlearner.method``, ``trlearner.data``, ``trlearner.engine``, ``trlearner.util``.
 """
