@@ -245,23 +245,22 @@ def mlp(sizes: list[int], n_out: int, init: str = "torch") -> Backbone:
         _init_linear(gen, params, "head", sizes[-1], n_out, init)
         return params
 
-    def features(params: Params, x: torch.Tensor) -> torch.Tensor:
-        h = x
-        for name in hidden:
-            h = F.relu(_linear(params, name, h))
-        return h
+    def built_from(linear):
+        """(features, head) with ``linear`` as the layer: one task, or T tasks at once."""
 
-    def head(params: Params, h: torch.Tensor) -> torch.Tensor:
-        return _linear(params, "head", h)
+        def features(params: Params, x: torch.Tensor) -> torch.Tensor:
+            h = x
+            for name in hidden:
+                h = F.relu(linear(params, name, h))
+            return h
 
-    def features_tasks(params: Params, x: torch.Tensor) -> torch.Tensor:
-        h = x
-        for name in hidden:
-            h = F.relu(_linear_tasks(params, name, h))
-        return h
+        def head(params: Params, h: torch.Tensor) -> torch.Tensor:
+            return linear(params, "head", h)
 
-    def head_tasks(params: Params, h: torch.Tensor) -> torch.Tensor:
-        return _linear_tasks(params, "head", h)
+        return features, head
+
+    features, head = built_from(_linear)
+    features_tasks, head_tasks = built_from(_linear_tasks)
 
     return Backbone(
         name="mlp",
