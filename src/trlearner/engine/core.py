@@ -10,8 +10,8 @@ Two back-ends compute the same thing:
 Within ``"vmap"``, backbones with a task-batched forward (the MLP) take a faster path when it
 is exact: the tasks batched by the backbone itself (``baddbmm`` over per-task weights) and one
 ``torch.autograd.grad`` for every task's inner gradient (``Algorithm.adapt_tasks``), which pays
-``vmap``'s and ``torch.func.grad``'s per-op overhead nowhere (1.6-1.8x faster for a sinusoid
-MAML meta-iteration; benchmarks/README.md). It needs grad mode, meta-parameters that require
+``vmap``'s and ``torch.func.grad``'s per-op overhead nowhere (1.4-1.6x faster for a sinusoid
+meta-iteration, paired; benchmarks/README.md). It needs grad mode, meta-parameters that require
 grad and no enclosing ``torch.func`` transform (the stacked trainer's seed ``vmap`` keeps the
 ``vmap`` path); ``tasks_batched=False`` forces ``vmap``, ``True`` refuses to fall back.
 
