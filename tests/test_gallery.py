@@ -27,17 +27,21 @@ def omniglot(tmp_path_factory):
         yield root
 
 
-@pytest.mark.parametrize("split", ["train", "test"])
-def test_picture_is_the_episode(omniglot, tmp_path, split):
-    info = gallery.episode_picture("omniglot_small", split, tmp_path, shots=2, ways=5, seed=3, index=1,
-                                   data_root=str(omniglot))
+@pytest.mark.parametrize("split,queries,shown", [("train", None, 5), ("test", 1, 1), ("train", 3, 3)])
+def test_picture_is_the_episode(omniglot, tmp_path, split, queries, shown):
+    """The picture of an episode with ``queries`` queries per class (None: the source's 15) is that
+    episode: its support, its first queries (all when fewer than 5) and its query count in the caption."""
+    info = gallery.episode_picture("omniglot_small", split, tmp_path, shots=2, ways=5, queries=queries, seed=3,
+                                   index=1, data_root=str(omniglot))
     png = tmp_path / f"omniglot_small_{split}.png"
     assert png.exists() and json.loads((tmp_path / f"omniglot_small_{split}.json").read_text()) == info
-    batch = make_source("omniglot_small", split, shots=2, ways=5, seed=3, root=str(omniglot)).batch([1])
+    batch = make_source("omniglot_small", split, shots=2, ways=5, queries=queries, seed=3,
+                        root=str(omniglot)).batch([1])
+    assert info["queries"] == (queries or 15) and info["queries_shown"] == shown
     h, w = batch.xs.shape[-2:]
-    # make_grid: 5 rows (classes) x 2 support columns, and 5 x 5 of the 15 queries per class, padding 2
+    # make_grid: 5 rows (classes) x 2 support columns, and 5 x `shown` queries per class, padding 2
     s_h, s_w = 5 * (h + 2) + 2, 2 * (w + 2) + 2
-    q_h, q_w = 5 * (h + 2) + 2, 5 * (w + 2) + 2
+    q_h, q_w = 5 * (h + 2) + 2, shown * (w + 2) + 2
     pixels = np.asarray(Image.open(png).convert("RGB"))
     assert pixels.shape == (gallery.HEADER_H + max(s_h, q_h), gallery.LABEL_W + s_w + gallery.GAP + q_w, 3)
     r, c = info["support_origin"]
@@ -52,6 +56,28 @@ def test_picture_is_the_episode(omniglot, tmp_path, split):
     last = np.floor(batch.xs[0, -1, 0].numpy() * 255 + 0.5).astype(np.uint8)
     np.testing.assert_array_equal(pixels[r + 4 * (h + 2):r + 4 * (h + 2) + h, c + w + 2:c + 2 * w + 2, 0], last)
     assert len(info["classes"]) == 5 and info["caption"].count("rotated") == 5
+    assert f"the first {shown} of {queries or 15} queries per class" in info["caption"]
+
+
+def test_cli_draws_each_split_with_its_own_queries(omniglot, tmp_path):
+    """``--train-queries`` / ``--test-queries`` / ``--train-ways``: the training picture has the
+    run's training episode (here 3 queries, 4 ways), the test picture its test episode (1 query)."""
+    assert gallery.main(["--dataset", "omniglot_small", "--shots", "1", "--ways", "3", "--train-ways", "4",
+                         "--train-queries", "3", "--test-queries", "1", "--data-root", str(omniglot),
+                         "--out", str(tmp_path)]) == 0
+    train = json.loads((tmp_path / "omniglot_small_train.json").read_text())
+    test = json.loads((tmp_path / "omniglot_small_test.json").read_text())
+    assert (train["ways"], train["queries"], test["ways"], test["queries"]) == (4, 3, 3, 1)
+    first = make_source("omniglot_small", "test", shots=1, ways=3, queries=1, seed=0, root=str(omniglot)).batch([0])
+    pixels = np.asarray(Image.open(tmp_path / "omniglot_small_test.png").convert("RGB"))
+    (r, c), (h, w) = test["support_origin"], first.xs.shape[-2:]
+    np.testing.assert_array_equal(pixels[r:r + h, c:c + w, 0],
+                                  np.floor(first.xs[0, 0, 0].numpy() * 255 + 0.5).astype(np.uint8))
+    from trlearner.report.gallery import gallery_markdown
+
+    text = gallery_markdown(tmp_path, tmp_path)
+    assert ("[training episode](omniglot_small_train.png) (4-way 1-shot, 3 queries per class, seed 0), "
+            "[test episode](omniglot_small_test.png) (3-way 1-shot, 1 query per class, seed 0)") in text
 
 
 def test_regression_picture_and_report_links(tmp_path):

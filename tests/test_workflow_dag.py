@@ -143,6 +143,37 @@ def test_dry_run_prints_an_estimate(fresh):
     assert "estimated CPU time per dataset" in text and "sinusoid" in text
 
 
+@pytest.mark.parametrize("preset", ["default", "paper"])
+def test_gallery_draws_the_episodes_of_its_run(fresh, preset):
+    """The gallery job of each image dataset passes the ways and the per-split queries that
+    ``trlearner train`` resolves for the first table run reading that dataset (issue 17: the
+    gallery drew 15 queries per class where the Omniglot runs use 5 to train and K to test)."""
+    from trlearner.run.train import resolve_config
+
+    m = _matrix(preset)
+    datasets = sorted({d for r in m.table_runs if r.dataset != "metadataset" for d in r.data_datasets()})
+    out = snakemake(fresh, *[f"reports/gallery/{d}_train.png" for d in datasets], "--dry-run", "--printshellcmds",
+                    "--forceall", "--configfile", f"config/{preset}.yaml")
+    commands = re.findall(r"python -m trlearner\.pipeline gallery --dataset (\S+) (.*?) --data-root", out.stdout)
+    assert commands, out.stdout[-2000:] + out.stderr[-2000:]
+    checked = 0
+    for dataset, options in commands:
+        run = next(r for r in m.table_runs if dataset in r.data_datasets())
+        if run.dataset != dataset or run.train_dataset != dataset:
+            continue  # cross-domain: training episodes of another dataset
+        cfg = resolve_config(dataset=run.dataset, algorithm=run.algorithm, shots=run.shots, ways=run.ways,
+                             **dict(run.protocol))
+        opts = dict(zip(options.split()[::2], options.split()[1::2]))
+        assert int(opts["--shots"]) == cfg.shots
+        assert opts.get("--ways") == (None if cfg.ways is None else str(cfg.ways)), dataset
+        assert opts.get("--train-ways") == (None if cfg.train_ways is None else str(cfg.train_ways)), dataset
+        if cfg.train_queries is not None:
+            assert int(opts["--train-queries"]) == cfg.train_queries, dataset
+        assert int(opts["--test-queries"]) == cfg.test_queries, dataset
+        checked += 1
+    assert checked >= 1
+
+
 def test_lint_is_clean(fresh):
     out = snakemake(fresh, "--lint", "--configfile", "config/default.yaml", check=False)
     text = out.stdout + out.stderr

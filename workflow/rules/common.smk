@@ -55,10 +55,15 @@ def analysis_run_sources(wildcards):
     return sources.train_sources(args[args.index("--algorithm") + 1], trlearner=True)
 
 
-def gallery_setting(dataset):
-    """(ways, shots) of the first table run that reads ``dataset``: the gallery draws its episodes."""
+def gallery_options(dataset):
+    """The episode options of ``trlearner.report.gallery`` for ``dataset``: the setting of the first
+    table run that reads it (shots, ways; training ways and queries per split as that run resolves
+    them), so that the gallery draws the episodes that run trains and is tested on."""
     run = next(r for r in MATRIX.table_runs if dataset in r.data_datasets())
-    return run.ways, run.shots
+    p = run.resolved_protocol()
+    options = {"shots": run.shots, "ways": run.ways, "train_ways": p.get("train_ways"),
+               "train_queries": p.get("train_queries"), "test_queries": p.get("test_queries")}
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in options.items() if v is not None)
 
 
 def stack_out(stack):

@@ -22,16 +22,14 @@ rule gallery:
                     caption="../report/gallery.rst"),
         info=multiext(f"{REPORTS}/gallery/{{dataset}}_", "train.json", "test.json"),
     params:
-        ways=lambda wildcards: gallery_setting(wildcards.dataset)[0],
-        shots=lambda wildcards: gallery_setting(wildcards.dataset)[1],
+        episodes=lambda wildcards: gallery_options(wildcards.dataset),
         root=config["data_root"],
         out=lambda wildcards, output: str(Path(output.train).parent),
     log:
         f"{RESULTS}/logs/gallery/{{dataset}}.log",
     shell:
-        "python -m trlearner.pipeline gallery --dataset {wildcards.dataset} --shots {params.shots} "
-        "$(test '{params.ways}' = None || echo --ways {params.ways}) --data-root {params.root} "
-        "--out {params.out} > {log} 2>&1"
+        "python -m trlearner.pipeline gallery --dataset {wildcards.dataset} {params.episodes} "
+        "--data-root {params.root} --out {params.out} > {log} 2>&1"
 
 
 # The report command of the report rule, and of the partial report written when a job failed.

@@ -41,24 +41,9 @@ GPU_SEC_PER_ITER = {"omniglot": 0.05, "omniglot_small": 0.05, "miniimagenet": 0.
 VARWAY_IMAGES_PER_TASK = 300
 
 
-def _proto(run: Run) -> dict:
-    """The run's protocol as ``trlearner train`` resolves it (queries = shots on Omniglot,
-    ProtoNet's wider training episodes), with the config's overrides."""
-    from trlearner.run.protocols import DATASET_PROTOCOLS, paper_protocol
-
-    overrides = dict(run.protocol)
-    if run.dataset in DATASET_PROTOCOLS:
-        base = paper_protocol(run.dataset, run.algorithm, run.ways, run.shots,
-                              overrides.get("backbone"))
-    else:
-        base = {"iterations": 60_000, "meta_batch": 4}
-    base.update(overrides)
-    return base
-
-
 def estimate_seconds(run: Run, device: str = "cpu") -> float:
     """Rough compute time of one job in seconds (on one CPU thread, or one GPU)."""
-    p = _proto(run)
+    p = run.resolved_protocol()
     iters = p.get("iterations", 60_000)
     factor = TRLEARNER_FACTOR if run.variant == "trlearner" else 1.0
     if device != "cpu":

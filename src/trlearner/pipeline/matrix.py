@@ -124,6 +124,20 @@ class Run:
         return (tuple(p.get("train_sources", METADATASET_TRAIN_SOURCES)),
                 tuple(p.get("heldout_sources", METADATASET_HELDOUT_SOURCES)))
 
+    def resolved_protocol(self) -> dict:
+        """The run's protocol as ``trlearner train`` resolves it (queries = shots on Omniglot,
+        ProtoNet's wider training episodes), with the config's overrides; keys the protocol
+        leaves unset (e.g. a regression run's ``train_queries``) are absent."""
+        from trlearner.run.protocols import DATASET_PROTOCOLS, paper_protocol
+
+        overrides = dict(self.protocol)
+        if self.dataset in DATASET_PROTOCOLS:
+            base = paper_protocol(self.dataset, self.algorithm, self.ways, self.shots, overrides.get("backbone"))
+        else:
+            base = {"iterations": 60_000, "meta_batch": 4}
+        base.update(overrides)
+        return base
+
     @property
     def train_dataset(self) -> str:
         """The dataset of the training episodes: ``protocol.train_dataset``, else the protocol

@@ -1,8 +1,11 @@
 """The episode gallery: one picture of a training episode and one of a test episode per dataset,
 so that a reviewer sees at a glance that the data is right (strokes, classes, split).
 
-Episodes are pure functions of (dataset, split, seed, index) (``trlearner.data.sources.dispatch.make_source``),
-so the picture shows exactly the episode a run with that seed draws at that index.
+Episodes are pure functions of (dataset, split, ways, shots, queries, seed, index)
+(``trlearner.data.sources.dispatch.make_source``), so given a run's setting (the workflow passes
+the first table run's resolved ways and queries per split: ``gallery_options`` in
+``workflow/rules/common.smk``) the picture shows exactly the episode that run draws at that
+index: its training episode with its seed, its test episode with seed 0 (the fixed test tasks).
 
 Image datasets: ``torchvision.utils.make_grid`` of the support set (one row per class, ``shots``
 columns) and, to its right, of the first :data:`MAX_QUERIES` queries of each class (same row =
@@ -14,7 +17,8 @@ the support and query points.
 
 Usage::
 
-    python -m trlearner.report.gallery --dataset omniglot_small --ways 5 --shots 1 --out reports/gallery
+    python -m trlearner.report.gallery --dataset omniglot_small --ways 5 --shots 1 \
+        --train-queries 5 --test-queries 1 --out reports/gallery
 
 Example:
     >>> import tempfile, pathlib, json
@@ -106,7 +110,8 @@ def _regression_picture(xs, ys, xq, yq, path: Path, title: str) -> dict[str, Any
 
 
 def episode_picture(dataset: str, split: str, out: str | os.PathLike, *, shots: int, ways: int | None = None,
-                    seed: int = 0, index: int = 0, data_root: str = "data") -> dict[str, Any]:
+                    queries: int | None = None, seed: int = 0, index: int = 0,
+                    data_root: str = "data") -> dict[str, Any]:
     """Draw episode ``index`` of ``dataset``/``split`` (seed ``seed``) into ``out/<dataset>_<split>.png``
     and its description into ``out/<dataset>_<split>.json``.
 
@@ -115,6 +120,9 @@ def episode_picture(dataset: str, split: str, out: str | os.PathLike, *, shots: 
         split: ``train``, ``val`` or ``test``.
         out: output folder.
         shots, ways: the episode's setting (``ways`` for classification only).
+        queries: queries per class (classification) or per task (regression), as the run
+            draws them for ``split``; None: ``make_source``'s default (15 per class; regression:
+            ``shots`` at train, 100 at val/test).
         seed, index: which episode (as in a run with that seed).
         data_root: the data folder.
 
@@ -126,13 +134,14 @@ def episode_picture(dataset: str, split: str, out: str | os.PathLike, *, shots: 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    source = make_source(dataset, split, shots=shots, ways=ways, seed=seed, root=data_root)
+    source = make_source(dataset, split, shots=shots, ways=ways, queries=queries, seed=seed, root=data_root)
     batch = source.batch([index])
     xs, ys, xq, yq = batch.xs[0], batch.ys[0], batch.xq[0], batch.yq[0]
     name = f"{dataset}_{split}"
     setting = f"{ways}-way {shots}-shot" if ways else f"{shots}-shot"
     info: dict[str, Any] = {"dataset": dataset, "split": split, "seed": seed, "index": index, "shots": shots,
                             "ways": ways, "picture": f"{name}.png"}
+    info["queries"] = len(xq) if ys.dtype.is_floating_point else len(xq) // (int(ys.max()) + 1)
     if ys.dtype.is_floating_point:  # regression
         info.update(_regression_picture(xs, ys, xq, yq, out / f"{name}.png",
                                         f"{dataset} {SPLIT_NAMES.get(split, split)} episode {index} (seed {seed})"))
@@ -140,7 +149,9 @@ def episode_picture(dataset: str, split: str, out: str | os.PathLike, *, shots: 
                            f"{len(xs)} support points (red) and {len(xq)} query points (grey).")
     else:
         n_ways = int(ys.max()) + 1
-        queries = len(xq) // n_ways
+        info["ways"] = n_ways  # a run's training episodes may be wider than its test episodes
+        setting = f"{n_ways}-way {shots}-shot"
+        queries = info["queries"]
         info.update(_image_picture(xs, xq, n_ways, len(xs) // n_ways, queries, out / f"{name}.png"))
         classes = getattr(source, "classes", None)
         ids = batch.info.get("class_ids")
@@ -155,6 +166,16 @@ def episode_picture(dataset: str, split: str, out: str | os.PathLike, *, shots: 
                            f"row ck is class k: " + "; ".join(f"c{k} {r}" for k, r in enumerate(rows)) + ".")
     (out / f"{name}.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
     return info
+
+
+def _setting(info: dict) -> str:
+    """``5-way 1-shot, 5 queries per class, seed 0`` (classification) or ``5-shot, 100 queries, seed 0``."""
+    if info.get("ways"):
+        head, per = f"{info['ways']}-way {info['shots']}-shot", " per class"
+    else:
+        head, per = f"{info.get('shots')}-shot", ""
+    queries = f", {info['queries']} quer{'y' if info['queries'] == 1 else 'ies'}{per}" if "queries" in info else ""
+    return f"{head}{queries}, seed {info.get('seed')}"
 
 
 def gallery_markdown(gallery_dir: str | os.PathLike | None, out_dir: str | os.PathLike) -> str:
@@ -178,11 +199,10 @@ def gallery_markdown(gallery_dir: str | os.PathLike | None, out_dir: str | os.Pa
     for dataset in sorted(by_dataset):
         items = sorted(by_dataset[dataset], key=lambda t: order.get(t[1].get("split"), 9))
         first = items[0][1]
-        setting = f"{first['ways']}-way {first['shots']}-shot" if first.get("ways") else f"{first.get('shots')}-shot"
         links = [f"[{SPLIT_NAMES.get(i.get('split'), i.get('split'))} episode]"
-                 f"({Path(os.path.relpath(js.with_name(i['picture']), out_dir)).as_posix()})" for js, i in items]
-        lines.append(f"- {dataset} ({setting}, seed {first.get('seed')}, episode {first.get('index')}): "
-                     + ", ".join(links))
+                 f"({Path(os.path.relpath(js.with_name(i['picture']), out_dir)).as_posix()}) ({_setting(i)})"
+                 for js, i in items]
+        lines.append(f"- {dataset} (episode {first.get('index')}): " + ", ".join(links))
     return "\n".join(lines + [""])
 
 
@@ -192,6 +212,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dataset", required=True, help="registry dataset name")
     p.add_argument("--shots", type=int, required=True, help="support examples per class (per task for regression)")
     p.add_argument("--ways", type=int, default=None, help="classes per episode (classification; default: none)")
+    p.add_argument("--train-ways", type=int, default=None,
+                   help="classes per training episode when wider than --ways (default: --ways)")
+    p.add_argument("--train-queries", type=int, default=None,
+                   help="queries of a training episode, per class or per regression task (default: the "
+                        "source's: 15 per class, regression: --shots)")
+    p.add_argument("--test-queries", type=int, default=None,
+                   help="queries of a validation or test episode (default: the source's: 15 per class, "
+                        "regression: 100)")
     p.add_argument("--splits", nargs="+", default=["train", "test"], help="splits to draw (default: train test)")
     p.add_argument("--seed", type=int, default=0, help="episode seed (default: 0)")
     p.add_argument("--index", type=int, default=0, help="episode index (default: 0)")
@@ -200,7 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     for split in args.splits:
         try:
-            info = episode_picture(args.dataset, split, args.out, shots=args.shots, ways=args.ways,
+            train = split == "train"
+            info = episode_picture(args.dataset, split, args.out, shots=args.shots,
+                                   ways=(args.train_ways or args.ways) if train else args.ways,
+                                   queries=args.train_queries if train else args.test_queries,
                                    seed=args.seed, index=args.index, data_root=args.data_root)
         except (OSError, ValueError) as err:
             print(f"gallery: error: {args.dataset}/{split}: {err}", file=sys.stderr)
