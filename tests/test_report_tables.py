@@ -129,6 +129,50 @@ def test_reduced_protocol_is_marked_and_not_judged(tmp_path):
     assert "Verdict: compatible" not in text and "Verdict: incompatible" not in text
 
 
+def test_a_cell_of_another_experiment_points_to_its_table(tmp_path):
+    """Two experiments on one dataset and setting (the default preset's known cell and the rest
+    of its row): the second table's square of the first's cell points to the first table, with
+    no paper value or effect of its own (it showed 'not in this preset' beside the known cell's
+    effect)."""
+    cells = [("maml", 5, "main"), ("maml", 10, "rest"), ("metasgd", 5, "rest")]
+    for seed in range(3):
+        for algorithm, shots, _ in cells:
+            for variant, mse in (("baseline", 0.6 + 0.01 * seed), ("trlearner", 0.5 + 0.02 * seed * seed)):
+                write_run(tmp_path / "runs", "sinusoid", algorithm, variant, seed, shots=shots,
+                          per_task=[mse - 0.1, mse + 0.1])
+    expected = [{"dataset": "sinusoid", "setting": f"{k}shot", "algorithm": a, "variant": v, "seeds": [0, 1, 2],
+                 "family": family} for a, k, family in cells for v in ("baseline", "trlearner")]
+    tables = {t.family: t for t in build_tables(load_runs(tmp_path / "runs"), expected, Reference.load())}
+    main, rest = tables["main"].sections[0].frame, tables["rest"].sections[0].frame
+    assert main.loc["MAML", ("5shot", "ours")].startswith("0.6")
+    assert main.loc["MAML + TRLearner", ("5shot", "paper")].startswith("0.400")
+    for label in ("MAML", "MAML + TRLearner"):
+        assert list(rest.loc[label, "5shot"]) == ["in the main table", "", ""]
+    assert rest.loc["MetaSGD + TRLearner", ("5shot", "Δ vs baseline")] == "-0.077 ± 0.080 (p=0.054, n=3)"
+    assert "MetaSGD" not in main.index
+
+
+def test_provenance_counts_config_hashes_and_names_the_data_read(tmp_path):
+    """One config hash per run is counted, not listed (88 of them made a 5,000-character line);
+    the data table gives the content hash of the files read, the episode table the test-episode
+    hash per setting with the algorithms that share it."""
+    for seed in range(5):
+        run = write_run(tmp_path / "runs", "omniglot", "maml" if seed < 3 else "protonet", "baseline", seed,
+                        shots=1, ways=5, per_task=[50.0 + seed, 60.0], metric="accuracy")
+        data = {"dataset": "omniglot", "kind": "archive", "content_hash": "c0dc32bd5cd61df742a1cbfd"}
+        prov = {"git_commit": "abc1234", "git_dirty": False, "config_hash": f"cfg{seed}", "device": "cpu",
+                "data": {"train": data, "test": data}}
+        (run / "provenance.json").write_text(json.dumps(prov))
+        if seed >= 3:  # ProtoNet's protocol draws 15 test queries, MAML's 1: other test episodes
+            metrics = json.loads((run / "metrics.json").read_text())
+            (run / "metrics.json").write_text(json.dumps({**metrics, "episodes_hash": "ep-proto"}))
+    prov = write_report(tmp_path / "runs", tmp_path / "out").read_text().split("## Provenance")[1]
+    assert "- Config hash: 5 distinct over 5 runs" in prov and "cfg0" not in prov
+    assert "| omniglot  | c0dc32bd5cd61df7 | 5      |" in prov
+    assert "| omniglot  | 5way1shot | ep-omniglot-5way1shot | maml         | 3      |" in prov
+    assert "| omniglot  | 5way1shot | ep-proto              | protonet     | 2      |" in prov
+
+
 def test_diverged_cell_says_diverged(report):
     tmp_path, text = report
     frame = _tables(tmp_path)["regression"].sections[0].frame

@@ -229,13 +229,19 @@ def _as_text(value: Any) -> str:
 def provenance_summary(runs: pd.DataFrame) -> dict[str, Any]:
     """Distinct provenance values over all runs, each with how many runs recorded it.
 
-    Keys: ``commits`` {(commit, dirty): count}, ``config_hashes``, ``dataset_hashes``
-    {dataset: {hash: count}}, ``packages`` {package: {version: count}}, ``devices``, ``missing``
-    (runs without provenance.json).
+    Keys: ``commits`` {(commit, dirty): count}, ``config_hashes``, ``data_hashes`` {dataset:
+    {content hash of the files read, or "generated": count}} (from provenance.json ``data``),
+    ``episode_hashes`` {(dataset, setting, test-episode hash): {algorithm: count}} (metrics.json
+    ``episodes_hash``), ``packages`` {package: {version: count}}, ``devices``, ``missing`` (runs
+    without provenance.json).
     """
-    out: dict[str, Any] = dict(commits=Counter(), config_hashes=Counter(), dataset_hashes=defaultdict(Counter),
-                               packages=defaultdict(Counter), devices=Counter(), missing=0)
+    out: dict[str, Any] = dict(commits=Counter(), config_hashes=Counter(), data_hashes=defaultdict(Counter),
+                               episode_hashes=defaultdict(Counter), packages=defaultdict(Counter),
+                               devices=Counter(), missing=0)
     for rec in records(runs) if len(runs) else []:
+        if rec.get("episodes_hash"):
+            out["episode_hashes"][(str(rec["dataset"]), str(rec["setting"]), str(rec["episodes_hash"]))][
+                str(rec["algorithm"])] += 1
         prov = rec.get("provenance") or {}
         if not prov:
             out["missing"] += 1
@@ -244,12 +250,10 @@ def provenance_summary(runs: pd.DataFrame) -> dict[str, Any]:
         dirty = _get(prov, "git_dirty", "dirty", "git.dirty")
         out["commits"][(str(commit), "dirty" if dirty else "clean" if dirty is not None else "unknown")] += 1
         out["config_hashes"][str(_get(prov, "config_hash", "config.hash"))] += 1
-        hashes = _get(prov, "dataset_hashes", "dataset_hash", "data_hash")
-        if isinstance(hashes, dict):
-            for ds, h in hashes.items():
-                out["dataset_hashes"][str(ds)][_as_text(h)] += 1
-        else:
-            out["dataset_hashes"][str(rec["dataset"])][str(hashes)] += 1
+        data = prov.get("data") if isinstance(prov.get("data"), dict) else {}
+        read = {str(d.get("dataset")): d for d in data.values() if isinstance(d, dict)}  # train, test: often one
+        for ds, entry in sorted(read.items()):
+            out["data_hashes"][ds][str(entry.get("content_hash") or entry.get("kind") or "not recorded")] += 1
         packages = _get(prov, "package_versions", "packages", "versions") or {}
         if isinstance(packages, dict):
             for pkg, ver in packages.items():
@@ -262,6 +266,22 @@ def _counted(counter: Counter) -> str:
     return ", ".join(f"{k} ({n} runs)" for k, n in sorted(counter.items()))
 
 
+#: More distinct config hashes than this are counted, not listed (one per run is the rule:
+#: the hash covers the seed).
+MAX_LISTED_HASHES = 4
+
+
+def _config_hashes(counter: Counter) -> str:
+    """The config hashes, listed when few, else counted (they are in each run's provenance.json)."""
+    if not counter:
+        return "not recorded"
+    if len(counter) <= MAX_LISTED_HASHES:
+        return _counted(counter)
+    runs = sum(counter.values())
+    return (f"{len(counter)} distinct over {runs} runs (the hash covers each run's settings and seed; "
+            f"each run's is in its provenance.json)")
+
+
 def provenance_markdown(runs: pd.DataFrame) -> str:
     """The provenance block of the report (Markdown)."""
     p = provenance_summary(runs)
@@ -270,16 +290,25 @@ def provenance_markdown(runs: pd.DataFrame) -> str:
         return "\n".join(lines + ["No runs found.", ""])
     commits = ", ".join(f"`{c}` ({d}, {n} runs)" for (c, d), n in sorted(p["commits"].items()))
     lines += [f"- Git commit: {commits or 'not recorded'}",
-              f"- Config hash: {_counted(p['config_hashes']) or 'not recorded'}",
+              f"- Config hash: {_config_hashes(p['config_hashes'])}",
               f"- Device: {_counted(p['devices']) or 'not recorded'}"]
     if p["missing"]:
         lines.append(f"- Runs without provenance.json: {p['missing']}")
     lines.append("")
-    if p["dataset_hashes"]:
-        frame = pd.DataFrame([(ds, h, n) for ds, hs in sorted(p["dataset_hashes"].items())
-                              for h, n in sorted(hs.items())], columns=["dataset", "hash", "runs"])
+    if p["data_hashes"]:
+        frame = pd.DataFrame([(ds, h[:16], n) for ds, hs in sorted(p["data_hashes"].items())
+                              for h, n in sorted(hs.items())], columns=["dataset", "content hash", "runs"])
         frame["runs"] = frame["runs"].astype(str)
-        lines += ["Dataset hashes:", "", to_markdown(frame.set_index("dataset")), ""]
+        lines += ["Data read (sha256 of the fetched files, first 16 hex digits; \"generated\": synthetic):", "",
+                  to_markdown(frame.set_index("dataset")), ""]
+    if p["episode_hashes"]:
+        keys = sorted(p["episode_hashes"], key=lambda k: (k[0], setting_sort_key(k[1]), k[2]))
+        frame = pd.DataFrame([(ds, st, h, ", ".join(sorted(p["episode_hashes"][(ds, st, h)])),
+                               str(sum(p["episode_hashes"][(ds, st, h)].values()))) for ds, st, h in keys],
+                             columns=["dataset", "setting", "hash", "algorithms", "runs"])
+        lines += ["Test episodes (hash of the test tasks the runs were evaluated on; algorithms whose protocols "
+                  "draw different test queries have different ones):", "",
+                  to_markdown(frame.set_index("dataset")), ""]
     if p["packages"]:
         frame = pd.DataFrame([(pkg, v, n) for pkg, vs in sorted(p["packages"].items())
                               for v, n in sorted(vs.items())], columns=["package", "version", "runs"])

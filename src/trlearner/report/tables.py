@@ -340,6 +340,9 @@ def build_tables(runs: pd.DataFrame, expected: list[dict[str, Any]] | None,
     if diffs is None:
         diffs = paired_differences(runs)
     diff_by_key = {(d["dataset"], d["setting"], d["algorithm"]): d for d in records(diffs)}
+    # Which family's table shows each (dataset, setting, algorithm): a grid square of another
+    # family's table points there instead of repeating (or half-repeating) its numbers.
+    shown_in = {(r["dataset"], r["setting"], r["algorithm"]): r["family"] for r in records(resolved)}
     order = reference.family_order()
     families = sorted(set(resolved["family"]) if len(resolved) else set(),
                       key=lambda f: (order.index(f) if f in order else len(order), f))
@@ -366,6 +369,10 @@ def build_tables(runs: pd.DataFrame, expected: list[dict[str, Any]] | None,
                     label = reference.algorithm_label(algorithm) + (" + TRLearner" if variant == "trlearner" else "")
                     row = []
                     for setting in settings:
+                        elsewhere = shown_in.get((dataset, setting, algorithm), family)
+                        if elsewhere != family and (setting, algorithm, variant) not in by_key:
+                            row += [f"in the {elsewhere} table", "", ""]
+                            continue
                         rec = by_key.get((setting, algorithm, variant)) or {
                             "state": "not_in_preset" if expected is not None else "missing",
                             "reason": NOT_IN_PRESET if expected is not None else "not run"}
