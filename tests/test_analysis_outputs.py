@@ -20,7 +20,7 @@ N_TASKS = 30
 
 
 def fake_metrics(dataset="sinusoid", seed=0, variant="baseline", mean=1.0, steps=1, lam=0.1, heads=4,
-                 learn_omega=True, reg="none", strength=0.0, wall=10.0, history=None):
+                 learn_omega=True, reg="none", strength=0.0, wall=10.0, history=None, zero=None):
     rng = np.random.default_rng(seed * 1000 + int(mean * 1000) + steps)
     per_task = (mean + 0.2 * rng.standard_normal(N_TASKS)).round(6)
     per_task += round(mean - per_task.mean(), 6)
@@ -28,7 +28,8 @@ def fake_metrics(dataset="sinusoid", seed=0, variant="baseline", mean=1.0, steps
         "dataset": dataset, "algorithm": "maml", "variant": variant, "shots": 5, "ways": None, "seed": seed,
         "metric": "mse", "higher_is_better": False, "mean": float(np.mean(per_task)),
         "ci95": float(1.96 * per_task.std(ddof=1) / math.sqrt(N_TASKS)), "n_tasks": N_TASKS,
-        "per_task": per_task.tolist(), "curve": None,
+        "per_task": per_task.tolist(),
+        "curve": None if zero is None else {"steps": [0, steps], "mean": [zero, float(np.mean(per_task))]},
         "protocol": {"iterations": 100, "meta_batch": 25, "inner_steps_train": steps, "inner_lr_train": 0.01,
                      "inner_steps_test": steps, "outer_lr": 0.001, "backbone": "mlp", "queries_test": 100,
                      "reduced": True, "preset": "test"},
@@ -97,6 +98,44 @@ def test_tradeoff(tmp_path):
         assert d.loc[m, "time_ratio"] == pytest.approx(wall / 10.0)
     assert d.loc["trlearner", "delta_mse"] == pytest.approx(0.8 - 1.0, abs=1e-5)
     assert s["measured"]["trlearner"]["time_ratio"] == pytest.approx(1.2)
+
+
+def test_tradeoff_without_a_gain_names_no_best(tmp_path):
+    """Every regulariser worse than the baseline: gain per unit time would rank the slowest (least
+    negative gain per second) first, as the default run's verdict did ('best gain per unit time:
+    trlearner' with ΔMSE +0.45)."""
+    runs = tmp_path / "runs"
+    spec = {"baseline": ("baseline", "none", 1.0, 10.0), "trlearner": ("trlearner", "none", 1.4, 18.0),
+            "weight_decay": ("baseline", "weight_decay", 1.4, 8.0), "input_noise": ("baseline", "input_noise", 1.3, 8.0)}
+    for m, (v, reg, mean, wall) in spec.items():
+        put(runs, f"{m}/seed0", fake_metrics(variant=v, reg=reg, strength=0.1, mean=mean, wall=wall))
+    _, s = check_outputs(*_run("tradeoff", runs, tmp_path))
+    assert "best gain per unit time" not in s["verdict"]
+    assert "no regulariser improves on the baseline's MSE (smallest loss: input_noise)" in s["verdict"]
+    assert s["agrees"] is False
+
+
+def test_cells_that_did_not_learn_are_named_and_their_differences_not_counted(tmp_path):
+    """A cell whose test MSE stays above 80 % of its 0-step MSE did not learn (trlearner.run.learning):
+    its CSV row says so, the report's table shows it and its sentence leaves its difference out."""
+    from trlearner.report.analyses import effect_sentence, small_table
+
+    runs = tmp_path / "runs"
+    cells = {("baseline", 1): (3.0, 1.0), ("trlearner", 1): (3.0, 1.5), ("baseline", 2): (3.4, 3.3),
+             ("trlearner", 2): (3.0, 1.2)}
+    for (v, k), (zero, mean) in cells.items():
+        put(runs, f"{v}/steps{k}/seed0", fake_metrics(variant=v, steps=k, mean=mean, zero=zero))
+    df, _ = check_outputs(*_run("depth", runs, tmp_path))
+    learned = {(r.variant, r.meta_layers): r.learned for _, r in df.iterrows()}
+    assert learned == {("baseline", 1): True, ("trlearner", 1): True, ("baseline", 2): False, ("trlearner", 2): True}
+    assert df.set_index(["variant", "meta_layers"]).loc[("baseline", 2), "zero_step"] == pytest.approx(3.4)
+    assert list(small_table(df)["learned"]) == ["yes", "no", "yes", "yes"]
+    text = effect_sentence(pd.read_csv(tmp_path / "out" / "depth.csv"))
+    assert text.startswith("At this scale 1 of 4 cells did not learn (test MSE above 80 % of their own 0-step "
+                           "MSE: baseline (meta_layers 2))")
+    # trlearner k=2 learned, but its difference is with the baseline k=2, which did not: 1 is left
+    assert text.endswith("1 of 1 TRLearner − baseline differences between cells that learned has a 95 % CI that "
+                         "excludes 0.")
 
 
 def test_sensitivity_partial(tmp_path):

@@ -21,7 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from trlearner.run.learning import learns
+
 Z95 = 1.96
+#: The columns :func:`cell_stats` gives every analysis CSV row of a cell.
+CELL_COLUMNS = ["mean", "ci95", "ci_basis", "n_seeds", "n_tasks", "seed_sd", "seeds", "seed_means",
+                "zero_step", "learned"]
 
 
 @dataclass
@@ -96,7 +101,7 @@ def cell_stats(runs: list[Run]) -> dict:
     """Mean and 95% CI of a cell (one setting, several seeds); see the module doc."""
     if not runs:
         return {"mean": math.nan, "ci95": math.nan, "ci_basis": "none", "n_seeds": 0, "n_tasks": 0,
-                "seed_sd": math.nan, "seeds": "", "seed_means": ""}
+                "seed_sd": math.nan, "seeds": "", "seed_means": "", "zero_step": math.nan, "learned": None}
     seed_means = np.array([r.metrics["mean"] for r in runs], dtype=float)
     n_tasks = int(min(r.metrics["n_tasks"] for r in runs))
     seed_sd = float(seed_means.std(ddof=1)) if len(runs) > 1 else math.nan
@@ -112,10 +117,33 @@ def cell_stats(runs: list[Run]) -> dict:
     else:  # different test episodes: mean of the runs' own CIs, shrunk by the number of runs
         ci = float(np.mean([r.metrics["ci95"] for r in runs]) / math.sqrt(len(runs)))
         basis = f"tasks (per-run CIs, {len(runs)} runs)"
+    zero, learned = learned_cell(runs)
     return {"mean": float(seed_means.mean()), "ci95": ci, "ci_basis": basis, "n_seeds": len(runs),
             "n_tasks": n_tasks, "seed_sd": seed_sd,
             "seeds": " ".join(str(r.seed) for r in sorted(runs, key=lambda r: r.seed)),
-            "seed_means": " ".join(f"{r.metrics['mean']:.6g}" for r in sorted(runs, key=lambda r: r.seed))}
+            "seed_means": " ".join(f"{r.metrics['mean']:.6g}" for r in sorted(runs, key=lambda r: r.seed)),
+            "zero_step": zero, "learned": learned}
+
+
+def learned_cell(runs: list[Run]) -> tuple[float, bool | None]:
+    """(mean 0-step MSE, whether the cell learned): the seed-mean metric against the learning
+    margin of :mod:`trlearner.run.learning` (MSE at most 80 % of the seed-mean 0-step MSE);
+    None when the runs record no curve."""
+    if not runs:
+        return math.nan, None
+    zeros = [((r.metrics.get("curve") or {}).get("mean") or [math.nan])[0] for r in runs]
+    zero = float(np.mean(zeros))
+    first = runs[0].metrics
+    cell = {"metric": first.get("metric"), "unit": first.get("unit"), "ways": first.get("ways"),
+            "mean": float(np.mean([r.metrics["mean"] for r in runs])), "curve": {"mean": [zero]}}
+    return zero, learns(cell)[0]
+
+
+def pair_learned(a: list[Run], b: list[Run]) -> bool | None:
+    """Whether both cells of a difference learned (None when either cannot tell): a difference
+    with a cell that did not learn reflects failed training, not the method."""
+    la, lb = learned_cell(a)[1], learned_cell(b)[1]
+    return None if la is None or lb is None else bool(la and lb)
 
 
 def paired_diff(a: list[Run], b: list[Run]) -> dict:

@@ -28,11 +28,13 @@ def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
     rows = []
     for (v, k), sel in cell.items():
         if sel:
-            d = C.paired_diff(sel, cell[("baseline", k)]) if v == "trlearner" else {"diff": None, "ci95": None}
+            ref = cell[("baseline", k)]
+            d = C.paired_diff(sel, ref) if v == "trlearner" else {"diff": None, "ci95": None}
             rows.append({"variant": v, "meta_layers": k, **C.cell_stats(sel),
-                         "diff_vs_baseline": d["diff"], "diff_ci95": d["ci95"]})
-    df = pd.DataFrame(rows, columns=["variant", "meta_layers", "mean", "ci95", "ci_basis", "n_seeds",
-                                     "n_tasks", "seed_sd", "seeds", "seed_means", "diff_vs_baseline", "diff_ci95"])
+                         "diff_vs_baseline": d["diff"], "diff_ci95": d["ci95"],
+                         "pair_learned": C.pair_learned(sel, ref) if v == "trlearner" and ref else None})
+    df = pd.DataFrame(rows, columns=["variant", "meta_layers", *C.CELL_COLUMNS, "diff_vs_baseline", "diff_ci95",
+                                     "pair_learned"])
     df.to_csv(out / f"{NAME}.csv", index=False)
 
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(8.6, 3.4), gridspec_kw={"width_ratios": [1.3, 1]})

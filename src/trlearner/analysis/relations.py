@@ -94,12 +94,12 @@ def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
                                     f"{key}_j": None if param is None else param[j]})
         if base:
             d = C.paired_diff(sel, base)
-            row.update(diff_vs_baseline=d["diff"], diff_ci95=d["ci95"])
+            row.update(diff_vs_baseline=d["diff"], diff_ci95=d["ci95"], pair_learned=C.pair_learned(sel, base))
         rows.append(row)
     if base:
         rows.append({"variant": "baseline", "heads": "", **C.cell_stats(base)})
-    cols = ["variant", "heads", "mean", "ci95", "ci_basis", "n_seeds", "n_tasks", "seed_sd", "seeds", "seed_means",
-            "structure", "offdiag_mean", "offdiag_sd", "n_probes", "order_by", "diff_vs_baseline", "diff_ci95"]
+    cols = ["variant", "heads", *C.CELL_COLUMNS, "structure", "offdiag_mean", "offdiag_sd", "n_probes", "order_by",
+            "diff_vs_baseline", "diff_ci95", "pair_learned"]
     df = pd.DataFrame(rows).reindex(columns=cols)
     df.to_csv(out / f"{NAME}.csv", index=False)
     pd.DataFrame(entries).to_csv(out / f"{NAME}_matrix.csv", index=False)

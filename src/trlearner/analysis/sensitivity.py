@@ -33,11 +33,12 @@ def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
         sweep = [s for s, on in (("lambda", k == k0), ("K", lam == lam0)) if on]
         d = C.paired_diff(sel, base) if base else {"diff": math.nan, "ci95": math.nan}
         rows.append({"sweep": "+".join(sweep) or "other", "lam": lam, "heads": k, **C.cell_stats(sel),
-                     "diff_vs_baseline": d["diff"], "diff_ci95": d["ci95"]})
+                     "diff_vs_baseline": d["diff"], "diff_ci95": d["ci95"],
+                     "pair_learned": C.pair_learned(sel, base) if base else None})
     if base:
         rows.append({"sweep": "baseline", "lam": math.nan, "heads": math.nan, **C.cell_stats(base)})
-    df = pd.DataFrame(rows, columns=["sweep", "lam", "heads", "mean", "ci95", "ci_basis", "n_seeds", "n_tasks",
-                                     "seed_sd", "seeds", "seed_means", "diff_vs_baseline", "diff_ci95"])
+    df = pd.DataFrame(rows, columns=["sweep", "lam", "heads", *C.CELL_COLUMNS, "diff_vs_baseline", "diff_ci95",
+                                     "pair_learned"])
     df.to_csv(out / f"{NAME}.csv", index=False)
 
     fig, grid = plt.subplots(2, 2, figsize=(8.6, 5.8), sharex="col", gridspec_kw={"height_ratios": [1.2, 1]})

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from trlearner.run.learning import MSE_FRACTION
+
 from .rounding import ci_decimals, format_ci
 
 #: (value column, CI half-width column or (lo, hi) columns, shown name). First match wins per value.
@@ -104,26 +106,64 @@ def small_table(df: pd.DataFrame, max_rows: int = MAX_ROWS) -> pd.DataFrame:
             half = _half(row, ci)
             cells.append("n/a" if pd.isna(v) else format_ci(float(v), half if half else None, 3))
         out[name] = cells
+    if "learned" in df.columns and _flags(df["learned"]).notna().any():
+        out["learned"] = ["n/a" if f is None else "yes" if f else "no" for f in _flags(df["learned"])]
     return out.head(max_rows).reset_index(drop=True)
+
+
+def _flags(col: pd.Series) -> pd.Series:
+    """A CSV column of True/False/blank as True, False or None."""
+    def flag(x):
+        if isinstance(x, str):
+            return {"true": True, "false": False}.get(x.strip().lower())
+        return None if x is None or (isinstance(x, float) and math.isnan(x)) else bool(x)
+    return col.map(flag).astype(object)
+
+
+def _row_label(row: pd.Series) -> str:
+    """``baseline (meta_layers 2)``: the row's first key, then the others with their names."""
+    keys = [c for c in KEY_COLUMNS if c in row.index and _key_text(row[c]) not in ("", "n/a", "nan")]
+    if not keys:
+        return "?"
+    rest = ", ".join(f"{k} {_key_text(row[k])}" for k in keys[1:])
+    return _key_text(row[keys[0]]) + (f" ({rest})" if rest else "")
+
+
+def not_learned(df: pd.DataFrame) -> list[str]:
+    """Labels of the rows (cells) whose ``learned`` column is False."""
+    if "learned" not in df.columns:
+        return []
+    return [_row_label(row) for (_, row), f in zip(df.iterrows(), _flags(df["learned"])) if f is False]
 
 
 def effect_sentence(df: pd.DataFrame) -> str | None:
     """What the TRLearner − baseline differences of a CSV can show: how many CIs exclude 0,
-    or that none does ("shows nothing at this scale"). None without such a column."""
+    or that none does ("shows nothing at this scale"). Cells that did not learn (column
+    ``learned``: :mod:`trlearner.run.learning`) are named first, and differences with one of
+    them (column ``pair_learned`` False) are not counted. None without such columns."""
+    failed = not_learned(df)
+    head = (f"At this scale {len(failed)} of {len(df)} cells did not learn (test MSE above {MSE_FRACTION * 100:g} % "
+            f"of their own 0-step MSE: {'; '.join(failed)}), so a difference with one of them reflects failed "
+            f"training, not the method") if failed else ""
     for value, ci in EFFECTS:
         if value in df.columns and ci in df.columns:
             v = pd.to_numeric(df[value], errors="coerce")
             h = pd.to_numeric(df[ci], errors="coerce")
             ok = v.notna() & h.notna() & (h > 0)
+            if "pair_learned" in df.columns:  # leave out differences with a cell that did not learn
+                ok &= _flags(df["pair_learned"]).map(lambda f: f is not False).astype(bool)
             n = int(ok.sum())
             if not n:
-                return None
+                return f"{head}; no difference between cells that learned is left." if head else None
+            among = " between cells that learned" if head else ""
             k = int(((v[ok] - h[ok] > 0) | (v[ok] + h[ok] < 0)).sum())
             if k == 0:
-                return (f"At this scale it shows nothing: all {n} TRLearner − baseline differences "
-                        f"have a 95 % CI that contains 0.")
-            return f"{k} of {n} TRLearner − baseline differences {'has' if n == 1 else 'have'} a 95 % CI that excludes 0."
-    return None
+                body = f"all {n} TRLearner − baseline differences{among} have a 95 % CI that contains 0"
+                return f"{head}; {body}." if head else f"At this scale it shows nothing: {body}."
+            body = (f"{k} of {n} TRLearner − baseline differences{among} "
+                    f"{'has' if n == 1 else 'have'} a 95 % CI that excludes 0")
+            return f"{head}; {body}." if head else f"{body}."
+    return f"{head}." if head else None
 
 
 def curves_sentence(df: pd.DataFrame) -> str | None:
