@@ -152,6 +152,28 @@ def test_a_cell_of_another_experiment_points_to_its_table(tmp_path):
     assert "MetaSGD" not in main.index
 
 
+def test_the_default_preset_has_one_table_per_family_not_per_experiment():
+    """The default preset's known cell and the rest of its row are two experiments
+    (regression_main, regression_rest, regression_anil): the report shows them in one titled
+    regression table, with the Omniglot cells under image classification."""
+    import pandas as pd
+    import yaml
+
+    from trlearner.pipeline.check import check_config
+
+    root = Path(__file__).resolve().parents[1]
+    matrix = check_config(yaml.safe_load((root / "config" / "default.yaml").read_text()))
+    expected = matrix.expected_cells()
+    assert {c["experiment"] for c in expected} >= {"regression_main", "regression_rest"}
+    tables = {t.family: t for t in build_tables(pd.DataFrame(columns=["dataset", "setting", "algorithm", "variant",
+                                                                      "status"]), expected, Reference.load())}
+    assert set(tables) == {"regression", "classification", "meta_dataset"}  # meta_dataset: paper values only
+    sinusoid = tables["regression"].sections[0]
+    assert sinusoid.caption.startswith("sinusoid")
+    assert {"MAML", "ANIL", "MetaSGD", "T-NET"} <= set(sinusoid.frame.index)
+    assert tables["regression"].title == "Regression (Sinusoid, Harmonic)"
+
+
 def test_provenance_counts_config_hashes_and_names_the_data_read(tmp_path):
     """One config hash per run is counted, not listed (88 of them made a 5,000-character line);
     the data table gives the content hash of the files read, the episode table the test-episode

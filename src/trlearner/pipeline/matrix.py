@@ -238,7 +238,9 @@ class Matrix:
         return sorted({d for r in self.runs for d in r.data_datasets()})
 
     def expected_cells(self, results: str = "results") -> list[dict]:
-        """The report's expected-cells spec: every table cell with its seeds and the data
+        """The report's expected-cells spec: every table cell with its seeds, its experiment (the
+        report's table is its dataset's family, e.g. one regression table for the known cell and
+        the rest of its row, which are two experiments in the default preset) and the data
         manifests its runs need (``<results>/data/<dataset>.manifest.json``: a cell whose
         manifest is absent is reported as "data unavailable"). A multi-source Meta-Dataset run
         is one job but several cells (overall, OOD, each source:
@@ -253,7 +255,7 @@ class Matrix:
             for dataset, setting in names:
                 key = (dataset, setting, r.algorithm, r.variant)
                 cell = {"dataset": dataset, "setting": setting, "algorithm": r.algorithm, "variant": r.variant,
-                        "seeds": [], "family": r.group, "data_manifests": []}
+                        "seeds": [], "experiment": r.group, "data_manifests": []}
                 cell = cells.setdefault(key, cell)
                 cell["seeds"].append(r.seed)
                 for d in r.data_datasets():

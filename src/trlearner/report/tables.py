@@ -106,7 +106,9 @@ def load_expected(path_or_cells: str | os.PathLike | Iterable[dict] | dict | Non
 
     Accepted forms: a list of ``{"dataset", "setting", "algorithm", "variant"}`` dicts (optional
     ``seeds``: list of ints, ``reason``: why it cannot run, e.g. "data unavailable",
-    ``family``), or ``{"cells": [...]}``. None means no spec (cells not found are "not run").
+    ``family``: the table to show it in, default the dataset's family in reference.yaml;
+    ``experiment``, ``data_manifests``: from the pipeline), or ``{"cells": [...]}``. None means
+    no spec (cells not found are "not run").
 
     >>> load_expected([{"dataset": "sinusoid", "setting": "5shot", "algorithm": "maml",
     ...                 "variant": "baseline"}])[0]["setting"]
