@@ -138,20 +138,18 @@ def episode_picture(dataset: str, split: str, out: str | os.PathLike, *, shots: 
     batch = source.batch([index])
     xs, ys, xq, yq = batch.xs[0], batch.ys[0], batch.xq[0], batch.yq[0]
     name = f"{dataset}_{split}"
-    setting = f"{ways}-way {shots}-shot" if ways else f"{shots}-shot"
+    regression = ys.dtype.is_floating_point
+    n_ways = None if regression else int(ys.max()) + 1  # a run's training episodes may be wider than its test ones
+    queries = len(xq) if regression else len(xq) // n_ways
+    setting = f"{n_ways}-way {shots}-shot" if n_ways else f"{shots}-shot"
     info: dict[str, Any] = {"dataset": dataset, "split": split, "seed": seed, "index": index, "shots": shots,
-                            "ways": ways, "picture": f"{name}.png"}
-    info["queries"] = len(xq) if ys.dtype.is_floating_point else len(xq) // (int(ys.max()) + 1)
-    if ys.dtype.is_floating_point:  # regression
+                            "ways": n_ways, "queries": queries, "picture": f"{name}.png"}
+    if regression:
         info.update(_regression_picture(xs, ys, xq, yq, out / f"{name}.png",
                                         f"{dataset} {SPLIT_NAMES.get(split, split)} episode {index} (seed {seed})"))
         info["caption"] = (f"{dataset}, {SPLIT_NAMES.get(split, split)} episode {index} (seed {seed}, {setting}): "
                            f"{len(xs)} support points (red) and {len(xq)} query points (grey).")
     else:
-        n_ways = int(ys.max()) + 1
-        info["ways"] = n_ways  # a run's training episodes may be wider than its test episodes
-        setting = f"{n_ways}-way {shots}-shot"
-        queries = info["queries"]
         info.update(_image_picture(xs, xq, n_ways, len(xs) // n_ways, queries, out / f"{name}.png"))
         classes = getattr(source, "classes", None)
         ids = batch.info.get("class_ids")
