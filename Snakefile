@@ -23,7 +23,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from trlearner.pipeline import catalog, estimate, sources
-from trlearner.pipeline.check import ConfigError, check_config
+from trlearner.pipeline.check import ConfigError, check_config, load_config
 from trlearner.pipeline.schema import SCHEMA
 
 min_version("9.0")
@@ -40,6 +40,8 @@ if "experiments" not in config:
 # key, value and what is allowed, then dataset limits (impossible shots/ways), then Snakemake's
 # own validation, which also fills schema defaults into `config`.
 try:
+    for _configfile in workflow.configfiles:  # Snakemake parsed them itself, keeping a duplicate key's
+        load_config(_configfile)  # last value silently: re-read with the project's safe loader
     MATRIX = check_config(config)
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None

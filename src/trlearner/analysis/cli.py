@@ -31,9 +31,9 @@ def load_scale(path) -> dict:
     if str(path).endswith(".json"):
         d = json.loads(text)
     else:
-        import yaml
+        from trlearner.util.yamlsafe import safe_load
 
-        d = yaml.safe_load(text)
+        d = safe_load(text, name=str(path))
     return d.get("analyses", d) if isinstance(d, dict) else {}
 
 

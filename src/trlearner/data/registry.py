@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
+from trlearner.util.yamlsafe import safe_load
 
 SPLITS_PACKAGE = "trlearner.data"
 
@@ -95,7 +95,7 @@ def load_registry(path: str | Path | None = None) -> dict[str, DatasetSpec]:
         text = resources.files(SPLITS_PACKAGE).joinpath("registry.yaml").read_text()
     else:
         text = Path(path).read_text()
-    raw = yaml.safe_load(text)
+    raw = safe_load(text, name=str(path or 'registry.yaml (package)'))
     return {name: _parse(name, entry) for name, entry in raw["datasets"].items()}
 
 

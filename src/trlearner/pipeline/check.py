@@ -34,13 +34,15 @@ def load_config(path: str) -> dict:
     """The config at ``path``; :class:`ConfigError` (file, line, column) for a YAML syntax error."""
     import yaml
 
+    from trlearner.util.yamlsafe import safe_load  # duplicate keys, alias bombs, depth: file:line:column
+
     try:
         text = Path(path).read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read the config file: {exc.strerror}; allowed: a YAML file "
                           f"(e.g. config/default.yaml)") from None
     try:
-        config = yaml.safe_load(text) or {}
+        config = safe_load(text, name=str(path)) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"

@@ -28,9 +28,9 @@ def dvc_datasets(params_path: str = "params.yaml") -> list[str]:
     p = Path(params_path)
     if not (p.exists() and p.with_name("dvc.yaml").exists()):
         return []
-    import yaml
+    from trlearner.util.yamlsafe import safe_load_file
 
-    return list((yaml.safe_load(p.read_text()) or {}).get("datasets") or [])
+    return list((safe_load_file(p) or {}).get("datasets") or [])
 
 
 PARAMS_HEADER = """\
@@ -73,9 +73,9 @@ def dvc_lock_entry(dataset: str, lock_path: str = "dvc.lock") -> str:
         return ""
     import hashlib
 
-    import yaml
+    from trlearner.util.yamlsafe import safe_load_file
 
-    stages = (yaml.safe_load(p.read_text()) or {}).get("stages", {})
+    stages = (safe_load_file(p) or {}).get("stages", {})
     entry = stages.get(f"fetch@{dataset}")
     if entry is None:
         return ""

@@ -26,9 +26,9 @@ SCHEMA = Path(__file__).resolve().with_name("config.schema.yaml")
 @lru_cache(maxsize=1)
 def schema() -> dict:
     """The parsed schema (do not modify it: it is shared)."""
-    import yaml
+    from trlearner.util.yamlsafe import safe_load_file
 
-    return yaml.safe_load(SCHEMA.read_text())
+    return safe_load_file(SCHEMA)
 
 
 def definition(name: str) -> dict:

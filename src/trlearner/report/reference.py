@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
+from trlearner.util.yamlsafe import safe_load_file
 
 REQUIRED_KEYS = ("dataset", "setting", "algorithm", "variant", "metric", "value", "source")
 VARIANTS = ("baseline", "trlearner")
@@ -52,7 +52,7 @@ class Reference:
         Raises ``ValueError`` naming the entry and key for a malformed entry.
         """
         path = Path(path) if path is not None else default_reference_path()
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = safe_load_file(path) or {}
         ref = cls(paper=list(data.get("paper") or []), context=list(data.get("context") or []),
                   families=dict(data.get("families") or {}),
                   aliases={str(k): str(v) for k, v in (data.get("aliases") or {}).items()},
