@@ -42,6 +42,16 @@ claims: setup
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/claims.yaml --rerun-incomplete
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/claims.yaml --report reports/claims/snakemake_report.html
 
+## The known cell's baseline under every documented reading of the protocol (config/calibration.yaml;
+## docs/CALIBRATION.md: the readings, their sources and the selection rule). Writes results/calibration/,
+## reports/calibration/.
+.PHONY: calibration
+calibration: setup
+	mkdir -p reports/calibration
+	$(PY) -m trlearner.pipeline check --config config/calibration.yaml   # YAML errors with line and column
+	$(SNAKEMAKE) --cores $(CORES) --configfile config/calibration.yaml --rerun-incomplete
+	$(SNAKEMAKE) --cores $(CORES) --configfile config/calibration.yaml --report reports/calibration/snakemake_report.html
+
 ## The whole test suite, slow end-to-end and SLURM tests included (38 min on a loaded 2-core machine;
 ## the SLURM tests need the cluster of .ci/slurm/up.sh, which .ci/run starts).
 test: setup

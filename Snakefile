@@ -61,7 +61,7 @@ wildcard_constraints:
     variant="baseline|trlearner",
     seed=r"[0-9]+",
     ablation=r"[a-z][a-z0-9_]*",
-    point=r"[a-z_]+-[A-Za-z0-9.]+",
+    point=r"[a-z_]+-[A-Za-z0-9._]+",
 
 
 include: "workflow/rules/common.smk"

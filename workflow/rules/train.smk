@@ -44,7 +44,7 @@ for _stack in MATRIX.stacks:
         output:
             _stack.metrics,
         log:
-            f"{RESULTS}/logs/runs/{_stack.cell_path.split('/runs/', 1)[1]}/stack{_stack.chunk}.log",
+            _stack.log,
         params:
             args=" ".join(_stack.train_args(MATRIX.preset, config["device"], config["data_root"])),
             out=stack_out(_stack),

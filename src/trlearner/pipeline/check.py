@@ -26,6 +26,7 @@ from trlearner.pipeline.matrix import LIST_KEYS, ConfigError, Matrix, Run, Stack
 from trlearner.pipeline.schema import SCHEMA, schema
 from trlearner.run.cli import TR_DEFAULTS
 from trlearner.run.protocols import FIXED_WAY_IMAGE_DATASETS
+from trlearner.run.readings import reading_settings
 
 __all__ = ["ConfigError", "SCHEMA", "check_config", "load_config"]
 
@@ -90,9 +91,10 @@ def check_config(config: dict) -> Matrix:
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     matrix = build_matrix(config)
+    if not matrix.runs:
+        raise ConfigError("invalid config: no runs: 'experiments' and 'ablations' are both empty; allowed: at "
+                          "least one experiment or ablation")
     problems = list(dict.fromkeys(p for r in matrix.runs for p in (_check_setting(r), _check_run(r)) if p))
-    problems += [f"config key ablations.{name}.stack: stacked jobs are for experiments only; allowed: no "
-                 f"'stack' in an ablation" for name, a in (config.get("ablations") or {}).items() if "stack" in a]
     problems += list(dict.fromkeys(p for s in matrix.stacks if (p := _check_stack(s))))
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
@@ -125,6 +127,11 @@ def _check_run(run: Run) -> str | None:
         allowed = "mlp" if vector else "conv4 or resnet12"
         return (f"{where}: protocol.backbone={backbone!r} does not fit the "
                 f"{'vector' if vector else 'image'} inputs of {run.dataset!r}; allowed: {allowed}")
+    if "reading" in protocol:
+        try:
+            reading_settings(protocol["reading"], run.dataset)
+        except ValueError as exc:
+            return f"{where}: protocol.{exc}"
     if run.variant == "trlearner" and protocol.get("meta_batch", 2) < 2:
         return (f"{where}: meta_batch={protocol['meta_batch']} with variant trlearner (TRLearner weighs the "
                 f"relations between the tasks of a meta-batch: 0/0 for one task); allowed: meta_batch >= 2")

@@ -130,9 +130,13 @@ class Run:
         leaves unset (e.g. a regression run's ``train_queries``) are absent."""
         from trlearner.run.protocols import DATASET_PROTOCOLS, paper_protocol
 
+        from trlearner.run.readings import reading_settings
+
         overrides = dict(self.protocol)
         if self.dataset in DATASET_PROTOCOLS:
             base = paper_protocol(self.dataset, self.algorithm, self.ways, self.shots, overrides.get("backbone"))
+            if "reading" in overrides:
+                base.update(reading_settings(overrides["reading"], self.dataset))
         else:
             base = {"iterations": 60_000, "meta_batch": 4}
         base.update(overrides)
@@ -179,7 +183,14 @@ class Stack:
     def name(self) -> str:
         """A rule name (an identifier) unique in the matrix: cell and chunk."""
         r = self.runs[0]
-        return f"train_stack_{r.dataset}_{r.setting}_{r.algorithm}_{r.variant}_chunk{self.chunk}"
+        point = "" if r.kind == "run" else f"{r.group}_{r.point.replace('-', '_').replace('.', '_')}_"
+        return f"train_stack_{point}{r.dataset}_{r.setting}_{r.algorithm}_{r.variant}_chunk{self.chunk}"
+
+    @property
+    def log(self) -> str:
+        """The job's log, under ``<root>/logs/`` as the cell's folder is under ``<root>/``."""
+        r = self.runs[0]
+        return f"{r.root}/logs/{self.cell_path[len(r.root) + 1:]}/stack{self.chunk}.log"
 
     @property
     def metrics(self) -> list[str]:
@@ -203,7 +214,7 @@ def stack_runs(runs: list[Run], size: int) -> list[Stack]:
     added to the config changes only its own chunk, and never moves the others)."""
     groups: dict[tuple, list[Run]] = {}
     for r in runs:
-        key = (r.dataset, r.setting, r.algorithm, r.variant, r.seed // size)
+        key = (r.group, r.point or "", r.dataset, r.setting, r.algorithm, r.variant, r.seed // size)
         groups.setdefault(key, []).append(r)
     return [Stack(tuple(sorted(g, key=lambda r: r.seed)), size, key[-1])
             for key, g in sorted(groups.items(), key=lambda kv: kv[0])]
@@ -339,4 +350,7 @@ def build_matrix(config: dict) -> Matrix:
                                         ways, algorithm, variant, int(seed), _pairs(p),
                                         _pairs(t) if variant == "trlearner" else (),
                                         point=f"{key}-{value}", root=root), where)
+        if abl.get("stack"):
+            m.stacks += stack_runs([r for r in m.runs if r.kind == "ablation" and r.group == name],
+                                   int(abl["stack"]))
     return m

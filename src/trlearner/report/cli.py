@@ -47,11 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def check_results(results) -> str | None:
-    """Why ``results`` cannot be reported (missing, not a folder, no ``metrics.json`` under it),
-    or None."""
+    """Why ``results`` cannot be reported (missing, not a folder, no ``metrics.json`` under it
+    nor under its sibling ``ablations``), or None."""
     from pathlib import Path
 
     path = Path(results)
+    if next((path.parent / "ablations").rglob("metrics.json"), None) is not None and not path.is_file():
+        return None  # a preset of ablations only (config/calibration.yaml): its sibling has the runs
     if not path.exists():
         return (f"--results {results} does not exist; allowed: a folder of run folders holding "
                 f"metrics.json (e.g. results/runs after `make run`)")

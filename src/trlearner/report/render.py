@@ -25,6 +25,7 @@ import pandas as pd
 
 from .analyses import analysis_markdown
 from .claims import claims_markdown
+from .calibration import calibration_markdown
 from .figures import CAPTION as MAIN_CAPTION
 from .figures import main_results_figure
 from .html import markdown_page, verdicts_rst
@@ -579,6 +580,7 @@ SECTIONS = [("title", _title_section), ("verdicts", lambda ctx: verdicts_markdow
             ("claims", _claims_section), ("summary", _summary_section),
             ("main figure", _main_figure_section), ("tables", _tables_section),
             ("analyses", _analyses_section), ("gallery", _gallery_section),
+            ("calibration", lambda ctx: calibration_markdown(ctx.results_dir, ctx.reference, ctx.relative_to)),
             ("missing", _missing_section), ("checks", _checks_section),
             ("figures", _figures_section), ("provenance", _provenance_section)]
 MAIN_FIGURE = "main_results"

@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from trlearner.run.readings import READINGS  # no torch: the parser stays instant
+
 # choices of the library (trlearner.engine.algorithms.ALGORITHMS, backbones.DOWNSAMPLES/INITS,
 # engine.BACKENDS, regularizers.REGULARIZERS, algorithms.metasgd.LR_INITS, relation.SAMPLERS/...)
 CHOICES = {
@@ -36,6 +38,7 @@ TR_DEFAULTS = {"lam": 0.1, "heads": 4, "sampler": "diverse", "weights": "relu", 
 # config key of the same name, trlearner.pipeline), except these, set by their negation.
 TR_NEGATED = {"learn_omega": "fixed_omega"}
 PROTOCOL = "default: the dataset's protocol"
+READING_NAMES = tuple(READINGS)
 
 
 def _number(kind, text):
@@ -83,7 +86,7 @@ RUN_KEYS = ("dataset", "algorithm", "shots", "ways", "seed", "iterations", "meta
             "filters", "train_queries", "test_tasks", "test_queries", "backend", "device",
             "checkpoint_every", "eval_every", "eval_tasks", "preset", "data_root", "regularizer",
             "reg_strength", "train_sources", "heldout_sources", "train_dataset",
-            "adapt_bn", "downsample", "init", "grad_clip", "train_ways", "metasgd_lr_init")
+            "adapt_bn", "downsample", "init", "grad_clip", "train_ways", "metasgd_lr_init", "reading")
 
 
 def trlearner_keys() -> tuple[str, ...]:
@@ -201,6 +204,10 @@ def register(sub) -> None:
     b = p.add_argument_group("the baselines' own settings (default: as their authors ran them; "
                              "docs/BASELINES.md)")
     b.add_argument("--adapt-bn", action=argparse.BooleanOptionalAction, default=None,
+    b.add_argument("--reading", choices=READING_NAMES,
+                   help="a named reading of the protocol: its settings replace the dataset's, explicit "
+                        "options replace the reading's (default: none, the dataset's protocol; "
+                        "trlearner.run.readings; docs/CALIBRATION.md)")
                    help="adapt the batch-norm scale/shift in the inner loop (default: no, as MAML's code)")
     b.add_argument("--downsample", choices=CHOICES["downsample"],
                    help="conv4: max-pool, or MAML's strided Omniglot convs (default: per dataset)")

@@ -38,6 +38,7 @@ from trlearner.data.sources.dispatch import make_source
 from trlearner.data.sources.regression import stable_key
 from trlearner.engine.core import BACKENDS, adapt_batch, evaluate_curve
 from trlearner.run.protocols import REDUCIBLE, paper_protocol
+from trlearner.run.readings import reading_settings
 from trlearner.method.regularizers import make_regularizer
 from trlearner.method.relation import TRConfig, TRLearner, relation_matrix
 from trlearner.run.results import (atomic_torch_save, atomic_write_json, config_hash, provenance,
@@ -102,6 +103,9 @@ class RunConfig:
     grad_clip: float | None = None
     train_ways: int | None = None
     metasgd_lr_init: str | None = None
+    # a named reading of the protocol (trlearner.run.readings): its settings replace the
+    # dataset protocol's, and explicit settings replace the reading's
+    reading: str | None = None
     protocol_reference: dict = field(default_factory=dict)
 
     @property
@@ -113,6 +117,7 @@ class RunConfig:
         d = asdict(self)
         for k in ("device", "checkpoint_every", "preset", "data_root", "protocol_reference"):
             d.pop(k)
+        d.pop("reading")  # a name for settings that are all in the identity already
         for k in ("train_sources", "heldout_sources", "train_dataset"):  # unset elsewhere: the
             if d[k] is None:                             # identity (and hash) stays as before
                 d.pop(k)
@@ -147,6 +152,8 @@ def resolve_config(**kwargs) -> RunConfig:
     if cfg.shots < 1:
         raise ValueError(f"shots must be >= 1 (got {cfg.shots})")
     proto = paper_protocol(cfg.dataset, cfg.algorithm, cfg.ways, cfg.shots, cfg.backbone)
+    if cfg.reading is not None:
+        proto.update(reading_settings(cfg.reading, cfg.dataset))
     for key, value in proto.items():
         if getattr(cfg, key, None) is None:
             setattr(cfg, key, value)
@@ -722,6 +729,7 @@ def _metrics(cfg, algo, curve, ep_hash, wall, history) -> dict:
         **_base_metrics(cfg, algo),
         "mean": head["mean"], "ci95": head["ci95"], "n_tasks": head["n"],
         "per_task": [round(float(v), 6) for v in per_task],
+            **({"reading": cfg.reading} if cfg.reading else {}),
         "curve": {"steps": steps, "mean": [s["mean"] for s in stats], "ci95": [s["ci95"] for s in stats]},
         "history": history, "episodes_hash": ep_hash, "status": "ok", "wall_time_s": round(wall, 2),
     }
