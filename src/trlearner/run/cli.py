@@ -203,11 +203,11 @@ def register(sub) -> None:
                         "otherwise --dataset; --train-dataset cub gives within-domain CUB)")
     b = p.add_argument_group("the baselines' own settings (default: as their authors ran them; "
                              "docs/BASELINES.md)")
-    b.add_argument("--adapt-bn", action=argparse.BooleanOptionalAction, default=None,
     b.add_argument("--reading", choices=READING_NAMES,
                    help="a named reading of the protocol: its settings replace the dataset's, explicit "
                         "options replace the reading's (default: none, the dataset's protocol; "
                         "trlearner.run.readings; docs/CALIBRATION.md)")
+    b.add_argument("--adapt-bn", action=argparse.BooleanOptionalAction, default=None,
                    help="adapt the batch-norm scale/shift in the inner loop (default: no, as MAML's code)")
     b.add_argument("--downsample", choices=CHOICES["downsample"],
                    help="conv4: max-pool, or MAML's strided Omniglot convs (default: per dataset)")
