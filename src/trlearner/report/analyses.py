@@ -30,6 +30,7 @@ import pandas as pd
 
 from trlearner.run.learning import MSE_FRACTION
 
+from . import escape
 from .rounding import ci_decimals, format_ci
 
 #: (value column, CI half-width column or (lo, hi) columns, shown name). First match wins per value.
@@ -223,16 +224,16 @@ def analysis_markdown(analyses_dir: str | os.PathLike | None, out_dir: str | os.
             summary = json.loads((folder / "summary.json").read_text())
         except (OSError, ValueError):
             summary = {}
-        lines += [f"### {_title(folder, name)}", ""]
+        lines += [f"### {escape.markdown(_title(folder, name))}", ""]
         png = folder / f"{name}.png"
         if png.is_file():
             lines += [f"![{name}]({rel(png)})", ""]
             shown.add(png.resolve())
         sentences = []
         if summary.get("claim"):
-            sentences.append(f"Claim: {summary['claim']}")
+            sentences.append(f"Claim: {escape.markdown(summary['claim'])}")
         if summary.get("verdict"):
-            sentences.append(f"Measured: {round_pm_text(str(summary['verdict']))}.")
+            sentences.append(f"Measured: {escape.markdown(round_pm_text(str(summary['verdict'])))}.")
         csvs = sorted(folder.glob("*.csv"))
         main_csv = folder / f"{name}.csv"
         df = pd.read_csv(main_csv) if main_csv.is_file() else pd.DataFrame()
@@ -245,7 +246,7 @@ def analysis_markdown(analyses_dir: str | os.PathLike | None, out_dir: str | os.
             lines += [to_markdown(table), ""]
             if len(df) > len(table) and "iteration" not in df.columns:
                 lines += [f"(first {len(table)} of {len(df)} rows)", ""]
-        links = [f"[{p.name}]({rel(p)})" for p in csvs]
+        links = [f"[{escape.markdown(p.name)}]({rel(p)})" for p in csvs]
         cap = folder / f"{name}.caption.md"
         if cap.is_file():
             links.append(f"[what was run]({rel(cap)})")

@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import escape
 from .reference import Reference
 from .runs import RUN_COLUMNS, scan_runs
 from .stats import PAIR_SEEDS, effect_verdict, paired_differences, records
@@ -231,13 +232,13 @@ def claims_markdown(results_dir: str | os.PathLike, reference: Reference | str |
         d = ref.decimals(metric)
         judged = cell[cell["verdict"] != "could not be tested"]
         reach = judged[judged["verdict"] == "compatible"]
-        name = f"{ref.algorithm_label(algorithm)} on {dataset} {setting}"
+        name = f"{ref.algorithm_label(algorithm)} on {escape.markdown(dataset)} {escape.markdown(setting)}"
         question = f"- Does any interpretation reach the paper's {fmt(paper, d, True)}?"
         lines += [f"### {name}: paper's effect {fmt(paper, d, True)}", ""]
         if not len(judged):
             lines.append(f"{question} Not judged: no interpretation has 2 paired seeds under the full protocol.")
         elif len(reach):
-            names = "; ".join(f"{r['interpretation']} ({t['effect']} ± {t['half']})"
+            names = "; ".join(f"{escape.markdown(r['interpretation'])} ({t['effect']} ± {t['half']})"
                               for r in records(reach) for t in [_row_text(r, d)])
             lines.append(f"{question} **Yes**, {len(reach)} of {len(judged)} judged: {names}.")
         else:
@@ -246,7 +247,8 @@ def claims_markdown(results_dir: str | os.PathLike, reference: Reference | str |
         if len(judged):
             best = records(judged)[0]  # sorted by distance
             t = _row_text(best, d)
-            lines.append(f"- Closest: **{best['interpretation']}**, effect {t['effect']} ± {t['half']} "
+            lines.append(f"- Closest: **{escape.markdown(best['interpretation'])}**, "
+                         f"effect {t['effect']} ± {t['half']} "
                          f"(95 % CI [{t['lo']}, {t['hi']}], {best['n']} seeds; {t['distance']} from the "
                          f"paper's effect).")
         left = len(cell) - len(judged)

@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 import pandas as pd
 
+from . import escape
 from .reference import Reference
 from .stats import records
 from .tables import DAGGER, setting_sort_key
@@ -86,7 +87,8 @@ def main_results_figure(resolved: pd.DataFrame, reference: Reference, stem: str 
         for y, key in enumerate(keys):
             variants = groups[metric][key]
             reduced = any(v.get("reduced") for v in variants.values())
-            labels.append(f"{key[0]} {key[1]} {reference.algorithm_label(key[2])}" + (f" {DAGGER}" if reduced else ""))
+            label = f"{key[0]} {key[1]} {reference.algorithm_label(key[2])}" + (f" {DAGGER}" if reduced else "")
+            labels.append(escape.mathtext(label))
             for offset, variant in ((-0.15, "baseline"), (0.15, "trlearner")):
                 rec = variants.get(variant)
                 if rec is not None:

@@ -37,6 +37,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from . import escape
+
 #: Queries per class shown (the episode has more; the first ones of each class are shown).
 MAX_QUERIES = 5
 PADDING = 2      # make_grid padding between images, in pixels
@@ -197,10 +199,11 @@ def gallery_markdown(gallery_dir: str | os.PathLike | None, out_dir: str | os.Pa
     for dataset in sorted(by_dataset):
         items = sorted(by_dataset[dataset], key=lambda t: order.get(t[1].get("split"), 9))
         first = items[0][1]
-        links = [f"[{SPLIT_NAMES.get(i.get('split'), i.get('split'))} episode]"
-                 f"({Path(os.path.relpath(js.with_name(i['picture']), out_dir)).as_posix()}) ({_setting(i)})"
-                 for js, i in items]
-        lines.append(f"- {dataset} (episode {first.get('index')}): " + ", ".join(links))
+        links = [f"[{escape.markdown(SPLIT_NAMES.get(i.get('split'), i.get('split')))} episode]"
+                 f"({Path(os.path.relpath(js.with_name(escape.filename(i['picture'])), out_dir)).as_posix()}) "
+                 f"({escape.markdown(_setting(i))})" for js, i in items]
+        lines.append(f"- {escape.markdown(dataset)} (episode {escape.markdown(first.get('index'))}): "
+                     + ", ".join(links))
     return "\n".join(lines + [""])
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import escape
 from .analyses import analysis_markdown
 from .claims import claims_markdown
 from .calibration import calibration_markdown
@@ -131,13 +132,14 @@ def summarize_claims(resolved: pd.DataFrame, diffs: pd.DataFrame, reference: Ref
         metric = next(iter(entries.values()))["metric"]
         d = reference.decimals(metric)
         hib = metric != "mse"
-        name = f"{reference.algorithm_label(algorithm)} on {dataset} {setting} ({metric}, {'higher' if hib else 'lower'} is better)"
+        name = (f"{reference.algorithm_label(algorithm)} on {escape.markdown(dataset)} {setting} ({metric}, "
+                f"{'higher' if hib else 'lower'} is better)")
         recs = {v: by_key.get((dataset, setting, algorithm, v), {"state": "missing", "reason": "not run"})
                 for v in ("baseline", "trlearner")}
         paper_txt = ", ".join(f"{_label(v)} {_fmt(float(e['value']), d)}" for v, e in sorted(entries.items()))
         bad = {v: r for v, r in recs.items() if r["state"] != "ok"}
         if bad:
-            why = "; ".join(f"{_label(v)}: {r['reason']}" for v, r in sorted(bad.items()))
+            why = "; ".join(f"{_label(v)}: {escape.markdown(r['reason'])}" for v, r in sorted(bad.items()))
             claims.append(dict(claim=name, verdict="could not be tested",
                                sentence=f"{name}: could not be tested ({why}). Paper: {paper_txt}."))
             continue
@@ -264,7 +266,7 @@ def provenance_summary(runs: pd.DataFrame) -> dict[str, Any]:
 
 
 def _counted(counter: Counter) -> str:
-    return ", ".join(f"{k} ({n} runs)" for k, n in sorted(counter.items()))
+    return ", ".join(f"{escape.markdown(k)} ({n} runs)" for k, n in sorted(counter.items()))
 
 
 #: More distinct config hashes than this are counted, not listed (one per run is the rule:
@@ -289,7 +291,7 @@ def provenance_markdown(runs: pd.DataFrame) -> str:
     lines = ["## Provenance", ""]
     if len(runs) == 0:
         return "\n".join(lines + ["No runs found.", ""])
-    commits = ", ".join(f"`{c}` ({d}, {n} runs)" for (c, d), n in sorted(p["commits"].items()))
+    commits = ", ".join(f"{escape.code(c)} ({d}, {n} runs)" for (c, d), n in sorted(p["commits"].items()))
     lines += [f"- Git commit: {commits or 'not recorded'}",
               f"- Config hash: {_config_hashes(p['config_hashes'])}",
               f"- Device: {_counted(p['devices']) or 'not recorded'}"]
@@ -379,8 +381,9 @@ def summary_markdown(runs: pd.DataFrame, resolved: pd.DataFrame, claims: list[di
             f"diverged, {status.get('failed', 0)} failed (no usable metrics.json), "
             f"{status.get('invalid', 0)} invalid (not counted).")
     if len(runs):
-        datasets = ", ".join(sorted(set(runs["dataset"])))
-        presets = ", ".join(sorted({str(p) for p in runs["preset"] if isinstance(p, str)})) or "not recorded"
+        datasets = ", ".join(escape.markdown(d) for d in sorted(set(runs["dataset"])))
+        presets = ", ".join(sorted({escape.markdown(p) for p in runs["preset"] if isinstance(p, str)})) \
+            or "not recorded"
         reduced = int(runs["reduced"].fillna(False).astype(bool).sum())
         what += f" Datasets: {datasets}. Presets: {presets}. Runs under a reduced protocol {DAGGER}: {reduced}."
     lines.append(f"- What ran: {what}")
@@ -432,7 +435,7 @@ def _versions(runs: pd.DataFrame, key: tuple[str, ...], column: str) -> str:
     for value, variant, seed in zip(sel[column], sel["variant"], sel["seed"]):
         label = f"{variant} seed {seed}" if what not in ("baseline", "trlearner") else f"seed {seed}"
         seeds[str(value) if isinstance(value, str) else "not recorded"].append(label)
-    return "; ".join(f"`{v}` ({', '.join(sorted(s))})" for v, s in sorted(seeds.items()))
+    return "; ".join(f"{escape.code(v)} ({', '.join(sorted(s))})" for v, s in sorted(seeds.items()))
 
 
 def checks_markdown(runs: pd.DataFrame, skipped: pd.DataFrame, resolved: pd.DataFrame,
@@ -453,7 +456,7 @@ def checks_markdown(runs: pd.DataFrame, skipped: pd.DataFrame, resolved: pd.Data
                           for r in rows],
                          columns=["dataset", "setting", "algorithm", "cell", "pools", "code versions",
                                   "episode sets"])
-    return "\n".join(lines + [to_markdown(frame), ""])
+    return "\n".join(lines + [to_markdown(frame, raw=("code versions", "episode sets")), ""])
 
 
 def missing_markdown(resolved: pd.DataFrame) -> str:
@@ -465,7 +468,7 @@ def missing_markdown(resolved: pd.DataFrame) -> str:
     absent = miss[miss["state"] == "not_in_preset"]
     miss = miss[miss["state"] != "not_in_preset"].drop(columns="state")
     if len(absent):  # the paper's known cells this preset does not run: one line, not a row each
-        names = sorted({f"{d} {s}" for d, s in zip(absent["dataset"], absent["setting"])})
+        names = sorted({escape.markdown(f"{d} {s}") for d, s in zip(absent["dataset"], absent["setting"])})
         lines += [f"Known paper cells not in this preset ({len(absent)}): {', '.join(names)}.", ""]
     if not len(miss):
         return "\n".join(lines + ["None of the expected cells lacks a value.", ""])
@@ -536,7 +539,7 @@ def _tables_section(ctx: ReportContext) -> str:
         parts.append(render_family(FamilyTable(table.family, table.title, keep), "md", footnotes=False))
     parts += ["Notes on the tables:", ""] + [f"- {n}" for n in FOOTNOTES] + [""]
     if hidden:
-        links = ", ".join(f"[{f}](tables/{f}.md)" for f in hidden)
+        links = ", ".join(f"[{escape.markdown(f)}](tables/{escape.filename(f)}.md)" for f in hidden)
         parts += [f"Families with no cell in this preset (the paper's values only): {links}.", ""]
     return "\n".join(parts)
 
@@ -566,7 +569,8 @@ def _figures_section(ctx: ReportContext) -> str:
                if (ctx.out / path).resolve() not in ctx.shown and Path(path).stem != MAIN_FIGURE]
     if not figures:
         return ""
-    return "\n".join(["## Other figures", ""] + [f"![{cap}]({path})\n\n*{cap}*\n" for path, cap in figures])
+    return "\n".join(["## Other figures", ""] + [f"![{escape.markdown(cap)}]({path})\n\n*{escape.markdown(cap)}*\n"
+                                                  for path, cap in figures])
 
 
 def _provenance_section(ctx: ReportContext) -> str:
@@ -642,7 +646,7 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
             text = render_family(table, fmt)
             if fmt == "html":
                 text = html_document(text, table.title)
-            (out / "tables" / f"{table.family}.{fmt}").write_text(text)
+            (out / "tables" / f"{escape.filename(table.family)}.{fmt}").write_text(text)
     claims = summarize_claims(resolved, diffs, ref)
     as_path = lambda p: Path(p) if p is not None else None  # noqa: E731
     ctx = ReportContext(Path(results_dir), out, ref, exp, runs, scan.skipped, resolved, diffs, tables, claims,

@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import html as _html
 import json
 import math
 import os
@@ -35,6 +34,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from . import escape
 from .reference import Reference
 from .rounding import ci_decimals, format_ci
 from .stats import CI_TASKS, PAIR_TASKS, aggregate_cells, paired_differences, records
@@ -446,17 +446,30 @@ def _flat(frame: pd.DataFrame) -> pd.DataFrame:
     return flat
 
 
-def to_markdown(frame: pd.DataFrame) -> str:
+def to_markdown(frame: pd.DataFrame, raw: Iterable[str] = ()) -> str:
     """A table as a GitHub Markdown pipe table (``DataFrame.to_markdown``, no number parsing,
-    so the strings are printed exactly as formatted).
+    so the strings are printed exactly as formatted). Every header and cell is escaped
+    (:func:`trlearner.report.escape.markdown`: a ``|`` in a name adds no column).
 
-    >>> import pandas as pd
-    >>> print(to_markdown(pd.DataFrame({"a": ["0.10"]}, index=pd.Index(["x"], name="m"))))
-    | m   | a    |
-    |:----|:-----|
-    | x   | 0.10 |
+    Arguments:
+        frame: the table (a named or non-default index becomes the first column).
+        raw: columns whose cells are Markdown already (escaped by their maker), left as they are.
+
+    Example:
+        >>> import pandas as pd
+        >>> print(to_markdown(pd.DataFrame({"a": ["0.10", "x|y"]}, index=pd.Index(["x", "z"], name="m"))))
+        | m   | a    |
+        |:----|:-----|
+        | x   | 0.10 |
+        | z   | x\\|y |
     """
-    return _flat(frame).to_markdown(index=False, tablefmt="pipe", disable_numparse=True)
+    flat = _flat(frame)
+    keep = [c in raw for c in flat.columns]
+    rows = [[v if k or not isinstance(v, str) else escape.markdown(v) for v, k in zip(row, keep)]
+            for row in flat.itertuples(index=False)]
+    columns = [c if k else escape.markdown(c) for c, k in zip(flat.columns, keep)]
+    return pd.DataFrame(rows, columns=columns, dtype=object).to_markdown(index=False, tablefmt="pipe",
+                                                                         disable_numparse=True)
 
 
 _LATEX_SYMBOLS = {"±": r"$\pm$", "†": r"\textdagger{}", "Δ": r"$\Delta$", "−": "-",
@@ -464,44 +477,37 @@ _LATEX_SYMBOLS = {"±": r"$\pm$", "†": r"\textdagger{}", "Δ": r"$\Delta$", "�
 
 
 def to_latex(frame: pd.DataFrame, caption: str | None = None) -> str:
-    """A table as LaTeX via ``Styler.to_latex`` (booktabs rules, escaped text, multi-level
-    headers). Needs ``\\usepackage{booktabs}``.
+    """A table as LaTeX via ``Styler.to_latex`` (booktabs rules, escaped text on one line each,
+    :func:`trlearner.report.escape.latex` for the caption, multi-level headers). Needs
+    ``\\usepackage{booktabs}``.
 
     >>> import pandas as pd
     >>> "\\\\toprule" in to_latex(pd.DataFrame({"a": ["1 ± 2"]}))
     True
     """
-    styler = frame.style.format(escape="latex").format_index(escape="latex", axis=0) \
-        .format_index(escape="latex", axis=1)
-    text = styler.to_latex(hrules=True, caption=caption and _escape_latex(caption),
+    styler = frame.style.format(escape.one_line, escape="latex") \
+        .format_index(escape.one_line, escape="latex", axis=0) \
+        .format_index(escape.one_line, escape="latex", axis=1)
+    text = styler.to_latex(hrules=True, caption=caption and escape.latex(caption),
                            multicol_align="c", column_format="l" + "l" * frame.shape[1])
     for symbol, latex in _LATEX_SYMBOLS.items():
         text = text.replace(symbol, latex)
     return text
 
 
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                  "^": r"\textasciicircum{}"}
-
-
-def _escape_latex(text: str) -> str:
-    """Escape a caption (cell text is escaped by the Styler itself)."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
-
-
 def to_html(frame: pd.DataFrame, caption: str | None = None, uid: str = "t") -> str:
-    """A table as an HTML fragment via ``Styler.to_html`` (escaped; fixed ids so that the
-    output is stable).
+    """A table as an HTML fragment via ``Styler.to_html`` (cells, headers and caption escaped;
+    fixed ids so that the output is stable).
 
     >>> import pandas as pd
-    >>> "<table" in to_html(pd.DataFrame({"a": ["<b>"]}))
-    True
+    >>> page = to_html(pd.DataFrame({"a": ["<b>"]}), caption="<i>")
+    >>> "<table" in page, "<b>" in page, "<i>" in page
+    (True, False, False)
     """
     styler = frame.style.format(escape="html").format_index(escape="html", axis=0) \
         .format_index(escape="html", axis=1).set_uuid(uid)
     if caption:
-        styler = styler.set_caption(caption)
+        styler = styler.set_caption(escape.html(caption))
     return styler.to_html(table_attributes='class="trl-table" border="1"')
 
 
@@ -523,7 +529,7 @@ def render_family(table: FamilyTable, fmt: str, footnotes: bool = True) -> str:
     parts = []
     for i, section in enumerate(table.sections):
         if fmt == "md":
-            parts.append(f"**{section.caption}**\n\n{to_markdown(section.frame)}\n")
+            parts.append(f"**{escape.markdown(section.caption)}**\n\n{to_markdown(section.frame)}\n")
         elif fmt == "tex":
             parts.append(to_latex(section.frame, caption=section.caption))
         elif fmt == "html":
@@ -534,12 +540,12 @@ def render_family(table: FamilyTable, fmt: str, footnotes: bool = True) -> str:
     notes = table.footnotes if footnotes else []
     if fmt == "md":
         body = "\n".join(parts) + ("\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else "")
-        return f"### {table.title}\n\n{body}"
+        return f"### {escape.markdown(table.title)}\n\n{body}"
     if fmt == "tex":
-        comment = "\n".join(f"% {n}" for n in notes)
-        return f"% {table.title}\n" + (comment + "\n" if notes else "") + "\n".join(parts)
-    notes_html = "".join(f"<li>{_html.escape(n)}</li>" for n in notes)
-    return (f"<section><h3>{_html.escape(table.title)}</h3>\n" + "\n".join(parts) +
+        comment = "\n".join(f"% {escape.one_line(n)}" for n in notes)
+        return f"% {escape.one_line(table.title)}\n" + (comment + "\n" if notes else "") + "\n".join(parts)
+    notes_html = "".join(f"<li>{escape.html(n)}</li>" for n in notes)
+    return (f"<section><h3>{escape.html(table.title)}</h3>\n" + "\n".join(parts) +
             (f"<ul>{notes_html}</ul>" if notes else "") + "</section>\n")
 
 
@@ -550,7 +556,7 @@ def html_document(body: str, title: str) -> str:
     True
     """
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{_html.escape(title)}</title>\n"
+            f"<title>{escape.html(title)}</title>\n"
             "<style>table.trl-table{border-collapse:collapse;margin:1em 0}"
             "table.trl-table td,table.trl-table th{padding:2px 6px}</style>\n"
             f"</head>\n<body>\n{body}</body>\n</html>\n")
