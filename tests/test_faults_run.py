@@ -277,8 +277,9 @@ def test_lock_and_temp_files_of_a_killed_run_are_taken_over_and_removed(tmp_path
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert json.loads((out / runio.LOCK_NAME).read_text())["pid"] == proc.pid  # left behind
-    # what a SIGKILL during atomic writes leaves (this module's name pattern and mkstemp's)
-    leftovers = [out / ".metrics.json.3f9a0c1e.tmp", out / ".checkpoint.pt.k2_x9qzm.tmp"]
+    # what a SIGKILL during atomic writes leaves: this module's marker, and the form before issue 27
+    # (".<name>.<8 chars>.tmp", also mkstemp's), still removed for a run's own files only
+    leftovers = [out / ".trlearner-tmp.metrics.json.3f9a0c1e5b7d9a2c", out / ".checkpoint.pt.k2_x9qzm.tmp"]
     for p in leftovers:
         p.write_bytes(b"half a file")
     cfg = resolve_config(dataset="sinusoid", algorithm="maml", shots=5, iterations=400, meta_batch=5,

@@ -2,7 +2,7 @@
 
 Owns: :mod:`.protocols` (the baselines' settings per dataset), :mod:`.train` (meta-train and
 evaluate), :mod:`.stacked` (the seeds of one cell in one process), :mod:`.results`
-(metrics.json, provenance), :mod:`.folder` (atomic writes, checked checkpoints, the run lock)
-and :mod:`.cli` (``trlearner train``).
+(metrics.json, provenance), :mod:`.folder` (what may be a run folder, atomic writes, checked
+checkpoints, the run lock), :mod:`.seeds` (the seed range) and :mod:`.cli` (``trlearner train``).
 May import: ``trlearner.method``, ``trlearner.data``, ``trlearner.engine``, ``trlearner.util``.
 """

@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from trlearner.run.seeds import seed_arg  # no torch: the parser stays instant
+
 from trlearner.run.readings import READINGS  # no torch: the parser stays instant
 
 # choices of the library (trlearner.engine.algorithms.ALGORITHMS, backbones.DOWNSAMPLES/INITS,
@@ -169,7 +171,8 @@ def register(sub) -> None:
                                                                        "(required)")
     p.add_argument("--ways", type=_positive(int),
                    help="classes per episode (classification; default: the dataset's protocol)")
-    p.add_argument("--seed", type=_nonneg(int), default=0, help="training seed (the test tasks do not depend on it)")
+    p.add_argument("--seed", type=seed_arg, default=0,
+                   help="training seed, 0 <= seed < 2**31 (the test tasks do not depend on it)")
     p.add_argument("--out", required=True, help="run folder (resumed when it holds a checkpoint; required)")
     g = p.add_argument_group("protocol (default: the dataset's standard protocol, trlearner.run.protocols)")
     g.add_argument("--iterations", type=_positive(int), help=f"meta-training iterations ({PROTOCOL})")

@@ -1,9 +1,13 @@
 """Run-folder integrity: atomic writes, checked checkpoints, code identity and the run lock.
 
-- :func:`atomic_write_bytes` writes through a temporary file ``.<name>.<8 hex>.tmp`` in the
-  same folder (fsync, rename). The file is created with mode 0666 minus the umask, like any
-  other file of the user (``tempfile.mkstemp`` would give 0600). :func:`remove_temp_files`
-  deletes the ones a killed process left behind.
+- :func:`check_run_folder` says whether a folder may be a run folder: new, empty, or holding
+  a run of its own (:func:`is_run_file`), and none of the run's files a symbolic link.
+  :func:`run_lock` checks it before it writes anything; :func:`open_append` opens ``log.txt``
+  (and the lock) without following a link planted after that check.
+- :func:`atomic_write_bytes` writes through a temporary file ``.trlearner-tmp.<name>.<16 hex>``
+  in the same folder (fsync, rename). The file is created with mode 0666 minus the umask, like
+  any other file of the user (``tempfile.mkstemp`` would give 0600). :func:`remove_temp_files`
+  deletes the ones a killed process left behind, and no other file.
 - :func:`save_checked` / :func:`load_checked` store a sha256 of every tensor and value of a
   checkpoint and verify it on load, with ``torch.load(weights_only=True)``: a file holding
   anything but tensors, numbers, strings, lists and dicts is refused, and nothing in it runs.
@@ -45,8 +49,17 @@ import torch
 
 LOCK_NAME = ".run.lock"
 CHECKSUM_KEY = "checksum"
-# ".<name>.<8 chars>.tmp": this module's temporary files (and tempfile.mkstemp's, used before)
-TEMP_FILE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+# this module's temporary files: ".trlearner-tmp.<name>.<16 hex>", a marker no user file has
+TEMP_PREFIX = ".trlearner-tmp."
+TEMP_FILE = re.compile(r"^\.trlearner-tmp\..+\.[0-9a-f]{16}$")
+# the form before issue 27, ".<name>.<8 chars>.tmp" (also tempfile.mkstemp's), still removed, but
+# only for the files a run writes: ".thesis.20261206.tmp" of a user is not this module's
+LEGACY_TEMP_FILE = re.compile(r"^\.(metrics\.json|provenance\.json|relation\.pt|checkpoint\.pt|checkpoint\.prev\.pt)"
+                              r"\.[A-Za-z0-9_]{8}\.tmp$")
+# what makes a folder a run folder ("a run of its own"): the files a run writes, the lock,
+# checkpoints (also checkpoint.stale.pt of the pipeline's train job) and this module's temp files
+RUN_FILES = ("metrics.json", "provenance.json", "log.txt", "relation.pt", LOCK_NAME)
+CHECKPOINT_FILE = re.compile(r"^checkpoint(\.[A-Za-z0-9_-]+)*\.pt$")
 
 
 class RunFolderError(ValueError):
@@ -57,8 +70,95 @@ class RunLockedError(RunFolderError):
     """Another live process holds the run folder's lock."""
 
 
+class RunFolderLinkError(RunFolderError):
+    """A run file of the folder is a symbolic link: the run would write (or read) outside it."""
+
+
 class CheckpointError(ValueError):
     """A checkpoint that must not be resumed: not plain data, or its checksum does not match."""
+
+
+# --------------------------------------------------------------------------- the folder itself
+
+def is_run_file(name: str) -> bool:
+    """True for the name of a file a run writes in its folder: ``metrics.json``,
+    ``provenance.json``, ``log.txt``, ``relation.pt``, ``.run.lock``, ``checkpoint*.pt`` and this
+    module's temporary files (both forms, see :data:`TEMP_FILE`, :data:`LEGACY_TEMP_FILE`).
+
+    Example:
+        >>> [is_run_file(n) for n in ("checkpoint.stale.pt", "thesis.tex", ".thesis.20261206.tmp")]
+        [True, False, False]
+    """
+    return (name in RUN_FILES or bool(CHECKPOINT_FILE.match(name)) or bool(TEMP_FILE.match(name))
+            or bool(LEGACY_TEMP_FILE.match(name)))
+
+
+def _link_error(path: Path) -> RunFolderLinkError:
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = "?"
+    return RunFolderLinkError(
+        f"{path} is a symbolic link (to {target}); a run folder follows no link out of itself: replace it "
+        f"by the file itself (or delete it), or use another --out")
+
+
+def check_run_folder(folder) -> None:
+    """Refuse a folder a run must not write into, before anything is written.
+
+    A run folder is new (absent), empty, or holds a run of its own: at least one file named by
+    :func:`is_run_file`. None of those files may be a symbolic link (a planted ``log.txt`` link
+    would make the run append to a file elsewhere; the lock file would be truncated). The folder
+    itself, and the folders above it, may be links.
+
+    Arguments:
+        folder: the run folder (``--out``).
+
+    Raises:
+        RunFolderLinkError: a run file is a symbolic link; the message names it and its target.
+        RunFolderError: ``folder`` is not a folder, or holds other files and no run of its own
+            (``--out ~/thesis``): the message names the folder and what to do.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); (d / "thesis.tex").write_text("x")
+        1
+        >>> check_run_folder(d)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        trlearner.run.folder.RunFolderError: --out ... holds other files (thesis.tex) and no run of its own ...
+    """
+    folder = Path(folder)
+    if not os.path.lexists(folder):
+        return
+    if not folder.is_dir():
+        raise RunFolderError(f"--out {folder} is not a folder; allowed: a folder (new, or a run folder to resume)")
+    names = sorted(os.listdir(folder))
+    for name in names:
+        if is_run_file(name) and (folder / name).is_symlink():
+            raise _link_error(folder / name)
+    if names and not any(is_run_file(n) for n in names):
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise RunFolderError(
+            f"--out {folder} holds other files ({shown}) and no run of its own (no metrics.json, provenance.json, "
+            f"log.txt, checkpoint*.pt or .run.lock); a run writes and deletes files in its folder, so give "
+            f"another --out: a new folder, or a run folder to resume")
+
+
+def open_append(path, encoding: str = "utf-8"):
+    """Open ``path`` to append text (created with mode 0666 minus the umask), refusing a
+    symbolic link (``O_NOFOLLOW``) even one planted after :func:`check_run_folder`.
+
+    Raises:
+        RunFolderLinkError: ``path`` is a symbolic link.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _link_error(Path(path)) from None
+        raise
+    return os.fdopen(fd, "a", encoding=encoding)
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -74,8 +174,9 @@ def atomic_write_bytes(path, data: bytes) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+    tmp = path.with_name(f"{TEMP_PREFIX}{path.name}.{uuid.uuid4().hex[:16]}")
+    # O_EXCL: a new file, never a link planted in its place; the umask applies
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -100,16 +201,18 @@ def atomic_torch_save(path, obj) -> None:
 
 
 def remove_temp_files(folder) -> list[Path]:
-    """Delete the temporary files of interrupted atomic writes in ``folder`` (not recursive).
-    Call it only while holding the folder's :func:`run_lock`, when no write can be under way.
+    """Delete the temporary files of interrupted atomic writes in ``folder`` (not recursive):
+    the names this module gives them (:data:`TEMP_FILE`; and :data:`LEGACY_TEMP_FILE`, the
+    form before, for a run's own files only), nothing else. Call it only while holding the
+    folder's :func:`run_lock`, when no write can be under way.
 
     Returns:
         the paths removed.
     """
     removed = []
     for p in sorted(Path(folder).iterdir()):
-        if TEMP_FILE.match(p.name) and p.is_file():
-            p.unlink(missing_ok=True)
+        if (TEMP_FILE.match(p.name) or LEGACY_TEMP_FILE.match(p.name)) and (p.is_symlink() or p.is_file()):
+            p.unlink(missing_ok=True)  # a link is removed itself, never followed
             removed.append(p)
     return removed
 
@@ -259,15 +362,19 @@ def run_lock(folder):
     """Hold the exclusive lock of run folder ``folder`` for the ``with`` block (re-entrant
     within one process). Yields ``None``, or a message naming the previous holder when its
     lock was taken over (a process that died without releasing it, e.g. on SIGKILL).
+    The folder is checked first (:func:`check_run_folder`) and created when absent.
 
     Raises:
         RunLockedError: another live process holds it; the message names it (pid, host, start
             time, command).
+        RunFolderError: the folder is no run folder (:func:`check_run_folder`); nothing written.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
     key = str(path.resolve())
+    if key not in _HELD:
+        check_run_folder(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     if key in _HELD:
         _HELD[key][1] += 1
         try:
@@ -276,7 +383,13 @@ def run_lock(folder):
             _HELD[key][1] -= 1
         return
     while True:
-        f = open(path, "a+")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _link_error(path) from None
+            raise
+        f = os.fdopen(fd, "a+")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

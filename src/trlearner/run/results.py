@@ -126,14 +126,34 @@ def provenance(config: dict, device: str, dataset_hash: str | None = None) -> di
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
         "config_hash": config_hash(config),
+        "config": config,  # the run's identity (RunConfig.identity()): enough to train it again
         "code_hash": code_hash(),
         "dataset_hash": dataset_hash,
         "packages": {"trlearner": trlearner.__version__, "torch": torch.__version__,
                      "numpy": numpy.__version__, "python": platform.python_version()},
         "device": device_name(device),
+        "cpu": cpu_model(),  # float rounding, hence bit-identity, depends on it (docs/CALIBRATION.md)
+        "torch_build": torch.version.git_version,
         "threads": torch.get_num_threads(),
         "command": sys.argv,
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`).
+
+    Example:
+        >>> isinstance(cpu_model(), str)
+        True
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def device_name(device: str) -> str:

@@ -59,7 +59,9 @@ from trlearner.data.sources.episodes import TaskBatch
 from trlearner.data.sources.regression import stable_key
 from trlearner.engine.core import adapt_batch
 from trlearner.run.results import atomic_write_json, config_hash, provenance, write_metrics
-from trlearner.run.folder import RunFolderError, code_hash, remove_temp_files, run_lock
+from trlearner.run.seeds import check_seed
+from trlearner.run.folder import (RunFolderError, check_run_folder, code_hash, open_append, remove_temp_files,
+                                  run_lock)
 
 TRAINER = "stacked"
 
@@ -81,6 +83,8 @@ def check_stackable(cfgs) -> None:
     if not cfgs:
         raise ValueError("a stacked run needs at least one seed (--seeds 0 1 2)")
     seeds = [c.seed for c in cfgs]
+    for seed in seeds:
+        check_seed(seed)
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"a stacked run got a seed twice: {seeds}; give each seed once")
     keys = {cell_key(c) for c in cfgs}
@@ -99,14 +103,44 @@ def check_stackable(cfgs) -> None:
                          "in scipy, outside vmap); use `trlearner train` per seed, or --align index")
 
 
+def check_distinct_folders(outs, seeds, pattern: str | None = None) -> None:
+    """Refuse two seeds whose run folders are one folder (after ``..``, ``.`` and symbolic
+    links are resolved: ``st/{seed}/../same`` gives ``st/same`` for every seed), before
+    anything is trained or written: the second seed would overwrite the first.
+
+    Arguments:
+        outs: the run folder of each seed. seeds: the seeds, in the same order.
+        pattern: the ``--out`` pattern they came from (named in the message), or None.
+
+    Raises:
+        ValueError: naming the two seeds, the folder and what to do.
+
+    Example:
+        >>> check_distinct_folders(["st/0/../same", "st/1/../same"], [0, 1])
+        Traceback (most recent call last):
+        ...
+        ValueError: seeds 0 and 1 would share one run folder, ... give each seed its own folder (put {seed} in its last part, e.g. runs/cell/seed{seed})
+    """
+    first = {}
+    for seed, out in zip(seeds, outs):
+        real = Path(out).resolve()
+        if real in first:
+            given = f"--out {pattern!r} gives" if pattern else "the run folders give"
+            raise ValueError(f"seeds {first[real]} and {seed} would share one run folder, {real} ({given} "
+                             f"{str(out)!r} for seed {seed}); give each seed its own folder (put {{seed}} in its "
+                             f"last part, e.g. runs/cell/seed{{seed}})")
+        first[real] = seed
+
+
 class _SeedLog:
-    """Appends timestamped lines to one seed's ``log.txt`` (the single run's line format)."""
+    """Appends timestamped lines to one seed's ``log.txt`` (the single run's line format),
+    never through a symbolic link (:func:`trlearner.run.folder.open_append`)."""
 
     def __init__(self, path: Path):
         self.path = path
 
     def __call__(self, msg: str, level=None) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
+        with open_append(self.path) as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
 
 
@@ -226,6 +260,9 @@ def train_stacked(cfgs, outs, progress: bool = True, force: bool = False) -> lis
     if len(cfgs) != len(outs):
         raise ValueError(f"{len(cfgs)} configs but {len(outs)} run folders")
     check_stackable(cfgs)
+    check_distinct_folders(outs, [c.seed for c in cfgs])
+    for out in outs:  # every folder before the first is created or locked
+        check_run_folder(out)
     cfg0 = cfgs[0]
     device = pick_device(cfg0.device)
     algo, trl = build(cfg0, run_source(cfg0, "train", cfg0.seed, cfg0.train_queries))
@@ -315,6 +352,7 @@ def build_parser():
     import argparse
 
     from trlearner.run import cli as train_cli
+    from trlearner.run.seeds import seed_arg
 
     top = argparse.ArgumentParser(prog="python -m trlearner.run.stacked")
     sub = top.add_subparsers(dest="command")
@@ -323,8 +361,8 @@ def build_parser():
     p.prog = "python -m trlearner.run.stacked"
     p.description = ("Meta-train the seeds of one cell together in one process (vmapped over a seed "
                      "dimension); each seed gets its own run folder, checkpoint and metrics.json.")
-    p.add_argument("--seeds", type=int, nargs="+", required=True,
-                   help="the seeds to train together (replaces --seed)")
+    p.add_argument("--seeds", type=seed_arg, nargs="+", required=True,
+                   help="the seeds to train together, each 0 <= seed < 2**31 (replaces --seed)")
     return p
 
 
@@ -352,8 +390,10 @@ def main(argv: list[str] | None = None) -> int:
         cfgs = [resolve_config(**{**{k: getattr(args, k) for k in RUN_KEYS}, "seed": s}, trlearner=trl)
                 for s in args.seeds]
         check_stackable(cfgs)
+        check_distinct_folders(outs, args.seeds, args.out)
         for cfg, out in zip(cfgs, outs):
             preflight(cfg, out, force=args.force)
+            check_run_folder(out)
         ms = train_stacked(cfgs, outs, progress=not args.no_progress, force=args.force)
     except (ValueError, RunFolderError) as exc:
         print(f"trlearner.run.stacked: error: {exc}", file=sys.stderr)

@@ -43,8 +43,8 @@ from trlearner.method.regularizers import make_regularizer
 from trlearner.method.relation import TRConfig, TRLearner, relation_matrix
 from trlearner.run.results import (atomic_torch_save, atomic_write_json, config_hash, provenance,
                                summarise, tensor_hash, write_metrics)
-from trlearner.run.folder import (CheckpointError, RunFolderError, code_hash, load_checked, remove_temp_files,
-                             run_lock, save_checked)
+from trlearner.run.folder import (CheckpointError, RunFolderError, code_hash, load_checked, open_append,
+                             remove_temp_files, run_lock, save_checked)
 
 DIVERGED_EXIT = 3
 logger = logging.getLogger(__name__)
@@ -288,7 +288,11 @@ def is_reduced(cfg: RunConfig) -> bool:
 
 
 class _LogFile(logging.FileHandler):
-    """A FileHandler whose write errors fail the run (logging's default prints them and goes on)."""
+    """A FileHandler whose write errors fail the run (logging's default prints them and goes on)
+    and that never follows a symbolic link (:func:`trlearner.run.folder.open_append`)."""
+
+    def _open(self):
+        return open_append(self.baseFilename, self.encoding or "utf-8")
 
     def handleError(self, record):
         raise  # called inside logging's except block: re-raises that error
@@ -374,7 +378,10 @@ def _save_checkpoint(out: Path, ckpt: dict) -> None:
 def _other_run(out: Path, cfg: RunConfig, ident_hash: str) -> str | None:
     """Why ``out`` holds the results of another run (None when it holds none, or this run's):
     its ``provenance.json`` names another config hash, or, without one, its ``metrics.json``
-    names another dataset, algorithm, variant, shots, ways or seed."""
+    names another dataset, algorithm, variant, shots, ways or seed, another protocol
+    (iterations, meta-batch, inner/test steps and step sizes, outer step size, backbone, test
+    tasks and queries, curve steps, ...), TRLearner or regulariser setting, or lacks one of
+    them: a finished record is replaced only by the run it records, or with ``--force``."""
     mpath = out / "metrics.json"
     if not mpath.exists():
         return None
@@ -391,8 +398,23 @@ def _other_run(out: Path, cfg: RunConfig, ident_hash: str) -> str | None:
         return f"an unreadable metrics.json ({exc}) and no provenance.json"
     mine = {"dataset": cfg.dataset, "algorithm": cfg.algorithm, "variant": cfg.variant, "shots": cfg.shots,
             "ways": cfg.ways, "seed": cfg.seed}
-    diff = [f"{k} {m.get(k)!r} (this run: {v!r})" for k, v in mine.items()
-            if not isinstance(m, dict) or m.get(k) != v]
+    if not isinstance(m, dict):
+        return f"a metrics.json holding a {type(m).__name__}, not a run record, and no provenance.json"
+    diff = [f"{k} {m.get(k)!r} (this run: {v!r})" for k, v in mine.items() if m.get(k) != v]
+    proto = m.get("protocol") if isinstance(m.get("protocol"), dict) else {}
+    mine = {"iterations": cfg.iterations, "meta_batch": cfg.meta_batch, "inner_steps_train": cfg.inner_steps,
+            "inner_lr_train": cfg.inner_lr, "inner_steps_test": cfg.test_steps, "inner_lr_test": cfg.test_lr,
+            "outer_lr": cfg.outer_lr, "first_order": cfg.first_order, "backbone": cfg.backbone,
+            "filters": cfg.filters, "test_tasks": cfg.test_tasks, "queries_test": cfg.test_queries,
+            "backend": cfg.backend}
+    diff += [f"{k} {proto.get(k)!r} (this run: {v!r})" for k, v in mine.items() if proto.get(k) != v]
+    curve = m.get("curve")
+    if isinstance(curve, dict) and isinstance(curve.get("steps"), list) and len(curve["steps"]) != cfg.curve_steps + 1:
+        diff.append(f"curve_steps {len(curve['steps']) - 1} (this run: {cfg.curve_steps})")
+    mine = {"trlearner": None if cfg.trlearner is None else cfg.trlearner.to_dict(),
+            "regularizer": {"name": cfg.regularizer, "strength": cfg.reg_strength}}
+    diff += [f"{k} {m.get(k)!r} (this run: {v!r})" for k, v in mine.items()
+             if json.loads(json.dumps(v)) != m.get(k)]  # as written: tuples read back as lists
     return ", ".join(diff) or None
 
 
