@@ -14,9 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-from trlearner.run.seeds import seed_arg  # no torch: the parser stays instant
-
 from trlearner.run.readings import READINGS  # no torch: the parser stays instant
+from trlearner.run.seeds import seed_arg
 
 # choices of the library (trlearner.engine.algorithms.ALGORITHMS, backbones.DOWNSAMPLES/INITS,
 # engine.BACKENDS, regularizers.REGULARIZERS, algorithms.metasgd.LR_INITS, relation.SAMPLERS/...)
