@@ -52,6 +52,21 @@ calibration: setup
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/calibration.yaml --rerun-incomplete
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/calibration.yaml --report reports/calibration/snakemake_report.html
 
+## Published results (results/published/<preset>/: the records of finished runs, committed):
+## the reports rendered from them alone, in seconds (reports/published/<preset>/REPORT.md), the
+## README's verdict table, and a spot-check that trains N randomly chosen published runs again.
+.PHONY: published verdicts spot-check
+published: setup
+	@for d in results/published/*/; do p=$$(basename $$d); mkdir -p reports/published/$$p; \
+	  $(PY) -m trlearner.pipeline report --results $$d/runs --out reports/published/$$p --relative-to . || exit 1; done
+
+verdicts: setup
+	$(PY) -m trlearner.pipeline verdicts --readme README.md
+
+N ?= 1
+spot-check: setup
+	$(PY) -m trlearner.pipeline spot-check --published results/published -n $(N)
+
 ## The whole test suite, slow end-to-end and SLURM tests included (38 min on a loaded 2-core machine;
 ## the SLURM tests need the cluster of .ci/slurm/up.sh, which .ci/run starts).
 test: setup

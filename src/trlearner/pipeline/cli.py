@@ -16,6 +16,9 @@ Helpers::
     python -m trlearner.pipeline estimate --config config/default.yaml   # jobs and time per dataset
     python -m trlearner.pipeline check --config config/paper.yaml        # validate only
     python -m trlearner.pipeline dvc-params [--check]                     # params.yaml from the registry
+    python -m trlearner.pipeline publish --results results/calibration --to results/published/calibration
+    python -m trlearner.pipeline spot-check [--published results/published] [-n 1] [--seed 0]
+    python -m trlearner.pipeline verdicts [--readme README.md [--check]]  # the README's verdict table
 """
 
 from __future__ import annotations
@@ -53,6 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("expected", help="write the report's expected-cells JSON")
     x.add_argument("--config", default="config/default.yaml")
     x.add_argument("--out", required=True)
+    u = sub.add_parser("publish", help="copy the records (metrics.json, provenance.json) of a results folder's "
+                                       "finished runs into results/published/<preset>/")
+    u.add_argument("--results", required=True, help="a preset's results folder, e.g. results/calibration")
+    u.add_argument("--to", required=True, help="the published folder, e.g. results/published/calibration")
+    s = sub.add_parser("spot-check", help="train N randomly chosen published runs again and compare them "
+                                          "(bit for bit on the same CPU type and torch build)")
+    s.add_argument("--published", default="results/published",
+                   help="published records (default: results/published)")
+    s.add_argument("-n", type=int, default=1, help="runs to check (default: 1)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random choice (default: 0)")
+    s.add_argument("--work", default=None, help="folder for the reruns (default: the system's temp folder)")
+    v = sub.add_parser("verdicts", help="the README's verdict table from the published records")
+    v.add_argument("--published", default="results/published", help="(default: results/published)")
+    v.add_argument("--readme", default=None, help="write the table into this README between its markers")
+    v.add_argument("--check", action="store_true", help="with --readme: exit 1 when the README's table differs")
     for name, text in PASS_ON.items():
         sub.add_parser(name, help=text, add_help=False)
     register_commands(sub)  # analysis, report
@@ -70,6 +88,47 @@ def _train_job(rest: list[str], stacked: bool = False) -> int:
     return (stacked_job if stacked else train_job)(rest, lock_dir)
 
 
+def _published(args) -> int:
+    """``publish``, ``spot-check`` and ``verdicts`` (:mod:`trlearner.pipeline.published`)."""
+    from trlearner.pipeline import published
+
+    if args.cmd == "publish":
+        if not Path(args.results).is_dir():
+            print(f"--results {args.results} is not a folder; allowed: a preset's results folder", file=sys.stderr)
+            return 2
+        done = published.publish(args.results, args.to)
+        print(f"published the records of {len(done)} finished runs from {args.results} into {args.to}")
+        return 0
+    if args.cmd == "verdicts":
+        table = published.verdict_markdown(args.published)
+        if args.readme is None:
+            print(table)
+            return 0
+        text = Path(args.readme).read_text()
+        try:
+            new = published.readme_with_table(text, table)
+        except ValueError as exc:
+            print(f"--readme {args.readme}: {exc}", file=sys.stderr)
+            return 2
+        if args.check:
+            if new != text:
+                print(f"{args.readme}: its verdict table differs from the published records; run `make verdicts`",
+                      file=sys.stderr)
+                return 1
+            return 0
+        Path(args.readme).write_text(new)
+        print(f"wrote the verdict table into {args.readme}")
+        return 0
+    try:
+        checks = published.spot_check(args.published, args.n, args.seed, args.work, progress=sys.stderr.isatty())
+    except ValueError as exc:
+        print(f"spot-check: error: {exc}", file=sys.stderr)
+        return 2
+    for c in checks:
+        print(f"{'PASS' if c.passed else 'FAIL'} ({c.mode}) {c.run}: {c.detail}")
+    return 0 if all(c.passed for c in checks) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["train-job"], ["stacked-job"]):
@@ -79,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return gallery(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.cmd in ("publish", "spot-check", "verdicts"):
+        return _published(args)
     if args.cmd in ("analysis", "report"):
         from trlearner.util.cli import run_command
 
