@@ -24,7 +24,7 @@ rule train_analysis:
     wildcard_constraints:
         arun="|".join(re.escape(k) for k in ANALYSIS_RUNS) or "^$",
     params:
-        args=lambda wildcards: " ".join(ANALYSIS_RUNS[wildcards.arun]["args"]),
+        args=lambda wildcards: shlex.join(ANALYSIS_RUNS[wildcards.arun]["args"]),
         lock_dir=GPU_LOCK_DIR,
         device=config["device"],
     threads: config["threads"]
@@ -32,8 +32,8 @@ rule train_analysis:
         gpu=1 if GPU else 0,
         mem_mb=config["mem_mb"],
     shell:
-        "python -m trlearner.pipeline train-job --gpu-lock-dir {params.lock_dir} -- {params.args} "
-        "--device {params.device} --threads {threads} --out $(dirname {output}) > {log} 2>&1"
+        "python -m trlearner.pipeline train-job --gpu-lock-dir {params.lock_dir:q} -- {params.args} "
+        "--device {params.device:q} --threads {threads} --out \"$(dirname {output:q})\" > {log:q} 2>&1"
 
 
 rule analysis:
@@ -56,8 +56,8 @@ rule analysis:
     log:
         f"{RESULTS}/logs/analyses/{{name}}.log",
     shell:
-        "python -m trlearner.pipeline analysis {wildcards.name} --runs {params.runs} --out {params.out} "
-        "> {log} 2>&1"
+        "python -m trlearner.pipeline analysis {wildcards.name:q} --runs {params.runs:q} --out {params.out:q} "
+        "> {log:q} 2>&1"
 
 
 rule ablations_index:

@@ -1,5 +1,8 @@
 # Helpers shared by the rules: the run a job belongs to, its inputs, its command and resources.
 # All of them read the experiment matrix built from the config by trlearner.pipeline.check.
+# Every value a shell line receives is quoted: argument lists here with shlex.join, single values
+# in the rules with Snakemake's `{x:q}` (a config value such as data_root is pasted into a
+# command line: `$(...)` in it must stay text, and a space must not split it).
 import re
 import json
 
@@ -33,7 +36,8 @@ def train_inputs(wildcards):
 
 
 def train_args(wildcards):
-    return " ".join(run_of(wildcards).train_args(MATRIX.preset, config["device"], config["data_root"]))
+    """The run's ``trlearner train`` arguments, each quoted for the shell."""
+    return shlex.join(run_of(wildcards).train_args(MATRIX.preset, config["device"], config["data_root"]))
 
 
 def train_minutes(wildcards):
@@ -63,7 +67,7 @@ def gallery_options(dataset):
     p = run.resolved_protocol()
     options = {"shots": run.shots, "ways": run.ways, "train_ways": p.get("train_ways"),
                "train_queries": p.get("train_queries"), "test_queries": p.get("test_queries")}
-    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in options.items() if v is not None)
+    return shlex.join(a for k, v in options.items() if v is not None for a in (f"--{k.replace('_', '-')}", str(v)))
 
 
 def stack_out(stack):

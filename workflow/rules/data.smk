@@ -19,5 +19,5 @@ rule dataset_manifest:
     resources:
         dvc=1,  # parallel DVC calls fight over DVC's lock: the default profile sets dvc=1
     shell:
-        "python -m trlearner.pipeline fetch-data {wildcards.dataset} --data-root {params.root} "
-        "--out {output} > {log} 2>&1"
+        "python -m trlearner.pipeline fetch-data {wildcards.dataset:q} --data-root {params.root:q} "
+        "--out {output:q} > {log:q} 2>&1"

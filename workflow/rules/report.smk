@@ -28,14 +28,15 @@ rule gallery:
     log:
         f"{RESULTS}/logs/gallery/{{dataset}}.log",
     shell:
-        "python -m trlearner.pipeline gallery --dataset {wildcards.dataset} {params.episodes} "
-        "--data-root {params.root} --out {params.out} > {log} 2>&1"
+        "python -m trlearner.pipeline gallery --dataset {wildcards.dataset:q} {params.episodes} "
+        "--data-root {params.root:q} --out {params.out:q} > {log:q} 2>&1"
 
 
-# The report command of the report rule, and of the partial report written when a job failed.
-REPORT_CMD = ("python -m trlearner.pipeline report --results {params.runs} --expected {input.expected} "
-              "--reference {input.reference} --figures {params.analyses} --analyses {params.analyses} "
-              "--gallery {params.gallery} --out {params.out} --relative-to . > {log} 2>&1")
+# The report command of the report rule, and of the partial report written when a job failed
+# (every value quoted: `{x:q}`, in both, as Snakemake's shell() formats the command).
+REPORT_CMD = ("python -m trlearner.pipeline report --results {params.runs:q} --expected {input.expected:q} "
+              "--reference {input.reference:q} --figures {params.analyses:q} --analyses {params.analyses:q} "
+              "--gallery {params.gallery:q} --out {params.out:q} --relative-to . > {log:q} 2>&1")
 
 
 rule report:
@@ -81,10 +82,8 @@ onerror:
                    analyses=f"{REPORTS}/analyses", gallery=f"{REPORTS}/gallery", out=REPORTS)
     log = f"{RESULTS}/logs/report_partial.log"
     Path(log).parent.mkdir(parents=True, exist_ok=True)
-    cmd = REPORT_CMD.format(params=SimpleNamespace(**partial), input=SimpleNamespace(**partial),
-                            log=shlex.quote(log))
     try:
-        shell(cmd)
+        shell(REPORT_CMD, params=SimpleNamespace(**partial), input=SimpleNamespace(**partial), log=log)
         print(f"Some jobs failed: {REPORTS}/REPORT.md was written from the runs that finished "
               f"(missing cells say why; log: {log}).", file=sys.stderr)
     except Exception:

@@ -22,8 +22,8 @@ rule train:
         mem_mb=config["mem_mb"],
     priority: train_priority
     shell:
-        "python -m trlearner.pipeline train-job --gpu-lock-dir {params.lock_dir} -- {params.args} "
-        "--threads {threads} --out $(dirname {output}) > {log} 2>&1"
+        "python -m trlearner.pipeline train-job --gpu-lock-dir {params.lock_dir:q} -- {params.args} "
+        "--threads {threads} --out \"$(dirname {output:q})\" > {log:q} 2>&1"
 
 
 # Stacked training (an experiment's `stack: K`): one job per chunk of a cell's seeds (seed // K),
@@ -46,7 +46,7 @@ for _stack in MATRIX.stacks:
         log:
             _stack.log,
         params:
-            args=" ".join(_stack.train_args(MATRIX.preset, config["device"], config["data_root"])),
+            args=shlex.join(_stack.train_args(MATRIX.preset, config["device"], config["data_root"])),
             out=stack_out(_stack),
             lock_dir=GPU_LOCK_DIR,
         threads: config["threads"]
@@ -56,5 +56,5 @@ for _stack in MATRIX.stacks:
             mem_mb=config["mem_mb"],
         priority: stack_priority(_stack)
         shell:
-            "python -m trlearner.pipeline stacked-job --gpu-lock-dir {params.lock_dir} -- {params.args} "
-            "--threads {threads} --out {params.out} > {log} 2>&1"
+            "python -m trlearner.pipeline stacked-job --gpu-lock-dir {params.lock_dir:q} -- {params.args} "
+            "--threads {threads} --out {params.out} > {log:q} 2>&1"
