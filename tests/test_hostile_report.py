@@ -253,3 +253,38 @@ def test_the_html_page_passes_no_raw_html_and_inlines_only_its_own_pngs(tmp_path
     assert [base64.b64decode(d) for d in re.findall(r'src="data:image/png;base64,([^"]+)"', page)] == \
         [b"\x89PNG\r\n\x1a\nown"]
     assert "&lt;script&gt;document.title=" in page and "<td>x | y</td>" in page.replace(' style="text-align: left;"', "")
+
+
+@pytest.mark.slow
+def test_snakemake_report_embeds_only_the_escaped_pages(tmp_path):
+    """Snakemake's HTML report (``snakemake --report``) on the tiny preset, a hostile string
+    injected into finished runs before the report rule reruns: the report embeds REPORT.html,
+    tables/*.html and PNGs as data URIs, each byte for byte the file the escaped renderer wrote;
+    its landing page (workflow.rst with verdicts.rst) runs nothing (about 1 min on 2 cores)."""
+    from workflow_helpers import copy_pipeline, snakemake
+
+    d = copy_pipeline(tmp_path / "repo")
+    snakemake(d, "--cores", "2", "--configfile", "config/tiny.yaml")
+    run = d / "results/runs/sinusoid/5shot/maml/baseline/seed0"
+    metrics = json.loads((run / "metrics.json").read_text())
+    _edit(run, protocol={**metrics["protocol"], "preset": SCRIPT}, episodes_hash=ONERROR)  # still valid
+    _edit(run, "provenance.json", device=f"{SCRIPT}|{ONERROR}")
+    _edit(d / "results/runs/sinusoid/5shot/anil/trlearner/seed0", status=SCRIPT)  # invalid: Run checks
+    snakemake(d, "--cores", "2", "--configfile", "config/tiny.yaml")  # reruns the report (mtime)
+    md = (d / "reports/REPORT.md").read_text()
+    assert "Presets: &lt;script>document.title='PWNED'&lt;/script>" in md
+    snakemake(d, "--configfile", "config/tiny.yaml", "--report", "reports/snakemake_report.html")
+    page = (d / "reports/snakemake_report.html").read_text()
+    embedded = {name: data for name, data in  # (and Snakemake's own logo.svg)
+                re.findall(r'"data:[^";]+;charset=utf8;filename=([^;"]+);base64,([^"]+)"', page)
+                if name.endswith((".html", ".png"))}
+    assert {"REPORT.html", "regression.html", "main_results.png"} <= set(embedded)
+    written = {p.name: p for p in (d / "reports").rglob("*") if p.suffix in (".html", ".png")}
+    for name, data in embedded.items():
+        content = base64.b64decode(data)
+        assert content == written[name].read_bytes(), name  # the file the report rule wrote
+        if name.endswith(".html"):
+            assert unsafe_html(content.decode()) == [], name
+    assert "&lt;script&gt;document.title='PWNED'" in base64.b64decode(embedded["REPORT.html"]).decode()
+    if CHROMIUM:
+        assert not _payload_ran(_dump_dom(d / "reports/snakemake_report.html", tmp_path))
