@@ -58,7 +58,8 @@ calibration: setup
 .PHONY: published verdicts spot-check
 published: setup
 	@for d in results/published/*/; do p=$$(basename $$d); mkdir -p reports/published/$$p; \
-	  $(PY) -m trlearner.pipeline report --results $$d/runs --out reports/published/$$p --relative-to . || exit 1; done
+	  exp=$$( [ -f $$d/expected.json ] && echo "--expected $$d/expected.json" ); \
+	  $(PY) -m trlearner.pipeline report --results $$d/runs $$exp --out reports/published/$$p --relative-to . || exit 1; done
 
 verdicts: setup
 	$(PY) -m trlearner.pipeline verdicts --readme README.md

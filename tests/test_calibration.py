@@ -99,9 +99,12 @@ def test_the_selection_rule_takes_the_first_reproducing_reading_in_precedence_or
 
 def _record(reading: str, seed: int, mean: float, per_task=None, reduced=False) -> dict:
     per_task = per_task or [mean - 0.1, mean, mean + 0.1]
+    n = len(per_task)
+    mean = sum(per_task) / n
+    ci95 = 1.96 * math.sqrt(sum((v - mean) ** 2 for v in per_task) / (n - 1)) / math.sqrt(n)
     return {"dataset": "sinusoid", "algorithm": "maml", "variant": "baseline", "shots": 5, "ways": None,
             "seed": seed, "metric": "mse", "unit": None, "higher_is_better": False, "status": "ok",
-            "mean": sum(per_task) / len(per_task), "ci95": 0.1, "n_tasks": len(per_task), "per_task": per_task,
+            "mean": mean, "ci95": ci95, "n_tasks": n, "per_task": per_task,
             "curve": [1.0, sum(per_task) / len(per_task)], "wall_time_s": 1.0,
             "protocol": {"iterations": 70000, "reduced": reduced, "preset": "calibration", "reading": reading}}
 

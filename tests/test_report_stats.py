@@ -57,7 +57,7 @@ def test_one_seed_falls_back_to_task_ci(runs):
     cell = _cell(aggregate_cells(runs), "sinusoid", "10shot", "maml", "baseline")
     assert cell["n"] == 1 and cell["ci_kind"] == CI_TASKS
     assert cell["mean"] == pytest.approx(0.30)
-    assert cell["ci95"] == pytest.approx(0.0693)  # the run's own ci95, as written
+    assert cell["ci95"] == pytest.approx(0.0800)  # the run's own ci95 (1.96 sd / sqrt(4) of its per-task values)
 
 
 def test_paired_over_seeds_by_hand(runs):

@@ -114,6 +114,32 @@ class Run:
         args += ["--preset", preset, "--device", device, "--data-root", data_root, "--no-progress"]
         return args
 
+    def run_config(self, preset: str = "cli", device: str = "cpu", data_root: str = "data"):
+        """The run's :class:`trlearner.run.train.RunConfig`, resolved as ``trlearner train``
+        resolves it from :meth:`train_args` (tests/test_run_identity.py checks both agree);
+        ``config_hash(run_config().identity())`` is the run's identity, which the report checks
+        every record against (imports torch)."""
+        from trlearner.method.relation import TRConfig
+        from trlearner.run.cli import TR_NEGATED
+        from trlearner.run.train import resolve_config
+
+        trl = None
+        if self.variant == "trlearner":
+            values = dict(self.trlearner)
+            for field_name, negation in TR_NEGATED.items():
+                if negation in values:
+                    values[field_name] = not values.pop(negation)
+            trl = TRConfig(**values)
+        return resolve_config(dataset=self.dataset, algorithm=self.algorithm, shots=self.shots, ways=self.ways,
+                              seed=self.seed, preset=preset, device=device, data_root=data_root, trlearner=trl,
+                              **dict(self.protocol))
+
+    def identity_hash(self) -> str:
+        """The hash of the run's identity (``provenance.json``'s ``config_hash`` of its record)."""
+        from trlearner.run.results import config_hash
+
+        return config_hash(self.run_config().identity())
+
     def sources(self) -> list[str]:
         """Source files whose change must rerun this job (:mod:`trlearner.pipeline.sources`)."""
         return train_sources(self.algorithm, trlearner=self.variant == "trlearner")
@@ -248,12 +274,14 @@ class Matrix:
         """The registry datasets the runs read (one dataset_manifest job each)."""
         return sorted({d for r in self.runs for d in r.data_datasets()})
 
-    def expected_cells(self, results: str = "results") -> list[dict]:
+    def expected_cells(self, results: str = "results", identities: bool = True) -> list[dict]:
         """The report's expected-cells spec: every table cell with its seeds, its experiment (the
         report's table is its dataset's family, e.g. one regression table for the known cell and
         the rest of its row, which are two experiments in the default preset) and the data
         manifests its runs need (``<results>/data/<dataset>.manifest.json``: a cell whose
-        manifest is absent is reported as "data unavailable"). A multi-source Meta-Dataset run
+        manifest is absent is reported as "data unavailable") and, with ``identities``, each
+        expected run: its folder under ``<results>/runs`` and its identity hash
+        (:meth:`Run.identity_hash`), which the report checks every record against. A multi-source Meta-Dataset run
         is one job but several cells (overall, OOD, each source:
         ``trlearner.run.protocols.metadataset_cells``)."""
         from trlearner.run.protocols import metadataset_cells
@@ -266,14 +294,31 @@ class Matrix:
             for dataset, setting in names:
                 key = (dataset, setting, r.algorithm, r.variant)
                 cell = {"dataset": dataset, "setting": setting, "algorithm": r.algorithm, "variant": r.variant,
-                        "seeds": [], "experiment": r.group, "data_manifests": []}
+                        "seeds": [], "experiment": r.group, "data_manifests": [], "runs": []}
                 cell = cells.setdefault(key, cell)
                 cell["seeds"].append(r.seed)
+                if identities:
+                    cell["runs"].append({"seed": r.seed, "run": r.path[len(f"{r.root}/runs/"):],
+                                         "config_hash": r.identity_hash()})
                 for d in r.data_datasets():
                     manifest = f"{results}/data/{d}.manifest.json"
                     if manifest not in cell["data_manifests"]:
                         cell["data_manifests"].append(manifest)
         return [cells[k] for k in sorted(cells)]
+
+    def ablation_index(self, identities: bool = True) -> list[dict]:
+        """The expected ablation runs (``<results>/ablations/index.json``): each run's point,
+        seed, metrics path and, with ``identities``, its folder under ``<results>/ablations``
+        and identity hash, which the report's open-decision and calibration sections check
+        every record against (:func:`trlearner.report.admission.admit_points`)."""
+        out = []
+        for r in self.ablation_runs:
+            entry = {"ablation": r.group, "dataset": r.dataset, "setting": r.setting, "algorithm": r.algorithm,
+                     "variant": r.variant, "point": r.point, "seed": r.seed, "metrics": r.metrics}
+            if identities:
+                entry.update(run=r.path[len(f"{r.root}/ablations/"):], config_hash=r.identity_hash())
+            out.append(entry)
+        return out
 
     def lookup(self, path: str) -> Run:
         try:

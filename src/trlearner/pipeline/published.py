@@ -40,7 +40,9 @@ README_END = "<!-- /verdicts -->"
 def publish(results: str | Path, dest: str | Path) -> list[Path]:
     """Copy the record of every finished run under ``results`` into ``dest`` (same relative
     paths). A run folder counts when it holds both record files and its metrics.json says
-    ``ok`` or ``diverged``; an existing published record is replaced by the newer one.
+    ``ok`` or ``diverged``; an existing published record is replaced by the newer one. The
+    preset's ``expected.json`` and ``ablations/index.json`` go along, so that a report rendered
+    from the published tree checks each record against the identity its preset expects.
 
     Returns:
         The published run folders (under ``dest``), sorted.
@@ -62,6 +64,10 @@ def publish(results: str | Path, dest: str | Path) -> list[Path]:
         for name in RECORD_FILES:
             shutil.copyfile(run / name, target / name)
         done.append(target)
+    for name in ("expected.json", "ablations/index.json"):  # the preset's expected runs and identities
+        if (results / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(results / name, dest / name)
     return done
 
 

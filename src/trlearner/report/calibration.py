@@ -38,6 +38,7 @@ import pandas as pd
 
 from trlearner.run.readings import READINGS
 
+from .admission import ablation_index, admit_points
 from .reference import Reference
 from .runs import scan_runs
 from .stats import aggregate_cells, records
@@ -57,15 +58,17 @@ def calibration_runs(ablations_dir: str | os.PathLike, relative_to: str | os.Pat
     """Every baseline run of a ``reading`` sweep under ``ablations_dir``, with its reading.
 
     Each point folder is scanned by itself (:func:`trlearner.report.runs.scan_runs`), so
-    copies count once and invalid records are left out, as for every cell of the report.
+    copies count once and invalid records are left out, as for every cell of the report; with
+    the pipeline's ``index.json``, only the runs it expects with their identity count.
     """
     root = Path(ablations_dir)
     frames = []
     points = sorted({m.parent.parent for m in root.rglob("metrics.json")
                      if _POINT.match(m.parent.parent.name) and m.parent.parent.parent.name == "baseline"}) \
         if root.is_dir() else []
+    index = ablation_index(root)  # the preset's expected runs: no stale or scratch run is counted
     for point in points:
-        runs = scan_runs(point, relative_to=relative_to).runs
+        runs, _ = admit_points(scan_runs(point, relative_to=relative_to).runs, point.relative_to(root).as_posix(), index)
         if len(runs):
             frames.append(runs.assign(reading=_POINT.match(point.name).group(1)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from . import escape
+from .admission import ablation_index, admit_points
 from .reference import Reference
 from .runs import RUN_COLUMNS, scan_runs
 from .stats import PAIR_SEEDS, effect_verdict, paired_differences, records
@@ -54,6 +55,9 @@ def interpretation_runs(ablations_dir: str | os.PathLike,
                         relative_to: str | os.PathLike | None = None) -> pd.DataFrame:
     """Every ablation run under ``ablations_dir`` with its ablation name and swept setting.
 
+    With the pipeline's ``index.json`` in ``ablations_dir``, only the runs it expects, each of
+    the identity it expects, are counted (:func:`trlearner.report.admission.admit_points`): a
+    sweep value removed from the preset, or a point trained with other settings, is not shown.
     Each point folder (``<ablation>/<dataset>/<setting>/<algorithm>/<variant>/<key>-<value>``)
     is scanned by itself with :func:`trlearner.report.runs.scan_runs`, so the seeds of one
     point are checked against each other (copies counted once, invalid records left out) and
@@ -72,10 +76,11 @@ def interpretation_runs(ablations_dir: str | os.PathLike,
                      if _SEED_DIR.match(m.parent.name) and len(m.parent.relative_to(root).parts) == 7}) \
         if root.is_dir() else []
     frames = []
+    index = ablation_index(root)  # the preset's expected runs: no stale or scratch run is counted
     for point in points:
         ablation = point.relative_to(root).parts[0]
         key, _, value = point.name.partition("-")
-        runs = scan_runs(point, relative_to=relative_to).runs
+        runs, _ = admit_points(scan_runs(point, relative_to=relative_to).runs, point.relative_to(root).as_posix(), index)
         runs = runs[runs["status"].isin(["ok", "diverged"])].copy()
         if len(runs):
             runs["ablation"], runs["key"], runs["value"] = ablation, key, value

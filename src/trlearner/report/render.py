@@ -24,9 +24,10 @@ from typing import Any
 import pandas as pd
 
 from . import escape
+from .admission import admit
 from .analyses import analysis_markdown
-from .claims import claims_markdown
 from .calibration import calibration_markdown
+from .claims import claims_markdown
 from .figures import CAPTION as MAIN_CAPTION
 from .figures import main_results_figure
 from .html import markdown_page, verdicts_rst
@@ -405,8 +406,10 @@ def summary_markdown(runs: pd.DataFrame, resolved: pd.DataFrame, claims: list[di
     pooled = len(_pooled_rows(resolved, diffs))
     lines.append(f"- Run checks: {sum(kinds.values())} run folders not counted ({kinds.get('invalid', 0)} "
                  f"invalid metrics.json, {kinds.get('duplicate', 0)} copies of a counted run, "
-                 f"{kinds.get('conflict', 0)} conflicting copies); {pooled} cells or effects pool different "
-                 f"code versions or test episodes {POOLED} (listed under Run checks).")
+                 f"{kinds.get('conflict', 0)} conflicting copies, {kinds.get('stale', 0)} of other settings, "
+                 f"{kinds.get('not in the preset', 0)} not in the preset, {kinds.get('missing', 0)} expected "
+                 f"runs missing); {pooled} cells or effects pool different code versions or test episodes "
+                 f"{POOLED} (listed under Run checks).")
     lines.append("")
     return "\n".join(lines) + ("\n" + verdicts_markdown(claims) if claims is not None else "")
 
@@ -443,11 +446,13 @@ def checks_markdown(runs: pd.DataFrame, skipped: pd.DataFrame, resolved: pd.Data
     """The run checks: every run folder not counted and why, and every cell or paired effect
     that pools different code versions or test episodes (marked ‡ in the tables)."""
     lines = ["## Run checks", "", "Run folders not counted (metrics.json against the schema of "
-             "docs/REPORT_FORMAT.md; one run counted once):", ""]
+             "docs/REPORT_FORMAT.md, its mean and CI against its per-task values; only the runs the preset "
+             "expects, each of the settings it expects; one run counted once):", ""]
     if len(skipped):
         lines += [to_markdown(skipped.reset_index(drop=True)), ""]
     else:
-        lines += ["None: every metrics.json passed the schema and no run folder is a copy.", ""]
+        lines += ["None: every metrics.json passed the schema, every run is the preset's own, and no run "
+                  "folder is a copy.", ""]
     lines += [f"Cells and paired effects pooling different code versions or test episodes {POOLED}:", ""]
     rows = _pooled_rows(resolved, diffs)
     if not rows:
@@ -581,10 +586,10 @@ def _provenance_section(ctx: ReportContext) -> str:
 #: it out). Verdicts come first; a module with a section of its own adds an entry here (the
 #: interpretations of report/claims.py follow the verdicts).
 SECTIONS = [("title", _title_section), ("verdicts", lambda ctx: verdicts_markdown(ctx.claims)),
+            ("calibration", lambda ctx: calibration_markdown(ctx.results_dir, ctx.reference, ctx.relative_to)),
             ("claims", _claims_section), ("summary", _summary_section),
             ("main figure", _main_figure_section), ("tables", _tables_section),
             ("analyses", _analyses_section), ("gallery", _gallery_section),
-            ("calibration", lambda ctx: calibration_markdown(ctx.results_dir, ctx.reference, ctx.relative_to)),
             ("missing", _missing_section), ("checks", _checks_section),
             ("figures", _figures_section), ("provenance", _provenance_section)]
 MAIN_FIGURE = "main_results"
@@ -636,7 +641,9 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
     ref = reference if isinstance(reference, Reference) else Reference.load(reference)
     exp = load_expected(expected)
     scan = scan_runs(results_dir, relative_to=relative_to)
-    runs = scan.runs
+    runs, left_out = admit(scan.runs, exp, results_dir)  # exactly the runs the preset expects
+    skipped = pd.concat([scan.skipped, pd.DataFrame(left_out, columns=scan.skipped.columns)], ignore_index=True) \
+        if left_out else scan.skipped
     cells = aggregate_cells(runs)
     diffs = paired_differences(runs)
     resolved = resolve_cells(runs, exp, ref, cells=cells)
@@ -649,7 +656,7 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
             (out / "tables" / f"{escape.filename(table.family)}.{fmt}").write_text(text)
     claims = summarize_claims(resolved, diffs, ref)
     as_path = lambda p: Path(p) if p is not None else None  # noqa: E731
-    ctx = ReportContext(Path(results_dir), out, ref, exp, runs, scan.skipped, resolved, diffs, tables, claims,
+    ctx = ReportContext(Path(results_dir), out, ref, exp, runs, skipped, resolved, diffs, tables, claims,
                         as_path(figures_dir), as_path(analyses_dir), as_path(gallery_dir), as_path(relative_to))
     parts = [text for _, section in SECTIONS if (text := section(ctx))]
     report = out / "REPORT.md"

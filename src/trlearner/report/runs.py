@@ -14,7 +14,7 @@ Example:
     >>> d = root / "sinusoid/5shot/maml/baseline/seed0"; d.mkdir(parents=True)
     >>> _ = (d / "metrics.json").write_text(json.dumps({"dataset": "sinusoid",
     ...     "algorithm": "maml", "variant": "baseline", "shots": 5, "ways": None, "seed": 0,
-    ...     "metric": "mse", "higher_is_better": False, "mean": 0.5, "ci95": 0.1,
+    ...     "metric": "mse", "higher_is_better": False, "mean": 0.5, "ci95": 0.196,
     ...     "n_tasks": 2, "per_task": [0.4, 0.6], "status": "ok", "wall_time_s": 3.0,
     ...     "protocol": {"reduced": False, "preset": "default"}}))
     >>> runs = load_runs(root, relative_to=root)
@@ -40,7 +40,7 @@ RUN_COLUMNS = [
     "dataset", "setting", "algorithm", "variant", "seed", "status", "metric",
     "higher_is_better", "unit", "mean", "ci95", "n_tasks", "per_task", "episodes_hash",
     "reduced", "preset", "wall_time_s", "diverged_at", "message", "path", "log", "provenance",
-    "code",
+    "code", "run",
 ]
 #: Columns of :attr:`RunScan.skipped`.
 SKIPPED_COLUMNS = ["path", "kind", "reason"]
@@ -132,6 +132,41 @@ def code_version(prov: dict[str, Any]) -> str | None:
     return f"{text} code {code_hash}" if code_hash else text
 
 
+def _relative(run_dir: Path, root: Path) -> str:
+    try:
+        return run_dir.relative_to(root).as_posix()
+    except ValueError:
+        return run_dir.as_posix()
+
+
+def stored_figures_problems(metrics: dict[str, Any]) -> list[str]:
+    """Why the stored ``mean``/``ci95`` of a metrics.json are not those of its ``per_task``
+    values (``1.96 sd / sqrt(n)``, sample sd: :func:`trlearner.run.results.summarise`), or
+    ``[]``. The report never trusts a stored figure it can recompute (an edited ``ci95`` of
+    0.0001 was printed as is); multi-source runs, whose figures are per source, are checked there.
+
+    Example:
+        >>> stored_figures_problems({"status": "ok", "dataset": "sinusoid", "mean": 2.0, "ci95": 0.0001,
+        ...                          "per_task": [1.0, 3.0]})
+        ['stored ci95 0.0001 is not that of its per-task values (1.96); a tampered or corrupt record']
+    """
+    if metrics.get("status") != "ok" or metrics.get("dataset") == "metadataset":
+        return []
+    values = metrics.get("per_task") or []
+    if len(values) < 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        return []
+    n = len(values)
+    mean = math.fsum(values) / n
+    half = 1.96 * math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) / math.sqrt(n)
+    problems = []
+    for key, want in (("mean", mean), ("ci95", half)):
+        have = metrics.get(key)  # within 0.1 %: a record rounded to 4 digits is not refused
+        if isinstance(have, (int, float)) and not math.isclose(have, want, rel_tol=1e-3, abs_tol=1e-9):
+            problems.append(f"stored {key} {have:.4g} is not that of its per-task values ({want:.4g}); "
+                            f"a tampered or corrupt record")
+    return problems
+
+
 def read_run(run_dir: str | os.PathLike, root: str | os.PathLike,
              relative_to: str | os.PathLike | None = None) -> dict[str, Any]:
     """One run folder as a dict with the keys of :data:`RUN_COLUMNS`.
@@ -149,7 +184,7 @@ def _read(run_dir: Path, root: Path, relative_to) -> tuple[dict[str, Any], dict[
     log_path = run_dir / "log.txt"
     row: dict[str, Any] = {c: None for c in RUN_COLUMNS}
     row.update(_key_from_path(run_dir, root))
-    row.update(path=_display_path(run_dir, relative_to),
+    row.update(path=_display_path(run_dir, relative_to), run=_relative(run_dir, root),
                log=_display_path(log_path, relative_to) if log_path.exists() else None,
                per_task=(), provenance={}, reduced=False, mean=math.nan, ci95=math.nan)
     prov_path = run_dir / "provenance.json"
@@ -168,7 +203,7 @@ def _read(run_dir: Path, root: Path, relative_to) -> tuple[dict[str, Any], dict[
     except (OSError, ValueError) as err:
         row.update(status="failed", message=f"unreadable metrics.json ({type(err).__name__}: {err})")
         return row, None
-    problems = validate_metrics(metrics)
+    problems = validate_metrics(metrics) or stored_figures_problems(metrics)
     if problems:
         if isinstance(metrics, dict):  # the key fields that are valid name the cell
             for key in ("dataset", "algorithm"):

@@ -729,6 +729,7 @@ def _base_metrics(cfg: RunConfig, algo) -> dict:
             "ways_train": cfg.train_ways or cfg.ways,
             "bn_inner_loop": bool(cfg.adapt_bn), "init": cfg.init, "downsample": cfg.downsample,
             "grad_clip": cfg.grad_clip or None,
+            **({"reading": cfg.reading} if cfg.reading else {}),
             **({"metasgd_lr_init": cfg.metasgd_lr_init} if cfg.algorithm == "metasgd" else {}),
             **({"bn_padding": "masked (padded entries excluded from the batch statistics)"}
                if cfg.dataset.startswith("metadataset") else {}),
@@ -751,7 +752,6 @@ def _metrics(cfg, algo, curve, ep_hash, wall, history) -> dict:
         **_base_metrics(cfg, algo),
         "mean": head["mean"], "ci95": head["ci95"], "n_tasks": head["n"],
         "per_task": [round(float(v), 6) for v in per_task],
-            **({"reading": cfg.reading} if cfg.reading else {}),
         "curve": {"steps": steps, "mean": [s["mean"] for s in stats], "ci95": [s["ci95"] for s in stats]},
         "history": history, "episodes_hash": ep_hash, "status": "ok", "wall_time_s": round(wall, 2),
     }
