@@ -161,13 +161,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 2
     if args.cmd == "estimate":
-        from trlearner.pipeline.estimate import done_runs, format_estimate
+        from trlearner.pipeline.estimate import analysis_jobs, done_runs, format_estimate
 
-        print(format_estimate(matrix, done_runs(matrix), args.cores))
+        analyses = analysis_jobs(config, next((r.root for r in matrix.runs), "results"))
+        print(format_estimate(matrix, done_runs(matrix, analyses), args.cores, analyses))
     elif args.cmd == "check":
-        n_jobs = len(matrix.runs) - len(matrix.stacked_paths) + len(matrix.stacks)
+        from trlearner.pipeline.estimate import analysis_jobs, training_jobs
+
+        n_analysis = len(analysis_jobs(config))
+        n_jobs = training_jobs(matrix) + n_analysis
         stacked = f", {len(matrix.stacks)} of them stacked" if matrix.stacks else ""
-        print(f"{args.config}: ok ({len(matrix.runs)} training runs in {n_jobs} jobs{stacked})")
+        print(f"{args.config}: ok ({len(matrix.runs) + n_analysis} training runs in {n_jobs} jobs{stacked})")
     elif args.cmd == "expected":
         from trlearner.run.results import atomic_write_json
 

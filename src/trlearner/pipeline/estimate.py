@@ -1,5 +1,8 @@
 """Compute-time estimates of a run matrix: per job (SLURM ``runtime``, job priorities) and
 per dataset (the table ``snakemake -n`` and ``python -m trlearner.pipeline estimate`` print).
+Every training job the pipeline plans is counted: table runs (single or stacked), ablation
+runs and the analyses' runs (:func:`analysis_jobs`, from the config's ``analyses:`` block), the
+last with the same per-run time model as a table run.
 
 The rates are measured on the 2-core dev machine (CPU) or assumed (GPU): docs/PIPELINE.md,
 "Estimates".
@@ -17,8 +20,17 @@ from __future__ import annotations
 
 import os
 
+from trlearner.analysis.plan import ROOT as ANALYSIS_ROOT
+from trlearner.analysis.plan import analysis_runs
 from trlearner.pipeline.catalog import METADATASET_MULTI, REGRESSION, VARIABLE_WAY
-from trlearner.pipeline.matrix import Matrix, Run
+from trlearner.pipeline.matrix import PROTOCOL_KEYS, TRLEARNER_KEYS, Matrix, Run, setting_name
+from trlearner.run.protocols import DATASET_PROTOCOLS
+from trlearner.run.protocols import REGRESSION as MLP_PROTOCOL
+
+# Datasets trained with an MLP: the regression datasets but pascal3d_pose (a conv net), and
+# the analyses' motivation families (generated sinusoid-like tasks on sinusoid's protocol).
+MLP_REGRESSION = tuple(dict.fromkeys([d for d in REGRESSION if d != "pascal3d_pose"] +
+                                     [d for d, p in DATASET_PROTOCOLS.items() if p is MLP_PROTOCOL]))
 
 # Seconds per meta-iteration on ONE CPU thread (measured on the 2-core dev machine, vmap
 # back-end, meta-batch 25, second order; see docs/PIPELINE.md), and fixed cost per job
@@ -35,7 +47,8 @@ CPU_SEC_PER_IMAGE_ITER = 2.0e-3
 CPU_SEC_PER_TEST_IMAGE = 4.0e-3
 GPU_SEC_PER_ITER = {"omniglot": 0.05, "omniglot_small": 0.05, "miniimagenet": 0.25, "cub": 0.25,
                     "places": 0.25, "pqsar": 0.02, "pascal3d_pose": 0.1,
-                    "sinusoid": 0.004, "harmonic": 0.004, **{d: 0.4 for d in VARIABLE_WAY}}
+                    "sinusoid": 0.004, "harmonic": 0.004, **{d: 0.004 for d in MLP_REGRESSION},
+                    **{d: 0.4 for d in VARIABLE_WAY}}
 # Images per task of a variable-way episode, for the CPU estimate (Meta-Dataset episodes hold
 # up to 500 support images plus up to 10 queries per class; a rough mean, chosen here).
 VARWAY_IMAGES_PER_TASK = 300
@@ -48,7 +61,7 @@ def estimate_seconds(run: Run, device: str = "cpu") -> float:
     factor = TRLEARNER_FACTOR if run.variant == "trlearner" else 1.0
     if device != "cpu":
         return 30 + iters * GPU_SEC_PER_ITER.get(run.dataset, 0.1) * factor
-    if run.dataset in REGRESSION and run.dataset != "pascal3d_pose":  # MLP regression
+    if run.dataset in MLP_REGRESSION:
         per = CPU_SEC_PER_ITER[run.algorithm] * max(1, p.get("inner_steps", 1)) ** 0.7
         return CPU_JOB_OVERHEAD_S + iters * per * factor * (run.shots / 5) ** 0.3
     if run.dataset in VARIABLE_WAY:
@@ -91,37 +104,79 @@ def stack_seconds(stack, device: str = "cpu") -> float:
     return estimate_seconds(stack.runs[0], device) * stack_factor(len(stack.runs), stack.runs[0].variant)
 
 
-def estimate(matrix: Matrix, done: set[str] | None = None) -> dict:
-    """Jobs and estimated compute seconds per dataset (all, and still to run). A stacked job
+def analysis_jobs(config: dict, results: str = "results") -> list[tuple[Run, str]]:
+    """The analyses' training jobs of ``config`` (its ``analyses:`` block; none without one), as
+    the pipeline plans them (rule ``train_analysis``): each as a :class:`Run` carrying its
+    ``trlearner train`` settings (for :func:`estimate_seconds`; its ``kind`` is ``"analysis"``
+    and its ``path`` is not the run folder) and its metrics.json path under ``results`` (the
+    preset's results folder)."""
+    if not config.get("analyses"):
+        return []
+    jobs = []
+    for entry in analysis_runs(config["analyses"]):
+        opts, args, i = {}, entry["args"], 0
+        while i < len(args):
+            key = args[i][2:].replace("-", "_")
+            if i + 1 < len(args) and not args[i + 1].startswith("--"):
+                opts[key], i = args[i + 1], i + 2
+            else:
+                opts[key], i = True, i + 1
+        protocol = tuple(sorted((k, int(v) if str(v).isdigit() else v) for k, v in opts.items()
+                                if k in PROTOCOL_KEYS))
+        trl = tuple(sorted((k, v) for k, v in opts.items() if k in TRLEARNER_KEYS))
+        shots = int(opts["shots"])
+        ways = int(opts["ways"]) if "ways" in opts else None
+        run = Run("analysis", entry["analysis"], opts["dataset"], setting_name(shots, ways), shots, ways,
+                  opts["algorithm"], "trlearner" if opts.get("trlearner") else "baseline", int(opts["seed"]),
+                  protocol, trl, root=results)
+        jobs.append((run, f"{results}/analyses/{entry['run_dir'][len(ANALYSIS_ROOT) + 1:]}/metrics.json"))
+    return jobs
+
+
+def estimate(matrix: Matrix, done: set[str] | None = None,
+             analyses: list[tuple[Run, str]] = ()) -> dict:
+    """Jobs and estimated compute seconds per dataset (all, and still to run), and of the
+    analyses' runs (``analyses``: :func:`analysis_jobs`) in one row ``"analyses"``. A stacked job
     is one job; it is still to run when one of its seeds' metrics.json is missing, and then
     counts its whole time (its done seeds are re-evaluated, not retrained: an overestimate)."""
     device = "cpu" if matrix.device == "cpu" else "gpu"
     rows: dict[str, dict] = {}
     stacked = matrix.stacked_paths
-    jobs = [([r], estimate_seconds(r, device)) for r in matrix.runs if r.path not in stacked]
-    jobs += [(list(st.runs), stack_seconds(st, device)) for st in matrix.stacks]
-    for runs, s in jobs:
-        row = rows.setdefault(runs[0].dataset, {"jobs": 0, "pending": 0, "seconds": 0.0, "pending_seconds": 0.0})
+    jobs = [(r.dataset, [r.metrics], estimate_seconds(r, device)) for r in matrix.runs if r.path not in stacked]
+    jobs += [(st.runs[0].dataset, [r.metrics for r in st.runs], stack_seconds(st, device)) for st in matrix.stacks]
+    jobs += [("analyses", [metrics], estimate_seconds(r, device)) for r, metrics in analyses]
+    for row_name, metrics, s in jobs:
+        row = rows.setdefault(row_name, {"jobs": 0, "pending": 0, "seconds": 0.0, "pending_seconds": 0.0})
         row["jobs"] += 1
         row["seconds"] += s
-        if done is None or any(r.metrics not in done for r in runs):
+        if done is None or any(m not in done for m in metrics):
             row["pending"] += 1
             row["pending_seconds"] += s
     return rows
 
 
-def format_estimate(matrix: Matrix, done: set[str] | None = None, cores: int | None = None) -> str:
-    rows = estimate(matrix, done)
+def training_jobs(matrix: Matrix, analyses: list[tuple[Run, str]] = ()) -> int:
+    """The number of training jobs the pipeline plans: single runs, stacked jobs, analysis runs."""
+    return len(matrix.runs) - len(matrix.stacked_paths) + len(matrix.stacks) + len(analyses)
+
+
+def _minutes(seconds: float) -> str:
+    return "under 1 min" if seconds < 60 else f"about {seconds / 60:.0f} min"
+
+
+def format_estimate(matrix: Matrix, done: set[str] | None = None, cores: int | None = None,
+                    analyses: list[tuple[Run, str]] = ()) -> str:
+    rows = estimate(matrix, done, analyses)
     unit = "CPU" if matrix.device == "cpu" else "GPU"
     stacked = (f", {len(matrix.stacked_paths)} of them in {len(matrix.stacks)} stacked jobs"
                if matrix.stacks else "")
-    n_jobs = len(matrix.runs) - len(matrix.stacked_paths) + len(matrix.stacks)
-    lines = [f"trlearner pipeline, preset {matrix.preset!r}: {n_jobs} training jobs "
-             f"({len(matrix.table_runs)} table runs{stacked}, {len(matrix.ablation_runs)} ablation runs) "
+    lines = [f"trlearner pipeline, preset {matrix.preset!r}: {training_jobs(matrix, analyses)} training jobs "
+             f"({len(matrix.table_runs)} table runs{stacked}, {len(matrix.ablation_runs)} ablation runs, "
+             f"{len(analyses)} analysis runs) "
              f"+ data, aggregate and report jobs; estimated {unit} time per dataset:",
              f"  {'dataset':<16}{'jobs':>6}{'to run':>8}{unit + '-hours':>11}{'to run':>9}"]
     tot = [0, 0, 0.0, 0.0]
-    for ds in sorted(rows):
+    for ds in sorted(rows, key=lambda name: (name == "analyses", name)):
         r = rows[ds]
         lines.append(f"  {ds:<16}{r['jobs']:>6}{r['pending']:>8}{r['seconds'] / 3600:>11.2f}"
                      f"{r['pending_seconds'] / 3600:>9.2f}")
@@ -129,8 +184,7 @@ def format_estimate(matrix: Matrix, done: set[str] | None = None, cores: int | N
             tot[i] += r[k]
     lines.append(f"  {'total':<16}{tot[0]:>6}{tot[1]:>8}{tot[2] / 3600:>11.2f}{tot[3] / 3600:>9.2f}")
     if cores and matrix.device == "cpu":
-        lines.append(f"  wall time with {cores} cores (1 thread per job): about "
-                     f"{tot[3] / cores / 60:.0f} min to run")
+        lines.append(f"  wall time with {cores} cores (1 thread per job): {_minutes(tot[3] / cores)} to run")
     lines.append("  (estimates: docs/PIPELINE.md#estimates; GPU rates are assumed, not measured)")
     return "\n".join(lines)
 
@@ -144,5 +198,7 @@ def dry_run_requested(argv: list[str]) -> bool:
                for a in argv)
 
 
-def done_runs(matrix: Matrix) -> set[str]:
-    return {r.metrics for r in matrix.runs if os.path.exists(r.metrics)}
+def done_runs(matrix: Matrix, analyses: list[tuple[Run, str]] = ()) -> set[str]:
+    """The metrics.json files of the matrix's runs and of ``analyses`` that exist."""
+    paths = [r.metrics for r in matrix.runs] + [metrics for _, metrics in analyses]
+    return {p for p in paths if os.path.exists(p)}
