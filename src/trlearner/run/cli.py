@@ -234,7 +234,8 @@ def register(sub) -> None:
     e.add_argument("--preset", default="cli", help="name of the config preset, recorded with the run")
     e.add_argument("--data-root", default="data", metavar="DIR", help="data folder (the one `trlearner data` uses)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar (-q implies it; it is off anyway "
-                                                              "when stderr is not a terminal)")
+                                                              "when stderr is not a terminal, which gets a plain "
+                                                              "progress line every 30 s instead)")
     e.add_argument("--force", action="store_true",
                    help="replace the results (metrics.json, provenance, checkpoints) of another run in --out")
     t = p.add_argument_group("TRLearner")

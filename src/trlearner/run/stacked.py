@@ -47,6 +47,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import sys
 import time
@@ -60,8 +61,12 @@ from trlearner.data.sources.regression import stable_key
 from trlearner.engine.core import adapt_batch
 from trlearner.run.results import atomic_write_json, config_hash, provenance, write_metrics
 from trlearner.run.seeds import check_seed
+from trlearner.run.progress import Progress
 from trlearner.run.folder import (RunFolderError, check_run_folder, code_hash, open_append, remove_temp_files,
                                   run_lock)
+from trlearner.util.cli import logging_to_stderr
+
+logger = logging.getLogger(__name__)
 
 TRAINER = "stacked"
 
@@ -142,6 +147,19 @@ class _SeedLog:
     def __call__(self, msg: str, level=None) -> None:
         with open_append(self.path) as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
+
+
+class _StackLog:
+    """A line of the whole stack (its progress): into every seed's ``log.txt``, and once to this
+    module's logger at ``level`` (stderr under :func:`main`: INFO and up)."""
+
+    def __init__(self, seed_logs: list):
+        self.seed_logs = seed_logs
+
+    def __call__(self, msg: str, level: int = logging.DEBUG) -> None:
+        for log in self.seed_logs:
+            log(msg)
+        logger.log(level, msg)
 
 
 def stacked_objective(algo, trl, reg, cfg, metas: list, batches: list, masks: list | None):
@@ -250,8 +268,6 @@ def train_stacked(cfgs, outs, progress: bool = True, force: bool = False) -> lis
     Example:
         See the module docstring.
     """
-    from tqdm.auto import tqdm
-
     from trlearner.method.regularizers import make_regularizer
     from trlearner.run.train import (_diverged_metrics, _eval_point, build, pick_device, run_source,
                                  write_results)
@@ -284,8 +300,9 @@ def train_stacked(cfgs, outs, progress: bool = True, force: bool = False) -> lis
         # each seed's wall_time_s is its share of the stack's time, so that summing runs' wall
         # times (the report's total) counts the stack once
         share = 1.0 / len(seeds)
-        bar = tqdm(range(first, iterations), initial=first, total=iterations, disable=None if progress else True,
-                   desc=f"{cfg0.algorithm}/{cfg0.variant} x{len(seeds)} seeds", mininterval=1.0, unit="it")
+        # a bar on a terminal, else a plain line every 30 s to every seed's log.txt and stderr
+        bar = Progress(first, iterations, f"{cfg0.algorithm}/{cfg0.variant} x{len(seeds)} seeds",
+                       _StackLog([s.log for s in seeds]), progress)
         for it in bar:
             active = [s for s in seeds if s.start <= it and s.diverged is None]
             if not active:
@@ -394,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         for cfg, out in zip(cfgs, outs):
             preflight(cfg, out, force=args.force)
             check_run_folder(out)
-        ms = train_stacked(cfgs, outs, progress=not args.no_progress, force=args.force)
+        with logging_to_stderr():  # the progress lines of a run whose stderr is a log file
+            ms = train_stacked(cfgs, outs, progress=not args.no_progress, force=args.force)
     except (ValueError, RunFolderError) as exc:
         print(f"trlearner.run.stacked: error: {exc}", file=sys.stderr)
         return 2

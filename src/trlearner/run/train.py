@@ -30,13 +30,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from trlearner.engine.algorithms import ALGORITHMS, make_algorithm
 from trlearner.engine.backbones import make_backbone
 from trlearner.data.sources.dispatch import make_source
 from trlearner.data.sources.regression import stable_key
 from trlearner.engine.core import BACKENDS, adapt_batch, evaluate_curve
+from trlearner.run.progress import Progress
 from trlearner.run.protocols import REDUCIBLE, paper_protocol
 from trlearner.run.readings import reading_settings
 from trlearner.method.regularizers import make_regularizer
@@ -609,10 +609,8 @@ def _train_locked(cfg: RunConfig, out: Path, progress: bool, force: bool, taken_
 
     t0 = time.perf_counter()
     relation = None
-    bar = tqdm(range(start, cfg.iterations), initial=start, total=cfg.iterations,
-               disable=None if progress else True,  # None: off when stderr is not a terminal (no \r in logs)
-               desc=f"{cfg.algorithm}/{cfg.variant}", mininterval=1.0,
-               unit="it", dynamic_ncols=True)
+    # a bar on a terminal, else a plain line every 30 s to log.txt and stderr (trlearner.run.progress)
+    bar = Progress(start, cfg.iterations, f"{cfg.algorithm}/{cfg.variant}", log, progress)
     for it in bar:
         batch = train_src.batch(range(it * cfg.meta_batch, (it + 1) * cfg.meta_batch)).to(device)
         loss, logs, relation = meta_objective(cfg, algo, trl, reg, meta, batch, it)
@@ -631,7 +629,7 @@ def _train_locked(cfg: RunConfig, out: Path, progress: bool, force: bool, taken_
         if relation is not None:
             rel_mean = relation.cpu() if rel_mean is None else 0.99 * rel_mean + 0.01 * relation.cpu()
         if it % 50 == 0:
-            bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
         if it % 1000 == 0:
             log(f"iteration {it} " + " ".join(f"{k}={v:.5f}" for k, v in logs.items()))
         if cfg.eval_every and (it + 1) % cfg.eval_every == 0:
