@@ -17,13 +17,25 @@ from trlearner.pipeline.catalog import GENERATED
 from trlearner.pipeline.dvc import dvc_datasets
 
 
+STALE_CHECKPOINT = "checkpoint.stale.pt"
+
+
 def remove_stale_checkpoint(out: Path, cfg) -> None:
     """Move away a checkpoint left by a run with other settings than ``cfg`` (the run's
     :class:`trlearner.run.train.RunConfig`; Snakemake reruns a job when its params change), so
     that ``train`` starts afresh instead of refusing; a checkpoint of the same settings (an
     interrupted job) is kept for ``train``, which resumes it only when it passes its checksum
     and was written by the same code (``trlearner.run.folder.code_hash``): after a code edit,
-    Snakemake's rerun of the job retrains it from iteration 0."""
+    Snakemake's rerun of the job retrains it from iteration 0.
+
+    A run folder keeps at most ONE stale checkpoint, :data:`STALE_CHECKPOINT`: the newest
+    checkpoint of other settings (``checkpoint.pt`` before ``checkpoint.prev.pt``) replaces the
+    one kept from an earlier change, and the other stale ones are deleted, so that parameter
+    changes do not pile checkpoints up; the one kept lets a change be undone by hand (rename it
+    back to ``checkpoint.pt``). A ``checkpoint.prev.stale.pt`` of older versions is deleted."""
+    legacy = out / "checkpoint.prev.stale.pt"
+    if legacy.is_file() and not legacy.is_symlink():
+        legacy.unlink()
     ckpts = [p for p in (out / "checkpoint.pt", out / "checkpoint.prev.pt") if p.exists()]
     if not ckpts:
         return
@@ -31,16 +43,24 @@ def remove_stale_checkpoint(out: Path, cfg) -> None:
     from trlearner.run.results import config_hash
 
     want = config_hash(cfg.identity())
-    for p in ckpts:
+    kept = None
+    for p in ckpts:  # newest first
         try:  # weights_only: a planted file runs nothing
             have = load_plain(p).get("config_hash")
         except (CheckpointError, AttributeError):
             continue  # unreadable or not a dict: train() reports and skips it
-        if have != want:
-            stale = p.with_name(p.stem + ".stale" + p.suffix)
-            p.replace(stale)
-            print(f"pipeline: {p} belongs to other settings ({have} != {want}); moved to {stale}",
+        if have == want:
+            continue
+        if kept is None:
+            kept = out / STALE_CHECKPOINT
+            older = " (replacing the older stale checkpoint)" if kept.exists() else ""
+            p.replace(kept)
+            print(f"pipeline: {p} belongs to other settings ({have} != {want}); moved to {kept}{older}",
                   file=sys.stderr)
+        else:
+            p.unlink()
+            print(f"pipeline: {p} belongs to other settings ({have} != {want}); deleted (one stale "
+                  f"checkpoint is kept: {kept.name})", file=sys.stderr)
 
 
 @contextmanager
