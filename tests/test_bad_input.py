@@ -333,13 +333,26 @@ def test_static_limits_match_the_shipped_splits_and_the_train_checks():
         assert (ds in VECTOR_INPUT) == (inputs == "vector"), ds
 
 
+def test_real_omniglot_zips_are_found_through_trlearner_mirror(tmp_path, monkeypatch):
+    """Tests that need the real zips look in TRLEARNER_MIRROR's local folders, then ../shared."""
+    from fixtures_data import SHARED, _real_omniglot
+
+    (tmp_path / "omniglot_small").mkdir()
+    (tmp_path / "omniglot_small" / "images_background_small1.zip").write_bytes(b"PK")
+    monkeypatch.setenv("TRLEARNER_MIRROR", f"https://example.org/m, {tmp_path / 'none'},{tmp_path}")
+    assert _real_omniglot() == (tmp_path / "omniglot_small").resolve()
+    monkeypatch.setenv("TRLEARNER_MIRROR", str(tmp_path / "none"))
+    assert _real_omniglot() == SHARED / "data" / "omniglot"
+
+
 def test_omniglot_small_static_limit_matches_the_real_zips():
     import zipfile
 
-    shared = REPO.parent / "shared" / "data" / "omniglot"
-    zips = sorted(shared.glob("images_background_small*.zip"))
+    from fixtures_data import SHARED_OMNIGLOT  # TRLEARNER_MIRROR, else ../shared/data/omniglot
+
+    zips = sorted(SHARED_OMNIGLOT.glob("images_background_small*.zip"))
     if len(zips) != 2:
-        pytest.skip("../shared/data/omniglot (the real Omniglot zips) is not here")
+        pytest.skip(f"the real Omniglot zips are not at {SHARED_OMNIGLOT} (set TRLEARNER_MIRROR to their folder)")
     from trlearner.data.registry import split_file
 
     chars = {"/".join(n.split("/")[1:3]) for z in zips for n in zipfile.ZipFile(z).namelist() if n.endswith(".png")}

@@ -19,7 +19,7 @@ DVC = Path(sys.executable).with_name("dvc")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not (SHARED_OMNIGLOT / "images_background_small1.zip").is_file(),
-                       reason=f"real Omniglot zips not found at {SHARED_OMNIGLOT} (../shared is absent)"),
+                       reason=f"real Omniglot zips not found at {SHARED_OMNIGLOT} (TRLEARNER_MIRROR or ../shared)"),
     pytest.mark.skipif(not DVC.exists() or shutil.which("git") is None, reason="dvc or git not installed"),
 ]
 

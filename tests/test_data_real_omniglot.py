@@ -14,7 +14,7 @@ import torch
 from fixtures_data import REPO, SHARED_OMNIGLOT
 
 pytestmark = pytest.mark.skipif(not (SHARED_OMNIGLOT / "images_background_small1.zip").is_file(),
-                                reason=f"real Omniglot zips not found at {SHARED_OMNIGLOT} (../shared is absent)")
+                                reason=f"real Omniglot zips not found at {SHARED_OMNIGLOT} (TRLEARNER_MIRROR or ../shared)")
 
 
 @pytest.fixture(scope="module")
