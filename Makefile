@@ -6,7 +6,7 @@ SNAKEMAKE := .venv/bin/snakemake
 CORES ?= 2
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup run paper test test-quick bench gpu-check clean-results
+.PHONY: setup demo run paper test test-quick bench gpu-check clean-results
 
 ## The checkout, editable, with the extras the two README commands need: pipeline (Snakemake,
 ## DVC, the executor plugins: make run and the workflow tests) and dev (pytest).
@@ -18,20 +18,27 @@ setup: .venv/.installed
 	$(PY) -m pip install --quiet -e '.[dev,pipeline]'
 	touch $@
 
+## A quick look: the tiny preset end to end (meaningless numbers, every step of the pipeline).
+.PHONY: demo
+demo: setup
+	mkdir -p reports/tiny
+	$(SNAKEMAKE) --cores $(CORES) --configfile config/tiny.yaml --rerun-incomplete --quiet rules
+	@echo "Report: reports/tiny/REPORT.md (and REPORT.html); runs under results/tiny/."
+
 ## The main job: the default, CPU-sized reproduction (config/default.yaml) and its report.
 run: setup
-	mkdir -p reports
+	mkdir -p reports/default
 	$(PY) -m trlearner.pipeline check --config config/default.yaml   # YAML errors with line and column
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/default.yaml --rerun-incomplete
-	$(SNAKEMAKE) --cores $(CORES) --configfile config/default.yaml --report reports/snakemake_report.html
+	$(SNAKEMAKE) --cores $(CORES) --configfile config/default.yaml --report reports/default/snakemake_report.html
 
 ## The paper's full protocol on every dataset (for GPU machines; GPUS=N GPUs on this machine).
 GPUS ?= 1
 paper: setup
-	mkdir -p reports
+	mkdir -p reports/paper
 	$(PY) -m trlearner.pipeline check --config config/paper.yaml   # YAML errors with line and column
 	$(SNAKEMAKE) --cores $(CORES) --resources dvc=1 gpu=$(GPUS) --configfile config/paper.yaml --rerun-incomplete
-	$(SNAKEMAKE) --cores $(CORES) --configfile config/paper.yaml --report reports/snakemake_report.html
+	$(SNAKEMAKE) --cores $(CORES) --configfile config/paper.yaml --report reports/paper/snakemake_report.html
 
 ## The known cell under every interpretation of the paper's open decisions (config/claims.yaml;
 ## hours of CPU: docs/PIPELINE.md, "The claims preset"). Writes results/claims/, reports/claims/.

@@ -24,6 +24,7 @@ from snakemake.utils import min_version, validate
 
 from trlearner.pipeline import catalog, estimate, sources
 from trlearner.pipeline.check import ConfigError, check_config, load_config
+from trlearner.pipeline.matrix import preset_roots
 from trlearner.pipeline.schema import SCHEMA
 
 min_version("9.0")
@@ -47,8 +48,8 @@ except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 validate(config, str(SCHEMA))  # the package's src/trlearner/pipeline/config.schema.yaml
 
-RESULTS = config["results"]
-REPORTS = config["reports"]
+# Each preset under its own roots (results/<preset>, reports/<preset> unless the config names them)
+RESULTS, REPORTS = preset_roots(config)
 
 
 report: "workflow/report/workflow.rst"
@@ -76,13 +77,14 @@ include: "workflow/rules/report.smk"
 # The job count and compute-time estimate per dataset: printed by dry runs (-n) here, and at
 # the start of a real run by onstart (also: python -m trlearner.pipeline estimate --config ...).
 if workflow.is_main_process and estimate.dry_run_requested(sys.argv[1:]):
-    print(estimate.format_estimate(MATRIX, estimate.done_runs(MATRIX), 2),
-          file=sys.stderr)
+    _analyses = estimate.analysis_jobs(config, RESULTS)
+    print(estimate.format_estimate(MATRIX, estimate.done_runs(MATRIX, _analyses), 2, _analyses), file=sys.stderr)
 
 
 onstart:
     # (workflow.cores is undefined under cluster executors: no wall-time line then)
-    print(estimate.format_estimate(MATRIX, estimate.done_runs(MATRIX), None), file=sys.stderr)
+    _analyses = estimate.analysis_jobs(config, RESULTS)
+    print(estimate.format_estimate(MATRIX, estimate.done_runs(MATRIX, _analyses), None, _analyses), file=sys.stderr)
 
 
 rule all:

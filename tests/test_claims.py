@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_report_fixtures import write_run  # noqa: E402
 
 from trlearner.pipeline.check import check_config  # noqa: E402
+from trlearner.pipeline.matrix import preset_roots  # noqa: E402
 from trlearner.report.claims import (DEFAULTS_LABEL, claims_markdown, interpretation_effects,  # noqa: E402
                                      interpretation_runs)
 from trlearner.report.reference import Reference  # noqa: E402
@@ -182,7 +183,7 @@ def test_claims_preset_runs_the_known_cell_at_full_protocol_for_every_interpreta
     assert set(points) == {"sampler-random", "weights-raw", "weights-softmax", "heads-1", "heads-8",
                            "lam-0.01", "lam-0.5", "lam-1.0", "meta_data-1", "meta_data-5",
                            "fixed_omega-True"}
-    assert config["results"] != "results" and config["reports"] != "reports"   # never over `make run`'s
+    assert preset_roots(config) == ("results/claims", "reports/claims")   # never over `make run`'s
     assert "analyses" not in config
 
 

@@ -206,12 +206,12 @@ def test_snakemake_train_job_of_a_cross_domain_cell_depends_on_both_manifests(tm
     from workflow_helpers import copy_pipeline, snakemake
 
     d = copy_pipeline(tmp_path / "repo")
-    target = "results/runs/places/5way5shot/maml/trlearner/seed1/metrics.json"
+    target = "results/paper/runs/places/5way5shot/maml/trlearner/seed1/metrics.json"
     out = snakemake(d, target, "--dry-run", "--printshellcmds", "--configfile", "config/paper.yaml")
     text = out.stdout + out.stderr
     job = text[text.index(f"output: {target}") - 2000:text.index(f"output: {target}")]
     inputs = re.findall(r"input: (.+)", job)[-1]
-    assert "results/data/miniimagenet.manifest.json" in inputs and "results/data/places.manifest.json" in inputs
+    assert "results/paper/data/miniimagenet.manifest.json" in inputs and "results/paper/data/places.manifest.json" in inputs
     assert re.search(r"--dataset places .*--train-dataset miniimagenet", text)
-    planned = set(re.findall(r"output: (results/data/\S+\.manifest\.json)", text))
-    assert planned == {"results/data/miniimagenet.manifest.json", "results/data/places.manifest.json"}
+    planned = set(re.findall(r"output: (results/paper/data/\S+\.manifest\.json)", text))
+    assert planned == {"results/paper/data/miniimagenet.manifest.json", "results/paper/data/places.manifest.json"}

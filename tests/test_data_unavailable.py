@@ -40,18 +40,18 @@ def test_unfetchable_dataset_is_reported_as_data_unavailable(tmp_path):
                     env={"TRLEARNER_MIRROR": str(tmp_path / "no-mirror")})
     log = out.stdout + out.stderr
     assert out.returncode != 0, "a failed fetch must fail the workflow"
-    assert (work / "results/runs/sinusoid/5shot/maml/baseline/seed0/metrics.json").is_file(), log[-3000:]
-    assert not (work / "results/data/omniglot_small.manifest.json").exists()
+    assert (work / "results/unavailable-test/runs/sinusoid/5shot/maml/baseline/seed0/metrics.json").is_file(), log[-3000:]
+    assert not (work / "results/unavailable-test/data/omniglot_small.manifest.json").exists()
     assert "REPORT.md was written from the runs that finished" in log, log[-3000:]
 
-    report = (work / "reports" / "REPORT.md").read_text()
+    report = (work / "reports" / "unavailable-test" / "REPORT.md").read_text()
     line = next(l for l in report.splitlines() if "data unavailable: omniglot_small not fetched" in l)
-    assert "results/logs/data/omniglot_small.log" in line
-    expected = json.loads((work / "results" / "expected.json").read_text())
+    assert "results/unavailable-test/logs/data/omniglot_small.log" in line
+    expected = json.loads((work / "results" / "unavailable-test" / "expected.json").read_text())
     cell = next(c for c in expected if c["dataset"] == "omniglot_small")
-    assert cell["data_manifests"] == ["results/data/omniglot_small.manifest.json"]
+    assert cell["data_manifests"] == ["results/unavailable-test/data/omniglot_small.manifest.json"]
     # the fetch log the report points at holds the fetch error: every source tried and refused
-    fetch_log = (work / "results/logs/data/omniglot_small.log").read_text()
+    fetch_log = (work / "results/unavailable-test/logs/data/omniglot_small.log").read_text()
     assert "fetch@omniglot_small failed" in fetch_log and "127.0.0.1:9" in fetch_log, fetch_log[-2000:]
 
 

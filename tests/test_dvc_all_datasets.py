@@ -134,15 +134,15 @@ def test_paper_data_jobs_on_fixtures_are_versioned_and_restored_by_dvc(tmp_path)
     # the data jobs of the paper preset (rule dataset_manifest), offline, fixtures via the mirror
     env = dict(base, TRLEARNER_MIRROR=str(served), **OFFLINE)
     datasets = FIXTURES + GENERATED + (UNFETCHABLE,)
-    targets = [f"results/data/{d}.manifest.json" for d in datasets]
+    targets = [f"results/paper/data/{d}.manifest.json" for d in datasets]
     out = snakemake(repo, *targets, "--cores", "1", "--keep-going", "--configfile", "config/paper.yaml",
                     check=False, env=env)
     assert out.returncode != 0  # the unfetchable dataset's job failed ...
     for d in FIXTURES + GENERATED:  # ... and every other job finished
-        man = json.loads((repo / f"results/data/{d}.manifest.json").read_text())
+        man = json.loads((repo / f"results/paper/data/{d}.manifest.json").read_text())
         assert man["dataset"] == d
-    assert not (repo / f"results/data/{UNFETCHABLE}.manifest.json").exists()
-    log = (repo / f"results/logs/data/{UNFETCHABLE}.log").read_text()
+    assert not (repo / f"results/paper/data/{UNFETCHABLE}.manifest.json").exists()
+    log = (repo / f"results/paper/logs/data/{UNFETCHABLE}.log").read_text()
     assert f"fetch@{UNFETCHABLE} failed" in log and "fungi_train_val.tgz" in log  # the fetch error itself
     assert not (repo / "data" / "raw" / UNFETCHABLE).exists()
 

@@ -43,9 +43,9 @@ def _results(root: Path, shift: float) -> None:
 
 def test_dvc_yaml_names_what_the_report_writes(tmp_path):
     spec = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    assert spec["metrics"] == ["reports/summary.json"]
+    assert spec["metrics"] == ["reports/default/summary.json"]
     plots = {next(iter(p)) if isinstance(p, dict) else p for p in spec["plots"]}
-    assert {"reports/cells.csv", "reports/figures/main_results.png"} <= plots
+    assert {"reports/default/cells.csv", "reports/default/figures/main_results.png"} <= plots
     _results(tmp_path / "runs", 0.0)
     write_report(tmp_path / "runs", tmp_path / "reports")
     summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
@@ -53,9 +53,9 @@ def test_dvc_yaml_names_what_the_report_writes(tmp_path):
     assert summary["effects"]["sinusoid"]["5shot"]["maml"]["diff"] == pytest.approx(-0.14)
     assert summary["verdicts"] == {"compatible": 1, "incompatible": 0, "could_not_be_tested": 2}
     for p in spec["plots"]:  # every plot's x and y are columns of the file the report writes
-        if isinstance(p, dict) and next(iter(p)) == "reports/cells.csv":
+        if isinstance(p, dict) and next(iter(p)) == "reports/default/cells.csv":
             cols = (tmp_path / "reports" / "cells.csv").read_text().splitlines()[0].split(",")
-            assert p["reports/cells.csv"]["x"] in cols and p["reports/cells.csv"]["y"] in cols
+            assert p["reports/default/cells.csv"]["x"] in cols and p["reports/default/cells.csv"]["y"] in cols
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -67,7 +67,7 @@ def test_metrics_show_plots_show_and_diff_between_two_commits(tmp_path):
     _git(repo, "init", "-q")
     _dvc(repo, "init", "-q")
     _results(tmp_path / "a", 0.0)
-    write_report(tmp_path / "a", repo / "reports")
+    write_report(tmp_path / "a", repo / "reports" / "default")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "first results")
     shown = _dvc(repo, "metrics", "show", "--json").stdout
@@ -76,11 +76,11 @@ def test_metrics_show_plots_show_and_diff_between_two_commits(tmp_path):
     assert (tmp_path / "plots" / "index.html").exists(), plots.stdout + plots.stderr
     assert "No plots were loaded" not in plots.stdout + plots.stderr
     _results(tmp_path / "b", 0.1)  # baseline 0.1 worse on every seed
-    write_report(tmp_path / "b", repo / "reports")
+    write_report(tmp_path / "b", repo / "reports" / "default")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "second results")
     diff = json.loads(_dvc(repo, "metrics", "diff", "HEAD~1", "HEAD", "--json").stdout)
-    changes = diff["reports/summary.json"]
+    changes = diff["reports/default/summary.json"]
     base = changes["cells.sinusoid.5shot.maml.baseline.mean"]
     assert base["old"] == pytest.approx(0.6) and base["new"] == pytest.approx(0.7)
     assert base["diff"] == pytest.approx(0.1)

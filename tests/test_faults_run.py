@@ -368,7 +368,7 @@ def test_snakemake_rerun_after_an_anil_edit_retrains(tmp_path):
     from workflow_helpers import copy_pipeline, snakemake
 
     d = copy_pipeline(tmp_path / "repo")
-    run = "results/runs/sinusoid/5shot/anil/trlearner/seed0"
+    run = "results/tiny/runs/sinusoid/5shot/anil/trlearner/seed0"
     target = [f"{run}/metrics.json", "--cores", "1", "--configfile", "config/tiny.yaml"]
     snakemake(d, *target)
     old = json.loads((d / run / "metrics.json").read_text())

@@ -265,16 +265,16 @@ def test_snakemake_report_embeds_only_the_escaped_pages(tmp_path):
 
     d = copy_pipeline(tmp_path / "repo")
     snakemake(d, "--cores", "2", "--configfile", "config/tiny.yaml")
-    run = d / "results/runs/sinusoid/5shot/maml/baseline/seed0"
+    run = d / "results/tiny/runs/sinusoid/5shot/maml/baseline/seed0"
     metrics = json.loads((run / "metrics.json").read_text())
     _edit(run, protocol={**metrics["protocol"], "preset": SCRIPT}, episodes_hash=ONERROR)  # still valid
     _edit(run, "provenance.json", device=f"{SCRIPT}|{ONERROR}")
-    _edit(d / "results/runs/sinusoid/5shot/anil/trlearner/seed0", status=SCRIPT)  # invalid: Run checks
+    _edit(d / "results/tiny/runs/sinusoid/5shot/anil/trlearner/seed0", status=SCRIPT)  # invalid: Run checks
     snakemake(d, "--cores", "2", "--configfile", "config/tiny.yaml")  # reruns the report (mtime)
-    md = (d / "reports/REPORT.md").read_text()
+    md = (d / "reports/tiny/REPORT.md").read_text()
     assert "Presets: &lt;script>document.title='PWNED'&lt;/script>" in md
-    snakemake(d, "--configfile", "config/tiny.yaml", "--report", "reports/snakemake_report.html")
-    page = (d / "reports/snakemake_report.html").read_text()
+    snakemake(d, "--configfile", "config/tiny.yaml", "--report", "reports/tiny/snakemake_report.html")
+    page = (d / "reports/tiny/snakemake_report.html").read_text()
     embedded = {name: data for name, data in  # (and Snakemake's own logo.svg)
                 re.findall(r'"data:[^";]+;charset=utf8;filename=([^;"]+);base64,([^"]+)"', page)
                 if name.endswith((".html", ".png"))}
@@ -287,4 +287,4 @@ def test_snakemake_report_embeds_only_the_escaped_pages(tmp_path):
             assert unsafe_html(content.decode()) == [], name
     assert "&lt;script&gt;document.title='PWNED'" in base64.b64decode(embedded["REPORT.html"]).decode()
     if CHROMIUM:
-        assert not _payload_ran(_dump_dom(d / "reports/snakemake_report.html", tmp_path))
+        assert not _payload_ran(_dump_dom(d / "reports/tiny/snakemake_report.html", tmp_path))

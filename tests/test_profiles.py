@@ -14,7 +14,7 @@ import yaml
 from workflow_helpers import REPO, copy_pipeline, snakemake
 
 PROFILES = sorted((REPO / "workflow" / "profiles").glob("*/config.yaml"))
-TABLE_RUNS = [f"results/runs/sinusoid/5shot/{a}/{v}/seed0" for a in ("maml", "anil") for v in ("baseline", "trlearner")]
+TABLE_RUNS = [f"results/tiny/runs/sinusoid/5shot/{a}/{v}/seed0" for a in ("maml", "anil") for v in ("baseline", "trlearner")]
 
 
 def test_the_root_profiles_folder_is_workflow_profiles():

@@ -24,7 +24,7 @@ PROFILE = ("--workflow-profile", "workflow/profiles/slurm")
 # The plugin waits 40 s before its first sacct poll by default (kind to a real slurmdbd); the
 # local cluster answers at once.
 FAST_POLL = ("--slurm-init-seconds-before-status-checks", "2")
-RUN = "results/runs/sinusoid/5shot/maml/baseline/seed0"
+RUN = "results/tiny/runs/sinusoid/5shot/maml/baseline/seed0"
 pytestmark = pytest.mark.slow
 
 
@@ -92,7 +92,7 @@ def test_tiny_preset_on_slurm_is_bit_identical_to_local_and_resources_become_sba
         set_config(d, mem_mb=1536)  # not the schema default, so that --mem shows where it comes from
     out = snakemake(on_slurm, *PROFILE, *FAST_POLL, "--verbose", "--configfile", "config/tiny.yaml", timeout=900)
     text = out.stdout + out.stderr
-    assert (on_slurm / "reports/REPORT.md").exists()
+    assert (on_slurm / "reports/tiny/REPORT.md").exists()
     runs = sorted(p.relative_to(on_slurm) for p in (on_slurm / "results").rglob("metrics.json"))
     assert len(runs) == 6  # 4 table runs + 2 ablation points
 
@@ -128,7 +128,7 @@ def test_a_gpu_run_asks_sbatch_for_a_gpu_and_the_gpu_free_cluster_refuses_it(slu
     cluster has no GRES, so sbatch refuses the job, and the error reaches the user."""
     d = copy_pipeline(tmp_path / "repo")
     set_config(d, device="cuda", threads=2, mem_mb=3000)
-    snakemake(d, "--cores", "1", "--configfile=config/tiny.yaml", "results/data/sinusoid.manifest.json")
+    snakemake(d, "--cores", "1", "--configfile=config/tiny.yaml", "results/tiny/data/sinusoid.manifest.json")
     out = snakemake(d, *PROFILE, *FAST_POLL, "--verbose", "--configfile=config/tiny.yaml", f"{RUN}/metrics.json",
                     check=False, timeout=300)
     text = out.stdout + out.stderr

@@ -18,6 +18,7 @@ from workflow_helpers import REPO, copy_pipeline, planned_jobs, snakemake
 
 from trlearner.pipeline.catalog import ALGORITHMS, VARIANTS
 from trlearner.pipeline.check import ConfigError, check_config
+from trlearner.pipeline.matrix import preset_roots
 
 
 def _matrix(name: str):
@@ -109,7 +110,7 @@ def test_paper_preset_runs_the_metadataset_ood_experiment(fresh):
     # Snakemake plans the 30 jobs with the source lists on their command line
     out = snakemake(fresh, "--dry-run", "--printshellcmds", "--configfile", "config/paper.yaml")
     text = out.stdout + out.stderr
-    planned = set(re.findall(r"output: (results/runs/metadataset/varway/\S+/metrics.json)", text))
+    planned = set(re.findall(r"output: (results/paper/runs/metadataset/varway/\S+/metrics.json)", text))
     assert planned == {r.metrics for r in md}
     assert f"--train-sources {','.join(MD_TRAIN)}" in text and f"--heldout-sources {','.join(MD_HELDOUT)}" in text
 
@@ -152,7 +153,7 @@ def test_gallery_draws_the_episodes_of_its_run(fresh, preset):
 
     m = _matrix(preset)
     datasets = sorted({d for r in m.table_runs if r.dataset != "metadataset" for d in r.data_datasets()})
-    out = snakemake(fresh, *[f"reports/gallery/{d}_train.png" for d in datasets], "--dry-run", "--printshellcmds",
+    out = snakemake(fresh, *[f"reports/{preset}/gallery/{d}_train.png" for d in datasets], "--dry-run", "--printshellcmds",
                     "--forceall", "--configfile", f"config/{preset}.yaml")
     commands = re.findall(r"python -m trlearner\.pipeline gallery --dataset (\S+) (.*?) --data-root", out.stdout)
     assert commands, out.stdout[-2000:] + out.stderr[-2000:]
@@ -263,29 +264,30 @@ def test_a_cell_defined_twice_is_rejected():
 def _fake_complete(workdir: Path, config: str) -> None:
     """Mark every output of ``config`` as done (placeholder files + `snakemake --touch`, which
     records Snakemake's metadata: params, code, inputs), as after a finished run."""
-    m = check_config(yaml.safe_load((workdir / config).read_text()))
-    files = ([f"results/data/{d}.manifest.json" for d in m.datasets] + [r.metrics for r in m.runs]
-             + ["results/expected.json", "reports/REPORT.md", "reports/cells.csv"]
-             + [f"reports/{f}" for f in ("REPORT.html", "summary.json", "verdicts.rst",
-                                         "figures/main_results.png", "figures/main_results.pdf")]
-             + [f"reports/gallery/{d}_{s}.{x}" for d in {d for r in m.table_runs if r.dataset != "metadataset"
-                                                         for d in r.data_datasets()}
-                for s in ("train", "test") for x in ("png", "json")]
-             + (["results/ablations/index.json"] if m.ablation_runs else []))
     cfg = yaml.safe_load((workdir / config).read_text())
+    m = check_config(cfg)
+    res, rep = preset_roots(cfg)
+    files = ([f"{res}/data/{d}.manifest.json" for d in m.datasets] + [r.metrics for r in m.runs]
+             + [f"{res}/expected.json", f"{rep}/REPORT.md", f"{rep}/cells.csv"]
+             + [f"{rep}/{f}" for f in ("REPORT.html", "summary.json", "verdicts.rst",
+                                       "figures/main_results.png", "figures/main_results.pdf")]
+             + [f"{rep}/gallery/{d}_{s}.{x}" for d in {d for r in m.table_runs if r.dataset != "metadataset"
+                                                       for d in r.data_datasets()}
+                for s in ("train", "test") for x in ("png", "json")]
+             + ([f"{res}/ablations/index.json"] if m.ablation_runs else []))
     if cfg.get("analyses"):
-        from trlearner.analysis.plan import analysis_outputs, analysis_runs
+        from trlearner.analysis.plan import ROOT, analysis_outputs, analysis_runs
 
         plan = analysis_runs(cfg["analyses"])
-        files += [f"{r['run_dir']}/metrics.json" for r in plan]
-        files += [f"reports/analyses/{n}/{f}" for n in {r["analysis"] for r in plan}
+        files += [f"{res}/analyses/{r['run_dir'][len(ROOT) + 1:]}/metrics.json" for r in plan]
+        files += [f"{rep}/analyses/{n}/{f}" for n in {r["analysis"] for r in plan}
                   for f in analysis_outputs(n)]
     for f in files:
         p = workdir / f
         p.parent.mkdir(parents=True, exist_ok=True)
         if not p.exists():
             p.write_text("{}")
-    (workdir / "reports" / "tables").mkdir(parents=True, exist_ok=True)
+    (workdir / rep / "tables").mkdir(parents=True, exist_ok=True)
     snakemake(workdir, "--touch", "--forceall", "--cores", "1", "--configfile", config)
 
 

@@ -19,7 +19,7 @@ from workflow_helpers import REPO, SNAKEMAKE, copy_pipeline, planned_jobs, snake
 REPORT_CLI = REPO / "src" / "trlearner" / "report" / "cli.py"
 needs_report = pytest.mark.skipif(not REPORT_CLI.exists(),
                                   reason="the report CLI (src/trlearner/report/cli.py) is not there yet")
-TINY_RUNS = ["results/runs/sinusoid/5shot/maml/baseline/seed0", "results/runs/sinusoid/5shot/anil/trlearner/seed0"]
+TINY_RUNS = ["results/tiny/runs/sinusoid/5shot/maml/baseline/seed0", "results/tiny/runs/sinusoid/5shot/anil/trlearner/seed0"]
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -70,24 +70,24 @@ def test_tiny_config_end_to_end_then_noop(tmp_path):
         m = json.loads((d / run / "metrics.json").read_text())
         assert m["status"] == "ok" and m["protocol"]["reduced"] is True and m["protocol"]["preset"] == "tiny"
         assert (d / run / "checkpoint.pt").exists() and (d / run / "provenance.json").exists()
-    assert (d / "results/data/sinusoid.manifest.json").exists()
-    assert (d / "results/ablations/index.json").exists()
-    report = (d / "reports/REPORT.md").read_text()
+    assert (d / "results/tiny/data/sinusoid.manifest.json").exists()
+    assert (d / "results/tiny/ablations/index.json").exists()
+    report = (d / "reports/tiny/REPORT.md").read_text()
     assert "sinusoid" in report and report.startswith("# TRLearner reproduction report")
     for name in ("REPORT.html", "summary.json", "figures/main_results.png", "figures/main_results.pdf",
                  "gallery/sinusoid_train.png", "gallery/sinusoid_test.png"):
-        assert (d / "reports" / name).stat().st_size > 0, name
+        assert (d / "reports/tiny" / name).stat().st_size > 0, name
     assert "[training episode](gallery/sinusoid_train.png)" in report
     # Snakemake's HTML report (its output folder must exist first)
-    snakemake(d, "--configfile", "config/tiny.yaml", "--report", "reports/snakemake_report.html")
-    assert (d / "reports/snakemake_report.html").stat().st_size > 10_000
+    snakemake(d, "--configfile", "config/tiny.yaml", "--report", "reports/tiny/snakemake_report.html")
+    assert (d / "reports/tiny/snakemake_report.html").stat().st_size > 10_000
     if CHROMIUM:
-        shot = screenshot(d / "reports/snakemake_report.html", tmp_path)
+        shot = screenshot(d / "reports/tiny/snakemake_report.html", tmp_path)
         assert shot.stat().st_size > 5_000  # a rendered page, not an empty one
         # the verdicts are visible on the landing page (rendered DOM, scripts' own text removed)
         dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                               f"--user-data-dir={tmp_path / 'chromium-dom'}", "--virtual-time-budget=5000",
-                              "--dump-dom", (d / "reports/snakemake_report.html").as_uri()],
+                              "--dump-dom", (d / "reports/tiny/snakemake_report.html").as_uri()],
                              capture_output=True, text=True, timeout=120).stdout
         import re
 
@@ -104,7 +104,7 @@ def test_tiny_config_end_to_end_then_noop(tmp_path):
 @needs_report
 def test_interrupted_pipeline_reruns_only_unfinished_jobs(tmp_path):
     d, proc = _start_slow_tiny_pipeline(tmp_path, iterations=1500)
-    runs = d / "results/runs"
+    runs = d / "results/tiny/runs"
     deadline = time.time() + 240
     # wait until one run is complete and another one has written a checkpoint
     while time.time() < deadline:
@@ -136,7 +136,7 @@ def test_cluster_profile_end_to_end(tmp_path):
     d = copy_pipeline(tmp_path / "repo")
     snakemake(d, "--workflow-profile", "workflow/profiles/cluster-test", "--configfile", "config/tiny.yaml",
               timeout=900)
-    assert (d / "reports/REPORT.md").exists()
+    assert (d / "reports/tiny/REPORT.md").exists()
     assert list((d / ".snakemake/cluster-test").glob("*.rc"))  # jobs went through submit.sh
     assert planned_jobs(d, "--configfile", "config/tiny.yaml") == {}
 
@@ -228,11 +228,11 @@ def test_an_analysis_is_a_pipeline_target_from_runs_to_figure(tmp_path):
     cfg["analyses"] = {"seeds": 1, "iterations": 10, "test_tasks": 10, "eval_every": 5, "eval_tasks": 5,
                        "preset": "tiny", "depth_steps": [1, 2]}
     (d / "config/tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    snakemake(d, "reports/analyses/depth/depth.png", "--cores", "2", "--configfile", "config/tiny.yaml")
-    out = d / "reports/analyses/depth"
+    snakemake(d, "reports/tiny/analyses/depth/depth.png", "--cores", "2", "--configfile", "config/tiny.yaml")
+    out = d / "reports/tiny/analyses/depth"
     for name in ("depth.png", "depth.pdf", "depth.csv", "depth.caption.md", "summary.json"):
         assert (out / name).stat().st_size > 0, name
-    runs = sorted((d / "results/analyses/depth").rglob("metrics.json"))
+    runs = sorted((d / "results/tiny/analyses/depth").rglob("metrics.json"))
     assert len(runs) == 4  # 2 depths x {baseline, trlearner}
     assert json.loads((out / "summary.json").read_text())
 

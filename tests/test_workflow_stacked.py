@@ -19,7 +19,7 @@ from workflow_helpers import REPO, copy_pipeline, planned_jobs, snakemake
 from trlearner.pipeline.check import ConfigError, check_config
 from trlearner.pipeline.estimate import stack_factor
 
-CELL = "results/runs/sinusoid/5shot/maml/baseline"
+CELL = "results/tiny/runs/sinusoid/5shot/maml/baseline"
 CHUNK = "train_stack_sinusoid_5shot_maml_baseline_chunk{}"
 
 
@@ -88,16 +88,18 @@ def test_check_refuses_what_the_stacked_trainer_refuses(mutate, match):
         check_config(cfg)
 
 
-def test_check_accepts_trlearner_classification_with_index_alignment_and_refuses_stacked_ablations():
+def test_check_accepts_trlearner_classification_with_index_alignment_and_stacked_ablations():
     cfg = _config()
     cfg["experiments"]["regression"].update(datasets=["omniglot_small"], settings=[{"ways": 5, "shots": 1}],
                                             variants=["trlearner"], trlearner={"align": "index"},
                                             protocol={"iterations": 2})
     assert len(check_config(cfg).stacks) == 2
     cfg = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
-    cfg["ablations"]["lam"]["stack"] = 2
-    with pytest.raises(ConfigError, match="stacked jobs are for experiments only"):
-        check_config(cfg)
+    cfg["ablations"]["lam"]["stack"] = 2  # one stacked job per sweep point (config/calibration.yaml)
+    stacks = check_config(cfg).stacks
+    assert [s.name for s in stacks] == ["train_stack_lam_lam_0_1_sinusoid_5shot_maml_trlearner_chunk0",
+                                        "train_stack_lam_lam_1_0_sinusoid_5shot_maml_trlearner_chunk0"]
+    assert stacks[0].log == "results/tiny/logs/ablations/lam/sinusoid/5shot/maml/trlearner/lam-0.1/stack0.log"
 
 
 def test_stack_estimate_divides_by_the_measured_speedup():

@@ -90,6 +90,9 @@ def check_config(config: dict) -> Matrix:
     problems = _non_finite(config) + [_describe(e) for e in errors]  # NaN passes every JSON-schema bound
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    if config.get("preset") == "published" and not (config.get("results") and config.get("reports")):
+        raise ConfigError("invalid config: preset 'published' would write into results/published/, the committed "
+                          "records of finished runs; allowed: another preset name")
     matrix = build_matrix(config)
     if not matrix.runs:
         raise ConfigError("invalid config: no runs: 'experiments' and 'ablations' are both empty; allowed: at "

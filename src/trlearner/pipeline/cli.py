@@ -175,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "expected":
         from trlearner.run.results import atomic_write_json
 
-        atomic_write_json(Path(args.out), matrix.expected_cells(config.get("results", "results")))
+        from trlearner.pipeline.matrix import preset_roots
+
+        atomic_write_json(Path(args.out), matrix.expected_cells(preset_roots(config)[0]))
     return 0
 
 

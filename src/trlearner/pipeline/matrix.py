@@ -10,7 +10,7 @@ Example::
     ...        "algorithms": ["maml"], "settings": [{"shots": 5}], "seeds": [0, 1]}}}
     >>> runs = build_matrix(cfg).runs
     >>> [r.path for r in runs][:1]
-    ['results/runs/sinusoid/5shot/maml/baseline/seed0']
+    ['results/x/runs/sinusoid/5shot/maml/baseline/seed0']
     >>> len(runs)
     4
 
@@ -341,11 +341,24 @@ def _excluded(exp: dict, dataset: str, setting: str, algorithm: str, variant: st
     return any(all(here[k] == v for k, v in rule.items()) for rule in exp.get("exclude") or ())
 
 
+def preset_roots(config: dict) -> tuple[str, str]:
+    """The results and reports folders of a preset: the config's ``results``/``reports``, else
+    ``results/<preset>`` and ``reports/<preset>``, so that no preset (the tests' ``tiny``, ``claims``)
+    ever writes into another's runs or report.
+
+    Example:
+        >>> preset_roots({"preset": "tiny"}), preset_roots({"preset": "x", "results": "r"})
+        (('results/tiny', 'reports/tiny'), ('r', 'reports/x'))
+    """
+    preset = config.get("preset", "custom")
+    return config.get("results") or f"results/{preset}", config.get("reports") or f"reports/{preset}"
+
+
 def build_matrix(config: dict) -> Matrix:
     """Every run of ``config`` (experiments then ablations), as the config says: no check but
     that each cell is defined once (:class:`ConfigError`).
     :func:`trlearner.pipeline.check.check_config` checks a config and builds its matrix."""
-    root = config.get("results", "results")
+    root = preset_roots(config)[0]
     m = Matrix(preset=config.get("preset", "custom"), device=config.get("device", "cpu"),
                threads=int(config.get("threads", 1)), data_root=config.get("data_root", "data"))
     owner: dict[str, str] = {}
