@@ -50,3 +50,28 @@ def test_error_rate_over_all_looks_is_at_most_alpha_and_power_against_no_effect(
     stops = [run_rule(list(rng.normal(0, SD, max(LOOKS))), PAPER) for _ in range(2000)]
     assert sum(s.verdict == "excludes" for s in stops) / 2000 > 0.99
     assert sum(s.n for s in stops) / 2000 <= 8
+
+
+def _cell(tmp_path, diffs):
+    from test_report_fixtures import write_run
+
+    from trlearner.report.runs import load_runs
+
+    for seed, d in enumerate(diffs):
+        base = 0.6 + 0.01 * seed
+        write_run(tmp_path, "sinusoid", "maml", "baseline", seed, shots=5, per_task=[base - 0.1, base + 0.1])
+        write_run(tmp_path, "sinusoid", "maml", "trlearner", seed, shots=5, per_task=[base + d - 0.1, base + d + 0.1])
+    return load_runs(tmp_path)
+
+
+def test_the_report_section_gives_the_rules_answer_at_the_look_reached(tmp_path):
+    from trlearner.report.reference import Reference
+    from trlearner.report.sequential import sequential_markdown
+
+    ref = Reference.load()
+    text = sequential_markdown(_cell(tmp_path / "a", [-0.02, 0.01, -0.05, 0.03, 0.0]), ref)
+    assert "MAML on sinusoid 5shot: look at 4 seeds, effect -0.008 ± " in text
+    assert "paper -0.193: **stop: incompatible**" in text
+    wide = sequential_markdown(_cell(tmp_path / "b", [-0.4, 0.05, -0.3, -0.1]), ref)
+    assert "**continue**: run seeds 4..7 of both variants (next look at 8 seeds)" in wide
+    assert sequential_markdown(_cell(tmp_path / "c", [-0.2, -0.2, -0.2]), ref) == ""  # no look reached

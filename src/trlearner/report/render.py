@@ -28,6 +28,7 @@ from .admission import admit
 from .analyses import analysis_markdown
 from .calibration import calibration_markdown
 from .claims import claims_markdown
+from .sequential import sequential_markdown
 from .figures import CAPTION as MAIN_CAPTION
 from .figures import main_results_figure
 from .html import markdown_page, verdicts_rst
@@ -587,6 +588,7 @@ def _provenance_section(ctx: ReportContext) -> str:
 #: interpretations of report/claims.py follow the verdicts).
 SECTIONS = [("title", _title_section), ("verdicts", lambda ctx: verdicts_markdown(ctx.claims)),
             ("calibration", lambda ctx: calibration_markdown(ctx.results_dir, ctx.reference, ctx.relative_to)),
+            ("sequential", lambda ctx: sequential_markdown(ctx.runs, ctx.reference)),
             ("claims", _claims_section), ("summary", _summary_section),
             ("main figure", _main_figure_section), ("tables", _tables_section),
             ("analyses", _analyses_section), ("gallery", _gallery_section),

@@ -96,3 +96,55 @@ def run_rule(diffs: Sequence[float], paper_effect: float, looks: Sequence[int] =
         if answer.stop:
             return answer
     raise AssertionError("the last look always stops")  # pragma: no cover
+
+
+def sequential_markdown(runs, reference) -> str:
+    """The section "Sequential rule" of REPORT.md: for every known paper cell with both
+    variants under the full protocol, the rule's answer at the look its paired seeds reach
+    (seeds 0..n-1 of both variants ok), or ``""`` when no cell reaches the first look.
+
+    Arguments:
+        runs: the report's counted runs (``trlearner.report.runs.RUN_COLUMNS``).
+        reference: the paper's numbers (:class:`trlearner.report.reference.Reference`).
+    """
+    import pandas as pd
+
+    if not len(runs):
+        return ""
+    lines = []
+    ok = runs[(runs["status"] == "ok") & ~runs["reduced"].fillna(False).astype(bool)]
+    for (dataset, setting, algorithm), cell in ok.groupby(["dataset", "setting", "algorithm"], sort=True):
+        base = reference.paper_value(dataset, setting, algorithm, "baseline")
+        trl = reference.paper_value(dataset, setting, algorithm, "trlearner")
+        if base is None or trl is None:
+            continue
+        paper = float(trl["value"]) - float(base["value"])
+        by = {v: dict(zip(g["seed"].astype(int), g["mean"])) for v, g in cell.groupby("variant")}
+        paired = [s for s in sorted(by.get("baseline", {})) if s in by.get("trlearner", {})]
+        n = 0  # seeds 0..n-1 all paired
+        while n in paired:
+            n += 1
+        reached = [k for k in LOOKS if k <= n]
+        if not reached:
+            continue
+        diffs = [by["trlearner"][s] - by["baseline"][s] for s in range(reached[-1])]
+        for k in reached:  # the first look that stops, else the last reached
+            at = look(diffs[:k], paper)
+            if at.stop:
+                break
+        verdict = {"excludes": "**stop: incompatible** (the paper's effect lies outside the CI)",
+                   "contains": "**stop: compatible** (the CI contains the paper's effect and excludes 0)",
+                   "contains, imprecise": "**stop at the last look: the CI contains the paper's effect, "
+                                          "but is wider than the rule's precision**",
+                   "continue": f"**continue**: run seeds {at.n}..{at.n + LOOKS[0] - 1} of both variants "
+                               f"(next look at {at.n + LOOKS[0]} seeds)"}[at.verdict]
+        lines.append(f"- {reference.algorithm_label(algorithm)} on {dataset} {setting}: look at {at.n} seeds, "
+                     f"effect {at.mean:+.3f} ± {at.half:.3f} (CI at level {1 - ALPHA / len(LOOKS):.4f}), paper "
+                     f"{paper:+.3f}: {verdict}.")
+    if not lines:
+        return ""
+    return "\n".join(["## Sequential rule", "",
+                      f"Seeds decided by the data (docs/CALIBRATION.md, \"Seeds decided by the data\"): looks at "
+                      f"{', '.join(map(str, LOOKS))} paired seeds, Bonferroni CI over the looks (error rate over "
+                      f"all looks at most {ALPHA:.0%}); stop when the paper's effect is outside it, or inside it "
+                      f"with a half-width of at most {PRECISION}.", "", *lines, ""])
