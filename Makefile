@@ -103,3 +103,9 @@ slurm-up:
 
 slurm-down:
 	.ci/slurm/down.sh
+
+## `dvc plots show` readable offline: dvc_plots/index.html with Vega, Vega-Lite and Vega-Embed
+## inlined (from the snakemake package) instead of loaded from a CDN (docs/REPORT_FORMAT.md, "DVC").
+.PHONY: plots
+plots: setup
+	$(PY) -m trlearner.pipeline.dvc plots --out dvc_plots

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from trlearner.run.learning import learns
 
@@ -234,6 +235,36 @@ def write_summary(out: Path, summary: dict) -> None:
         return x
 
     (out / "summary.json").write_text(json.dumps(clean(summary), indent=2) + "\n")
+
+
+def write_by_method(df: pd.DataFrame, out: Path, filename: str, x: str, value: str, series: dict[str, object],
+                    column: str = "variant") -> pd.DataFrame:
+    """``df`` (long: one row per (``column``, ``x``)) as one column per method: ``x``, then one
+    column per key of ``series`` holding ``value`` of the rows whose ``column`` equals
+    ``series[key]``. ``dvc plots`` draws one line per column (a long CSV drawn as one line
+    zig-zags between the methods). It draws an empty value as 0, so no value is left empty: a
+    method with no point at all has no column (``dvc plots`` warns that the field named in
+    ``dvc.yaml`` is missing), and an ``x`` where a method that has points lacks one (a failed
+    run) is left out (the long CSV and the figure keep it).
+
+    >>> d = pd.DataFrame({"variant": ["baseline", "trlearner", "baseline", "trlearner"], "k": [1, 1, 2, 3],
+    ...                   "mean": [2.0, 1.0, 1.5, 0.9]})
+    >>> s = {"baseline": "baseline", "trlearner": "trlearner", "other": "other"}
+    >>> print(write_by_method(d, None, "x.csv", "k", "mean", s).to_string(index=False))
+     k  baseline  trlearner
+     1       2.0        1.0
+    """
+    xs = sorted(set(df[x].dropna())) if len(df) else []
+    if xs and all(float(v).is_integer() for v in xs):
+        xs = [int(v) for v in xs]  # heads, iterations: 4, not 4.0
+    wide = pd.DataFrame({x: xs})
+    for name, key in series.items():
+        sel = df[(df[column] == key) & df[x].notna()] if len(df) else df
+        wide[name] = wide[x].map(dict(zip(sel[x], sel[value])) if len(sel) else {}).astype(float)
+    wide = wide[[x, *(c for c in series if wide[c].notna().any())]].dropna().reset_index(drop=True)
+    if out is not None:
+        wide.to_csv(Path(out) / filename, index=False, float_format="%.6g")
+    return wide
 
 
 def mpl():

@@ -36,6 +36,7 @@ def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
     df = pd.DataFrame(rows, columns=["variant", "meta_layers", *C.CELL_COLUMNS, "diff_vs_baseline", "diff_ci95",
                                      "pair_learned"])
     df.to_csv(out / f"{NAME}.csv", index=False)
+    C.write_by_method(df, out, f"{NAME}_by_method.csv", "meta_layers", "mean", {v: v for v in VARIANTS})
 
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(8.6, 3.4), gridspec_kw={"width_ratios": [1.3, 1]})
     for i, v in enumerate(VARIANTS):

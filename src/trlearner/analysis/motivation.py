@@ -107,6 +107,19 @@ def expected_runs(scale: dict | None) -> list[str] | None:
     return None
 
 
+def write_by_method(long: pd.DataFrame, out) -> list[str]:
+    """For ``dvc plots``: per family found, ``motivation_<tag>_by_method.csv`` (``d1``..``d4``):
+    ``iteration`` and the seed-mean validation MSE of each variant as its own column
+    (``baseline``, ``trlearner``). A family without runs has no file (``dvc plots`` skips its
+    chart with a warning). Returns the file names."""
+    names = []
+    for fam in sorted(set(long["family"])) if len(long) else []:
+        name = f"{NAME}_{fam.replace('motivation_', '')}_by_method.csv"
+        C.write_by_method(long[long.family == fam], out, name, "iteration", "val_mse", {v: v for v in VARIANTS})
+        names.append(name)
+    return names
+
+
 def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
     plt, out, rs = C.start(runs_dir, out_dir)
     families = sorted({_family(r) for r in rs.runs})
@@ -127,8 +140,10 @@ def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
                              "train_mse": row["train"], "val_mse": row["val"], "n_seeds": int(row["n_seeds"]),
                              "train_lo": row["train_lo"], "train_hi": row["train_hi"],
                              "val_lo": row["val_lo"], "val_hi": row["val_hi"]})
-    pd.DataFrame(rows, columns=["family", "variant", "iteration", "train_mse", "val_mse", "n_seeds",
-                                "train_lo", "train_hi", "val_lo", "val_hi"]).to_csv(out / f"{NAME}.csv", index=False)
+    long = pd.DataFrame(rows, columns=["family", "variant", "iteration", "train_mse", "val_mse", "n_seeds",
+                                       "train_lo", "train_hi", "val_lo", "val_hi"])
+    long.to_csv(out / f"{NAME}.csv", index=False)
+    write_by_method(long, out)
 
     ncol = max(1, min(4, len(families)))
     fig, axes = plt.subplots(1, ncol, figsize=(3.4 * ncol, 3.2), squeeze=False)

@@ -51,7 +51,8 @@ def analysis_outputs(name: str) -> list[str]:
     """File names ``trlearner analysis <name>`` writes into ``--out``."""
     if name not in ANALYSES:
         raise ValueError(f"unknown analysis {name!r}; choose one of: {', '.join(ANALYSES)}")
-    extra = ["relations_matrix.csv"] if name == "relations" else []
+    extra = {"relations": ["relations_matrix.csv"], "depth": ["depth_by_method.csv"],
+             "sensitivity": ["sensitivity_lambda_by_method.csv", "sensitivity_heads_by_method.csv"]}.get(name, [])
     return [f.format(n=name) for f in _COMMON] + extra
 
 

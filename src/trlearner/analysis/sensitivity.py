@@ -18,6 +18,22 @@ from trlearner.analysis import common as C
 NAME = "sensitivity"
 
 
+def _write_by_method(df: pd.DataFrame, out) -> None:
+    """One file per sweep, one column per method (for ``dvc plots``): ``sensitivity_lambda_by_method.csv``
+    (``lam``; ``trlearner`` = the lambda sweep's mean, ``baseline`` = the baseline's mean at every lambda)
+    and ``sensitivity_heads_by_method.csv`` (``heads``; the K sweep)."""
+    base = df[df.sweep == "baseline"]["mean"]
+    for sweep, col in (("lambda", "lam"), ("K", "heads")):
+        d = df[df.sweep.str.contains(sweep, regex=False)] if len(df) else df
+        rows = d.assign(variant="trlearner")[["variant", col, "mean"]] if len(d) else \
+            pd.DataFrame(columns=["variant", col, "mean"])
+        if len(base) and len(d):
+            rows = pd.concat([rows, pd.DataFrame({"variant": "baseline", col: d[col], "mean": float(base.iloc[0])})])
+        name = "lambda" if col == "lam" else "heads"
+        C.write_by_method(rows, out, f"{NAME}_{name}_by_method.csv", col, "mean",
+                          {"baseline": "baseline", "trlearner": "trlearner"})
+
+
 def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
     plt, out, rs = C.start(runs_dir, out_dir)
     base = rs.select(lambda r: r.metrics["variant"] == "baseline")
@@ -40,6 +56,7 @@ def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
     df = pd.DataFrame(rows, columns=["sweep", "lam", "heads", *C.CELL_COLUMNS, "diff_vs_baseline", "diff_ci95",
                                      "pair_learned"])
     df.to_csv(out / f"{NAME}.csv", index=False)
+    _write_by_method(df, out)
 
     fig, grid = plt.subplots(2, 2, figsize=(8.6, 5.8), sharex="col", gridspec_kw={"height_ratios": [1.2, 1]})
     bst = C.cell_stats(base) if base else None

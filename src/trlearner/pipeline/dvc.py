@@ -1,6 +1,13 @@
 """The pipeline's side of DVC: ``params.yaml`` (one ``fetch@<dataset>`` stage per registry
 dataset, generated from the data registry) and the ``dvc.lock`` entry of a dataset (a
-Snakemake param of its manifest job, so that a real data change reruns its training).
+Snakemake param of its manifest job, so that a real data change reruns its training); and what
+a DVC user runs (docs/DATA.md, "DVC"; ``python -m trlearner.pipeline.dvc``):
+
+- ``data-status`` (also ``python -m trlearner data status``): ``dvc status`` of the datasets in
+  this checkout, one line for the others (:func:`data_status`);
+- ``plots``: ``dvc plots show`` with Vega inlined, readable offline (``make plots``; :func:`plots`);
+- ``published-summary``: the committed ``results/published/<preset>/summary.json`` that
+  ``dvc metrics show|diff`` compare a run with (:func:`published_summary`).
 
 Example::
 
@@ -81,3 +88,196 @@ def dvc_lock_entry(dataset: str, lock_path: str = "dvc.lock") -> str:
         return ""
     outs = entry.get("outs", entry)
     return hashlib.sha256(json.dumps(outs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------
+# What a DVC user runs
+
+
+def _dvc_exe() -> str:
+    """The ``dvc`` beside this Python (the virtualenv's), else the one on PATH."""
+    import shutil
+
+    here = Path(sys.executable).with_name("dvc")
+    return str(here) if here.exists() else (shutil.which("dvc") or "dvc")
+
+
+def _run_dvc(args: list[str], cwd: str | Path = ".") -> "subprocess.CompletedProcess[str]":
+    import os
+    import subprocess
+
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    return subprocess.run([_dvc_exe(), *args], cwd=cwd, capture_output=True, text=True, env=env)
+
+
+def data_status(repo: str | Path = ".") -> tuple[int, str]:
+    """What ``dvc status`` says about the data, dataset by dataset, without its noise.
+
+    A bare ``dvc status`` reports every ``fetch@<dataset>`` stage never run here (most of the 19)
+    as changed. Here: the datasets present in ``data/raw/`` and pinned in ``dvc.lock`` are checked
+    with ``dvc status fetch@<dataset> ...`` (one line when they match the lock; DVC's own lines for
+    each that does not); every other dataset is named on one line per kind: pinned in dvc.lock but
+    not in this checkout (``dvc pull``), fetched but not pinned (``dvc commit``), never fetched (no
+    dvc.lock entry). Returns (exit status: 1 when a present dataset differs from dvc.lock or DVC
+    failed, else 0; the text)."""
+    from trlearner.util.yamlsafe import safe_load_file
+
+    root = Path(repo)
+    datasets = dvc_datasets(str(root / "params.yaml"))
+    lock = root / "dvc.lock"
+    stages = (safe_load_file(lock) or {}).get("stages", {}) if lock.exists() else {}
+    pinned = {d for d in datasets if f"fetch@{d}" in stages}
+    present = {d for d in datasets if (root / "data" / "raw" / d).is_dir()}
+    check = sorted(pinned & present)
+    lines, rc = [], 0
+    if check:
+        out = _run_dvc(["status", "--json", *[f"fetch@{d}" for d in check]], cwd=root)
+        if out.returncode != 0:
+            return 1, f"dvc status failed (exit {out.returncode}):\n{out.stdout}{out.stderr}"
+        changed = json.loads(out.stdout or "{}")
+        clean = [d for d in check if f"fetch@{d}" not in changed]
+        if clean:
+            lines.append(f"up to date (data/raw/<dataset> is what dvc.lock pins): {', '.join(clean)}")
+        for stage, items in sorted(changed.items()):
+            rc = 1
+            what = "; ".join(f"{k}: " + ", ".join(f"{p} {v}" for p, v in sorted(c.items())) if isinstance(c, dict)
+                             else str(c) for item in items for k, c in (item.items() if isinstance(item, dict)
+                                                                         else [("", item)]))
+            lines.append(f"CHANGED {stage}: {what} (`dvc status {stage}`; `dvc checkout {stage}` restores what "
+                         "dvc.lock pins, `dvc repro {stage}` fetches again)")
+    groups = [
+        (sorted(pinned - present), "pinned in dvc.lock, not in this checkout (`dvc pull fetch@<dataset>` restores)"),
+        (sorted(present - pinned), "in data/raw/ but not pinned in dvc.lock (`dvc commit fetch@<dataset>` pins it)"),
+        (sorted(set(datasets) - pinned - present),
+         "never fetched: no dvc.lock entry, so a bare `dvc status` calls them changed and `dvc pull` missing "
+         "(`dvc repro fetch@<dataset>` fetches and pins one; the pipeline fetches the ones a preset needs)"),
+    ]
+    for names_, text in groups:
+        if names_:
+            lines.append(f"{text}: {', '.join(names_)}")
+    if not datasets:
+        lines.append(f"no datasets: {root / 'params.yaml'} or {root / 'dvc.yaml'} is missing")
+    return rc, "\n".join(lines)
+
+
+#: Vega, Vega-Lite and Vega-Embed, in the order they load: what ``dvc plots show`` takes from a CDN.
+VEGA_SCRIPTS = ("vega/vega.js", "vega-lite/vega-lite.js", "vega-embed/vega-embed.js")
+
+
+def vega_scripts_dir() -> Path:
+    """The folder holding :data:`VEGA_SCRIPTS`: Snakemake ships them for its reports
+    (``snakemake/assets/data/``: Vega 5.21, Vega-Lite 5.2, the versions DVC's HTML names).
+    Raises ``FileNotFoundError`` naming where it looked."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("snakemake")
+    tried = []
+    for base in ([Path(p) / "assets" / "data" for p in spec.submodule_search_locations] if spec else []):
+        if all((base / f).is_file() for f in VEGA_SCRIPTS):
+            return base
+        tried.append(str(base))
+    raise FileNotFoundError("the Vega scripts (" + ", ".join(VEGA_SCRIPTS) + ") were not found "
+                            f"(looked in: {', '.join(tried) or 'no snakemake package'}); install the pipeline "
+                            "extra: pip install -e '.[pipeline]'")
+
+
+def offline_plots_template(path: str | Path) -> Path:
+    """Write the HTML template for ``dvc plots show --html-template``: DVC's page with Vega,
+    Vega-Lite and Vega-Embed inlined instead of loaded from cdn.jsdelivr.net (no ``{scripts}``
+    placeholder, so DVC adds no CDN tag), so the page draws without a network."""
+    base = vega_scripts_dir()
+    scripts = "\n".join(f"<script type=\"text/javascript\">\n/* {f} (from {base}) */\n"
+                        f"{(base / f).read_text(encoding='utf8')}\n</script>" for f in VEGA_SCRIPTS)
+    # DVC's divs call vegaEmbed(el, spec): draw as SVG (crisp; its marks are elements of the page)
+    scripts += ("\n<script type=\"text/javascript\">\nvar vegaEmbed = (function (embed) {\n"
+                "  return function (el, spec, opt) { return embed(el, spec, Object.assign({renderer: 'svg'}, opt)); };\n"
+                "})(window.vegaEmbed);\n</script>")
+    page = ("<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n{refresh_tag}\n<title>DVC Plot</title>\n"
+            f"{scripts}\n<style>\ntable {{ border-spacing: 15px; }}\n</style>\n</head>\n<body>\n"
+            "{plot_divs}\n</body>\n</html>\n")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf8")
+    return out
+
+
+def plots(out_dir: str | Path = "dvc_plots", template: str | Path = "build/dvc_plots_offline.html",
+          repo: str | Path = ".", extra: list[str] | None = None) -> int:
+    """``dvc plots show`` into ``out_dir/index.html`` with the offline template (:func:`offline_plots_template`)."""
+    tpl = offline_plots_template(Path(repo) / template)
+    out = _run_dvc(["plots", "show", "--html-template", str(tpl.resolve()), "-o", str(Path(out_dir).resolve()),
+                    *(extra or [])], cwd=repo)
+    sys.stdout.write(out.stdout)
+    sys.stderr.write(out.stderr)
+    return out.returncode
+
+
+def published_summary(published: str | Path = "results/published", presets: list[str] | None = None) -> list[Path]:
+    """Write ``<published>/<preset>/summary.json`` (committed, beside the records): the report's
+    metrics file rendered from the preset's published records, as ``make published`` renders it
+    (``trlearner.pipeline report --results <preset>/runs [--expected <preset>/expected.json]
+    --relative-to .``). dvc.yaml lists it under ``metrics:``, so ``dvc metrics show`` puts a run's
+    numbers beside the published ones and ``dvc metrics diff`` shows what a new publication or a
+    local run changes (docs/DATA.md, "Compare a run with the published results")."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    root = Path(published)
+    folders = [root / p for p in presets] if presets else sorted(d for d in root.iterdir() if (d / "runs").is_dir())
+    written = []
+    for d in folders:
+        if not (d / "runs").is_dir():
+            raise FileNotFoundError(f"{d}/runs: no published records (python -m trlearner.pipeline publish)")
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "trlearner.pipeline", "report", "--results", str(d / "runs"),
+                   "--out", tmp, "--relative-to", "."]
+            if (d / "expected.json").is_file():
+                cmd[6:6] = ["--expected", str(d / "expected.json")]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(f"rendering {d}: {' '.join(cmd)} exited {r.returncode}:\n{r.stdout}{r.stderr}")
+            shutil.copyfile(Path(tmp) / "summary.json", d / "summary.json")
+        written.append(d / "summary.json")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m trlearner.pipeline.dvc data-status | plots | published-summary``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m trlearner.pipeline.dvc", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    st = sub.add_parser("data-status", help="dvc status of the datasets in this checkout; one line for the others")
+    st.add_argument("--repo", default=".")
+    pl = sub.add_parser("plots", help="dvc plots show with Vega inlined (readable offline)")
+    pl.add_argument("--out", default="dvc_plots", help="output folder (index.html); default dvc_plots")
+    pl.add_argument("--template", default="build/dvc_plots_offline.html",
+                    help="where to write the offline HTML template (default build/dvc_plots_offline.html)")
+    pl.add_argument("--repo", default=".")
+    pl.add_argument("dvc_args", nargs="*", help="more arguments for dvc plots show (targets, --targets ...)")
+    ps = sub.add_parser("published-summary", help="write results/published/<preset>/summary.json from the records")
+    ps.add_argument("--published", default="results/published")
+    ps.add_argument("preset", nargs="*", help="presets (default: every folder of --published with runs/)")
+    args = p.parse_args(argv)
+    if args.cmd == "data-status":
+        rc, text = data_status(args.repo)
+        print(text)
+        return rc
+    if args.cmd == "plots":
+        try:
+            return plots(args.out, args.template, args.repo, args.dvc_args)
+        except FileNotFoundError as exc:
+            print(f"plots: error: {exc}", file=sys.stderr)
+            return 2
+    try:
+        for f in published_summary(args.published, args.preset or None):
+            print(f"wrote {f}")
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"published-summary: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
