@@ -1,4 +1,4 @@
-"""``trlearner data`` commands: list, fetch, manifest, verify.
+"""``trlearner data`` commands: list, fetch, manifest, verify, status.
 
 Standalone: ``python -m trlearner.data.cli list``; inside the main CLI via :func:`register`.
 """
@@ -13,6 +13,14 @@ import sys
 from pathlib import Path
 
 DATA_ROOT = "data"
+
+
+def cmd_status(args) -> int:
+    from trlearner.pipeline.dvc import data_status
+
+    rc, text = data_status(args.repo)
+    print(text)
+    return rc
 
 
 def _human(n) -> str:
@@ -174,6 +182,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     f = add("fetch", "fetch datasets into <data-root>/raw/<dataset>", cmd_fetch)
     f.add_argument("dataset", nargs="+", help="registry names (`data list`)")
     f.add_argument("--force", action="store_true", help="rebuild even when complete")
+    s = add("status", "DVC's view of the data: `dvc status` of the datasets in this checkout (one line when they "
+                      "match dvc.lock), one line for the others (pinned elsewhere, never fetched); exit 1 when a "
+                      "dataset here differs from dvc.lock", cmd_status)
+    s.add_argument("--repo", default=".", help="repository root (dvc.yaml, dvc.lock, params.yaml; default .)")
     m = add("manifest", "write the content hash of a fetched dataset as JSON", cmd_manifest)
     m.add_argument("dataset", help="a fetched dataset")
     m.add_argument("--out", default=None, help="output file (default: stdout)")
