@@ -45,7 +45,7 @@ def test_push_then_pull_and_repro_in_a_second_clone(tmp_path):
     sh(["git", "init", "-q"], origin, base)
     sh(["git", "add", "-A"], origin, base)
     sh(["git", "commit", "-qm", "init"], origin, base)
-    sh([str(DVC), "remote", "modify", "--local", "local", "url", str(remote)], origin, base)
+    sh([str(DVC), "remote", "add", "--local", "-d", "local", str(remote)], origin, base)
 
     first = dict(base, TRLEARNER_MIRROR=str(SHARED_OMNIGLOT))
     sh([str(DVC), "repro", "fetch@omniglot_small"], origin, first)
@@ -60,7 +60,7 @@ def test_push_then_pull_and_repro_in_a_second_clone(tmp_path):
     for how in ("pull", "repro"):
         clone = tmp_path / f"clone_{how}"
         sh(["git", "clone", "-q", str(origin), str(clone)], tmp_path, base)
-        sh([str(DVC), "remote", "modify", "--local", "local", "url", str(remote)], clone, base)
+        sh([str(DVC), "remote", "add", "--local", "-d", "local", str(remote)], clone, base)
         if how == "pull":
             sh([str(DVC), "pull", "fetch@omniglot_small"], clone, offline)
             r = sh([str(DVC), "repro", "fetch@omniglot_small"], clone, offline)

@@ -129,7 +129,7 @@ def test_paper_data_jobs_on_fixtures_are_versioned_and_restored_by_dvc(tmp_path)
     _sh(["git", "init", "-q"], repo, base)
     _sh(["git", "add", "-A"], repo, base)
     _sh(["git", "commit", "-qm", "fixture registry"], repo, base)
-    _sh([DVC, "remote", "modify", "--local", "local", "url", remote], repo, base)
+    _sh([DVC, "remote", "add", "--local", "-d", "local", remote], repo, base)
 
     # the data jobs of the paper preset (rule dataset_manifest), offline, fixtures via the mirror
     env = dict(base, TRLEARNER_MIRROR=str(served), **OFFLINE)
@@ -168,7 +168,7 @@ def test_paper_data_jobs_on_fixtures_are_versioned_and_restored_by_dvc(tmp_path)
     _sh([DVC, "push", *stages], repo, base)
     clone = tmp_path / "clone"
     _sh(["git", "clone", "-q", repo, clone], tmp_path, base)
-    _sh([DVC, "remote", "modify", "--local", "local", "url", remote], clone, base)
+    _sh([DVC, "remote", "add", "--local", "-d", "local", remote], clone, base)
     offline = dict(base, **OFFLINE)
     _sh([DVC, "pull", *stages], clone, offline)
     r = _sh([DVC, "repro", *stages], clone, offline)
