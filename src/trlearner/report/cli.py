@@ -79,7 +79,10 @@ def run(args: argparse.Namespace) -> int:
                             gallery_dir=getattr(args, "gallery", None),
                             reference=args.reference, relative_to=args.relative_to)
     except (OSError, ValueError) as err:
-        print(f"trlearner report: error: {err}", file=sys.stderr)
+        from trlearner.util.cli import os_error_line
+
+        line = os_error_line(err) if isinstance(err, OSError) else None  # full disk: the file, what to do
+        print(f"trlearner report: error: {line or err}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
     return 0

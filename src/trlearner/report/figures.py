@@ -45,8 +45,12 @@ def pyplot():
 
 
 def _save(fig, stem: Path) -> None:
-    fig.savefig(stem.with_suffix(".png"), dpi=110, metadata={"Software": None})
-    fig.savefig(stem.with_suffix(".pdf"), metadata={"CreationDate": None, "Producer": None})
+    from .files import written  # whole files or none (a full disk leaves the old figure)
+
+    with written(stem.with_suffix(".png")) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
+    with written(stem.with_suffix(".pdf")) as tmp:
+        fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "Producer": None})
 
 
 def main_results_figure(resolved: pd.DataFrame, reference: Reference, stem: str | Path) -> int:

@@ -31,6 +31,7 @@ from .claims import claims_markdown
 from .sequential import sequential_markdown
 from .figures import CAPTION as MAIN_CAPTION
 from .figures import main_results_figure
+from .files import write_text
 from .html import markdown_page, verdicts_rst
 from .reference import Reference
 from .rounding import ci_decimals, format_ci
@@ -655,7 +656,7 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
             text = render_family(table, fmt)
             if fmt == "html":
                 text = html_document(text, table.title)
-            (out / "tables" / f"{escape.filename(table.family)}.{fmt}").write_text(text)
+            write_text(out / "tables" / f"{escape.filename(table.family)}.{fmt}", text)
     claims = summarize_claims(resolved, diffs, ref)
     as_path = lambda p: Path(p) if p is not None else None  # noqa: E731
     ctx = ReportContext(Path(results_dir), out, ref, exp, runs, skipped, resolved, diffs, tables, claims,
@@ -663,11 +664,11 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
     parts = [text for _, section in SECTIONS if (text := section(ctx))]
     report = out / "REPORT.md"
     markdown = "\n".join(parts).rstrip() + "\n"
-    report.write_text(markdown)
-    (out / "REPORT.html").write_text(markdown_page(markdown, "TRLearner reproduction report", base=out))
-    (out / "verdicts.rst").write_text(verdicts_rst(claims, VERDICT_TITLES))
-    (out / "summary.json").write_text(json.dumps(summary_json(resolved, diffs, claims), indent=1,
-                                                 sort_keys=True) + "\n")
+    write_text(report, markdown)
+    write_text(out / "REPORT.html", markdown_page(markdown, "TRLearner reproduction report", base=out))
+    write_text(out / "verdicts.rst", verdicts_rst(claims, VERDICT_TITLES))
+    write_text(out / "summary.json", json.dumps(summary_json(resolved, diffs, claims), indent=1,
+                                                sort_keys=True) + "\n")
 
     csv = resolved.drop(columns=[c for c in ("diverged_at",) if c in resolved]).copy()
     csv.insert(0, "cell", [f"{d}/{s}/{a}/{v}" for d, s, a, v in
@@ -675,5 +676,5 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
     csv["seeds"] = csv.get("seeds", pd.Series(dtype=object)).map(
         lambda s: " ".join(map(str, s)) if isinstance(s, tuple) else "")
     csv["expected_seeds"] = csv["expected_seeds"].map(lambda s: " ".join(map(str, s)) if s else "")
-    csv.to_csv(out / "cells.csv", index=False, float_format="%.6g")
+    write_text(out / "cells.csv", csv.to_csv(index=False, float_format="%.6g"))
     return report

@@ -143,11 +143,59 @@ def logging_to_stderr(quiet: bool = False):
         log.setLevel(level)
 
 
+def os_error_line(err: OSError) -> str | None:
+    """One line for an ``OSError`` the user can act on (a full disk, a read-only or forbidden
+    folder, a file name too long): what failed, on which file, and what to do. None for any
+    other error (a bug: its traceback is wanted).
+
+    Example:
+        >>> import errno
+        >>> os_error_line(OSError(errno.ENAMETOOLONG, "File name too long", "/r/" + "x" * 300))[-74:]
+        '(300 bytes) is longer than 255 bytes, the limit of a file name: shorten it'
+    """
+    import errno
+
+    where = err.filename2 if getattr(err, "filename2", None) is not None else err.filename
+    where = os.fsdecode(where) if where is not None else "a file"
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        folder = os.path.dirname(where) or "."
+        try:
+            import shutil
+
+            free = f" ({shutil.disk_usage(folder).free} bytes free)"
+        except OSError:
+            free = ""
+        return (f"no space left on the disk of {folder}{free} while writing {where}: free space there (or "
+                f"write to another disk), then rerun the same command")
+    if err.errno == errno.EROFS:
+        return f"cannot write {where}: it is on a read-only file system; use a writable folder"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied: {where}; use a folder you may write to, or change its permissions"
+    if err.errno == errno.ENAMETOOLONG:
+        long = max(where.split(os.sep), key=len)
+        return (f"cannot write {where}: its part '{long[:40]}...' ({len(long.encode())} bytes) is longer than "
+                f"255 bytes, the limit of a file name: shorten it")
+    return None
+
+
 def run_command(args: argparse.Namespace) -> int:
-    """Run parsed ``args`` (their ``func``) with logging to stderr; returns the exit status."""
+    """Run parsed ``args`` (their ``func``) with logging to stderr; returns the exit status.
+
+    A full disk, a read-only or forbidden folder and a file name too long end in one line naming
+    the file and what to do (:func:`os_error_line`), exit 1; Ctrl-C in ``interrupted``, exit 130
+    (no traceback: every command's files are written atomically)."""
     with logging_to_stderr(getattr(args, "quiet", False)):
         try:
             return int(args.func(args) or 0)
         except BrokenPipeError:  # `trlearner data list | head`: the reader left; say nothing more
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 141
+        except OSError as err:
+            line = os_error_line(err)
+            if line is None:
+                raise
+            print(f"error: {line}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("interrupted; rerun the same command to carry on", file=sys.stderr)
+            return 130

@@ -302,6 +302,11 @@ class ResumableDownloader:
                          "used before its checksum is verified).") from exc
             raise DataFetchError(f"cannot connect ({type(exc).__name__}: {exc})", url=url, file=part.stem,
                                  todo="check the network or set TRLEARNER_MIRROR to a reachable mirror.") from exc
+        except OSError as exc:  # after requests' own errors (OSErrors too)
+            if isinstance(exc, requests.exceptions.RequestException) or exc.filename is not None:
+                raise
+            exc.filename = str(part)  # a full disk while writing the download: name the file
+            raise
         size = part.stat().st_size
         if total is not None and size < total:
             raise DataFetchError(f"truncated download: got {size} of {total} bytes", url=url, file=part.stem,
@@ -329,6 +334,10 @@ def _copy_local(src: Path, dest: Path, f: FileSpec, origin: str, dataset: str, m
                                  dataset=dataset, todo=todo or "the copy is corrupt or a different version: replace "
                                  "it with the published file (or remove it from this location) and rerun.")
         os.replace(tmp, dest)
+    except OSError as exc:
+        if str(tmp) in (exc.filename, exc.filename2):  # name the file being written, not our temporary name
+            exc.filename, exc.filename2 = str(dest), None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -460,10 +469,19 @@ def fetch(dataset: str | DatasetSpec, root: str | Path = "data", *, force: bool 
     out = raw_dir(spec.name, root)
     if not force and status(spec, root) == "fetched":
         return out
-    with fetch_lock(spec.name, root):
-        if not force and status(spec, root) == "fetched":  # another process fetched it while we waited
-            return out
-        return _fetch_locked(spec, root, progress=progress, keep_archives=keep_archives)
+    try:
+        with fetch_lock(spec.name, root):
+            if not force and status(spec, root) == "fetched":  # another process fetched it while we waited
+                return out
+            return _fetch_locked(spec, root, progress=progress, keep_archives=keep_archives)
+    except OSError as exc:  # a full disk, a read-only data root: one line, the folder and what to do
+        from trlearner.util.cli import os_error_line
+
+        line = os_error_line(exc)
+        if line is None:
+            raise
+        raise DataFetchError(f"{line} (data root {root}; {out} is left as it was; "
+                             f"--data-root chooses another folder)", dataset=spec.name) from exc
 
 
 def _fetch_locked(spec: DatasetSpec, root: Path, *, progress: bool, keep_archives: bool) -> Path:
