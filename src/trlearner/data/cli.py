@@ -16,7 +16,7 @@ DATA_ROOT = "data"
 
 
 def cmd_status(args) -> int:
-    from trlearner.pipeline.dvc import data_status
+    from trlearner.data.dvc_status import data_status
 
     rc, text = data_status(args.repo)
     print(text)
