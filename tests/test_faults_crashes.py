@@ -141,3 +141,122 @@ def test_disk_full_during_report_leaves_the_old_report_and_no_empty_table(tmp_pa
         assert r.returncode == 2 and "figures/main_results" in _one_line(r.stderr)
         assert (full / "REPORT.md").read_text() == "# the previous report\n"
         assert not [p for p in full.rglob("*") if p.is_file() and (p.stat().st_size == 0 or ".trlearner-tmp" in p.name)]
+
+
+# --------------------------------------------------------------------------- item 2: data inputs
+
+def _fetch_fixture(tmp_path: Path, root: Path, *, change=None, checksums: bool = True, serve: bool = True,
+                   env: dict | None = None) -> tuple[int, str, str]:
+    """``data fetch omniglot_small`` of the fixture zips (``change(folder)`` edits them first),
+    served on the loopback server (``serve``) or found only through ``env``'s mirror."""
+    from trlearner.data.registry import override
+
+    files = tmp_path / "served"
+    if not files.exists():
+        build("omniglot_small", files)
+        if change:
+            change(files)
+    old = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        with Server(files) as srv:
+            with override(fixture_spec("omniglot_small", files, srv.url if serve else None, checksums=checksums)):
+                return _data_cli("fetch", "omniglot_small", "--data-root", str(root), "-q")
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+
+
+def _add_member(name: str, data: bytes):
+    def change(files: Path):
+        import zipfile
+
+        with zipfile.ZipFile(files / "images_background_small1.zip", "a") as zf:
+            zf.writestr(name, data)
+    return change
+
+
+def _assert_nothing_cached(root: Path):
+    assert not (root / "raw" / "omniglot_small").exists()
+    assert not (root / "pins").exists() or not list((root / "pins").iterdir())
+    assert list((root / "tmp").iterdir()) == []
+
+
+def test_read_only_data_root_is_one_line(tmp_path):
+    """A data root on a file system mounted read-only (as root, permissions alone do not stop a write)."""
+    with tmpfs(tmp_path / "ro", "1m", "ro") as ro:
+        rc, out, err = _fetch_fixture(tmp_path, ro / "data")
+        line = _one_line(err)
+        assert rc == 1 and "read-only file system" in line and str(ro / "data") in line, line
+        assert "--data-root chooses another folder" in line and not list(ro.iterdir())
+
+
+def test_truncated_png_in_an_archive_is_named(tmp_path):
+    """Was a traceback ending ``OSError: image file is truncated``."""
+    from fixtures_data import _png
+
+    member = "images_background_small1/Greek/character09/9999_01.png"
+    rc, out, err = _fetch_fixture(tmp_path, tmp_path / "data", change=_add_member(member, _png(1)[:200]))
+    line = _one_line(err)
+    assert rc == 1 and f"image images_background_small1/{member} cannot be decoded" in line, line
+    assert "truncated" in line and "downloads/omniglot_small/" in line and "trusted source" in line, line
+    _assert_nothing_cached(tmp_path / "data")
+
+
+def test_a_20000_by_20000_png_without_a_published_checksum_is_refused_by_its_pixel_count(tmp_path):
+    """A 48 KB PNG of 400 million pixels, in an archive with no published checksum (nothing but
+    the decoder stands in its way). Was stopped only by Pillow's default limit, with
+    ``DecompressionBombError``'s traceback; now the project's own limit, named."""
+    from PIL import Image
+
+    from trlearner.data.fetch.imagecache import MAX_IMAGE_PIXELS
+
+    buf = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(buf, "PNG")
+    member = "images_background_small1/Greek/character09/9999_01.png"
+    rc, out, err = _fetch_fixture(tmp_path, tmp_path / "data", change=_add_member(member, buf.getvalue()),
+                                  checksums=False)
+    line = _one_line(err)
+    assert rc == 1 and f"{member} is 400000000 pixels, more than the limit of {MAX_IMAGE_PIXELS}" in line, line
+    assert "MAX_IMAGE_PIXELS" in line and "decompression bomb" in line, line
+    _assert_nothing_cached(tmp_path / "data")  # no sha256 pinned for an archive that failed
+
+
+def test_own_pixel_limit_is_checked_before_decoding():
+    """Below Pillow's limit (89 million) and above ours: refused from the header, width x height named."""
+    from PIL import Image
+
+    from trlearner.data.errors import DataFetchError
+    from trlearner.data.fetch.imagecache import MAX_IMAGE_PIXELS, load_image
+
+    buf = io.BytesIO()
+    Image.new("1", (8000, 8000)).save(buf, "PNG")
+    assert 8000 * 8000 > MAX_IMAGE_PIXELS
+    with pytest.raises(DataFetchError, match="is 8000x8000 = 64000000 pixels, more than the limit"):
+        load_image(buf.getvalue(), 28, "L")
+
+
+def test_zip_members_a_file_and_a_folder_of_one_name_are_refused(tmp_path):
+    """Members ``a`` and ``a/b``: was ``FileExistsError`` with a traceback, mid-extraction."""
+    def change(files: Path):
+        _add_member("images_background_small1/a", b"x")(files)
+        _add_member("images_background_small1/a/b", b"y")(files)
+
+    rc, out, err = _fetch_fixture(tmp_path, tmp_path / "data", change=change)
+    line = _one_line(err)
+    assert rc == 1 and "images_background_small1.zip" in line, line
+    assert "'images_background_small1/a' (a file) and 'images_background_small1/a/b'" in line, line
+    assert "nothing was extracted" in line
+    _assert_nothing_cached(tmp_path / "data")
+
+
+def test_a_file_url_mirror_is_read_as_its_folder(tmp_path):
+    """``TRLEARNER_MIRROR=file:///...``: was ``InvalidSchema`` (requests has no file:// adapter) with a
+    traceback; now the folder it names, as a plain path is (no public URL is given here)."""
+    files = tmp_path / "served"
+    rc, out, err = _fetch_fixture(tmp_path, tmp_path / "data", serve=False,
+                                  env={"TRLEARNER_MIRROR": (files.as_uri())})
+    assert rc == 0 and "omniglot_small: ok" in out, err
+    rc, out, err = _fetch_fixture(tmp_path, tmp_path / "data2", serve=False,
+                                  env={"TRLEARNER_MIRROR": "ftp://example.invalid/data"})
+    assert rc == 1 and "InvalidSchema" in err and "Traceback" not in err and "http(s)://" in err, err

@@ -44,6 +44,20 @@ def _check_name(name: str, archive: Path, url: str | None) -> PurePosixPath:
     return p
 
 
+def _check_tree(files: list[str], archive: Path, url: str | None) -> None:
+    """Refuse an archive where one name is both a file and a folder (members ``a`` and ``a/b``):
+    one of them could not be written (extraction stopped with ``FileExistsError``)."""
+    norm = {str(PurePosixPath(n.replace("\\", "/"))): n for n in files}
+    folders = {str(parent) for n in norm for parent in PurePosixPath(n).parents}
+    clash = sorted(set(norm) & folders)
+    if clash:
+        inside = next(n for n in sorted(norm) if n.startswith(clash[0] + "/"))
+        raise DataFetchError(f"archive members {norm[clash[0]]!r} (a file) and {norm[inside]!r} (inside a folder of "
+                             f"the same name) cannot both be extracted: the archive is corrupt or not the published "
+                             f"one; nothing was extracted: delete it and fetch it from a trusted source",
+                             file=archive.name, url=url)
+
+
 def _bomb(archive: Path, url: str | None, what: str, limit: float) -> DataFetchError:
     return DataFetchError(what, file=archive.name, url=url, todo=_BOMB_TODO.format(limit=limit))
 
@@ -84,6 +98,7 @@ def _scan(archive: Path, url: str | None, max_ratio: float | None) -> tuple[list
                 if not info.is_dir():
                     out.append(info.filename)
             _check_total(archive, url, total, limit)
+            _check_tree(out, archive, url)
             return out, total
     cap = limit * max(archive.stat().st_size, 1)
     with tarfile.open(archive) as tf:
@@ -99,6 +114,7 @@ def _scan(archive: Path, url: str | None, max_ratio: float | None) -> tuple[list
                 total += m.size
                 if total > cap:  # stop before decompressing the rest of a bomb
                     _check_total(archive, url, total, limit)
+        _check_tree(out, archive, url)
         return out, total
 
 

@@ -351,6 +351,11 @@ def _sources(spec: DatasetSpec, f: FileSpec, root: Path) -> list[tuple[str, str]
     man = manual_dir(spec.name, root) / f.name
     out.append(("path", str(man)))
     for m in mirrors():
+        if m.lower().startswith("file://"):  # a local folder written as a URL (requests cannot open it)
+            from urllib.parse import urlsplit
+            from urllib.request import url2pathname
+
+            m = url2pathname(urlsplit(m).path)
         if "://" in m:
             out.append(("url", m.rstrip("/") + "/" + f.name))
         else:
@@ -389,6 +394,9 @@ def obtain(spec: DatasetSpec, f: FileSpec, root: Path, *, progress: bool = True)
                 pooch.retrieve(where, known_hash=checksum, fname=f.name, path=dl, downloader=downloader,
                                progressbar=False)
             except ValueError as exc:  # pooch: hash mismatch (its temporary file is already deleted)
+                if isinstance(exc, requests.exceptions.RequestException):  # InvalidSchema, InvalidURL, ...
+                    raise DataFetchError(f"download failed ({type(exc).__name__}: {exc})", file=f.name, url=where,
+                                         todo="give TRLEARNER_MIRROR local folders or http(s):// addresses.") from None
                 if "hash" not in str(exc).lower():
                     raise
                 raise DataFetchError(f"checksum mismatch: expected {checksum} ({exc})", file=f.name,
@@ -513,8 +521,13 @@ def _fetch_locked(spec: DatasetSpec, root: Path, *, progress: bool, keep_archive
                 extract(local[f.name], extracted / Path(f.name).name.split(".")[0], url=url, max_ratio=f.max_ratio)
         try:
             convert(spec, archives=stage / "archives", extracted=extracted, cache=stage / "cache")
-        except DataFetchError:
-            raise
+        except DataFetchError as exc:
+            if exc.dataset or exc.todo or not exc.problem.startswith("image "):
+                raise
+            raise DataFetchError(  # an image that cannot be decoded or is too large: which dataset, what to do
+                f"{exc.problem}; nothing was cached: delete the archive from {root / 'downloads' / spec.name}/ "
+                f"and fetch it from a trusted source (TRLEARNER_MIRROR, or the public URL)",
+                dataset=spec.name) from None
         except OSError as exc:
             from trlearner.data.fetch.archives import disk_full
             if disk_full(exc):

@@ -20,6 +20,12 @@ import numpy as np
 
 from trlearner.data.errors import DataFetchError
 
+# The most pixels one image of a dataset may have. The largest images of the registry's datasets
+# (ILSVRC, COCO, fungi photographs) are under 20 million pixels; a 20000x20000 PNG of 48 KB
+# would decode to 400 MB. Checked on the header, before anything is decoded (Pillow's own
+# limit, ~179 million pixels, is a second fence).
+MAX_IMAGE_PIXELS = 50_000_000
+
 
 def load_image(src, size: int | None, mode: str, invert: bool = False, box=None) -> np.ndarray:
     """Decode one image (path, bytes or PIL image) -> uint8 [size, size] or [size, size, 3].
@@ -49,13 +55,25 @@ def load_image(src, size: int | None, mode: str, invert: bool = False, box=None)
     from torchvision.transforms.v2 import InterpolationMode
     from torchvision.transforms.v2 import functional as F
 
-    if isinstance(src, (bytes, bytearray)):
-        img = Image.open(io.BytesIO(src))
-    elif isinstance(src, Image.Image):
-        img = src
-    else:
-        img = Image.open(src)
-    img = img.convert(mode)
+    try:
+        if isinstance(src, (bytes, bytearray)):
+            img = Image.open(io.BytesIO(src))
+        elif isinstance(src, Image.Image):
+            img = src
+        else:
+            img = Image.open(src)
+        width, height = img.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise DataFetchError(_too_big(src, f"{width}x{height} = {width * height}"))
+        img = img.convert(mode)
+    except Image.DecompressionBombError as exc:  # beyond Pillow's own limit: refused on opening
+        import re
+
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise DataFetchError(_too_big(src, found.group(1) if found else "too many")) from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated, corrupt or not an image (Pillow's errors)
+        raise DataFetchError(f"image {_name(src)} cannot be decoded ({type(exc).__name__}: {exc}): the archive "
+                             f"holding it is corrupt or truncated") from None
     if box is not None:
         left, top, right, bottom = (int(round(v)) for v in box)  # as Pillow rounds a crop box
         img = F.crop(img, top, left, bottom - top, right - left)
@@ -63,6 +81,20 @@ def load_image(src, size: int | None, mode: str, invert: bool = False, box=None)
         img = F.resize(img, [size, size], interpolation=InterpolationMode.LANCZOS)
     arr = np.asarray(img, dtype=np.uint8)
     return 255 - arr if invert else arr
+
+
+def _too_big(src, pixels: str) -> str:
+    return (f"image {_name(src)} is {pixels} pixels, more than the limit of {MAX_IMAGE_PIXELS} "
+            f"(trlearner.data.fetch.imagecache.MAX_IMAGE_PIXELS): refused as a decompression bomb")
+
+
+def _name(src) -> str:
+    """An image's name for messages: its path from the archive's extraction folder on (the
+    staging folder is temporary), a tar member's name, or 'from bytes'."""
+    if isinstance(src, (str, Path)):
+        parts = Path(src).parts
+        return "/".join(parts[parts.index("extracted") + 1:]) if "extracted" in parts else str(src)
+    return repr(getattr(src, "name", None) or "(in memory)")
 
 
 def write_image_cache(cache: Path, classes: list[tuple[str, list]], size: int, mode: str,
@@ -79,7 +111,12 @@ def write_image_cache(cache: Path, classes: list[tuple[str, list]], size: int, m
     row = 0
     for k, (_, items) in enumerate(classes):
         for item in items:
-            images[row] = loader(item) if loader else load_image(item, size, mode, invert)
+            try:
+                images[row] = loader(item) if loader else load_image(item, size, mode, invert)
+            except DataFetchError as exc:  # name the archive member the loader read from bytes
+                if "(in memory)" not in exc.problem or not hasattr(item, "name"):
+                    raise
+                raise DataFetchError(exc.problem.replace("'(in memory)'", repr(item.name))) from None
             row += 1
         offsets[k + 1] = row
     images.flush()
