@@ -260,3 +260,46 @@ def test_a_file_url_mirror_is_read_as_its_folder(tmp_path):
     rc, out, err = _fetch_fixture(tmp_path, tmp_path / "data2", serve=False,
                                   env={"TRLEARNER_MIRROR": "ftp://example.invalid/data"})
     assert rc == 1 and "InvalidSchema" in err and "Traceback" not in err and "http(s)://" in err, err
+
+
+# --------------------------------------------------------------------------- item 3: a checkpoint of other shapes
+
+def _reshape_checkpoint(path: Path) -> None:
+    """Give the first parameter of ``path`` another shape, keeping its config and code hashes
+    and writing a valid checksum (so only its shapes are wrong)."""
+    import torch
+
+    from trlearner.run import folder as runio
+
+    ckpt = runio.load_checked(path)
+    ckpt.pop(runio.CHECKSUM_KEY, None)
+    key = sorted(ckpt["meta"])[0]
+    ckpt["meta"][key] = torch.zeros(*(n + 1 for n in ckpt["meta"][key].shape))
+    runio.save_checked(path, ckpt)
+
+
+def test_a_checkpoint_of_other_shapes_is_unreadable_and_the_previous_one_resumed(tmp_path):
+    """Was ``RuntimeError: The size of tensor a ... must match`` naming no file, on every rerun;
+    also the resume line said checkpoint.pt when it resumed checkpoint.prev.pt (item 6)."""
+    import json
+
+    run = tmp_path / "run"
+    args = ["trlearner", "train", *TRAIN, "--seed", "0", "--checkpoint-every", "10", "--out", str(run)]
+    assert _run(*args).returncode == 0  # checkpoint.pt at 20, checkpoint.prev.pt at 10
+    ref = json.loads((run / "metrics.json").read_text())["per_task"]
+    _reshape_checkpoint(run / "checkpoint.pt")
+    (run / "metrics.json").unlink()
+    r = _run(*args)
+    assert r.returncode == 0, r.stderr
+    warn = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warn) == 1 and f"checkpoint {run / 'checkpoint.pt'} is unreadable (it does not fit this model: " \
+        "parameter" in warn[0] and "ignoring it" in warn[0], r.stderr
+    assert f"resumed at iteration 10 from {run / 'checkpoint.prev.pt'}" in r.stderr, r.stderr
+    assert json.loads((run / "metrics.json").read_text())["per_task"] == ref
+
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):  # both: the run starts again, and finishes
+        _reshape_checkpoint(run / name)
+    (run / "metrics.json").unlink()
+    r = _run(*args)
+    assert r.returncode == 0 and r.stderr.count("does not fit this model") == 2 and "resumed" not in r.stderr, r.stderr
+    assert json.loads((run / "metrics.json").read_text())["per_task"] == ref

@@ -228,7 +228,7 @@ class _Seed:
         self.opt = make_optimizer(self.meta.values(), cfg.outer_lr)
         self.start, self.elapsed, self.history, self.rel_mean = 0, 0.0, [], None
         self.relation, self.diverged = None, None
-        ckpt = _load_checkpoint(out, self.ident_hash, self.log, force=force)
+        ckpt = _load_checkpoint(out, self.ident_hash, self.log, force=force, meta=self.meta, opt=self.opt)
         if ckpt is not None and ckpt.get("trainer") != TRAINER:
             self.log(f"checkpoint {out / 'checkpoint.pt'} was written by a single run (`trlearner train`), "
                      f"whose rounding differs from a stacked run's: starting again")
@@ -240,7 +240,7 @@ class _Seed:
             self.opt.load_state_dict(ckpt["opt"])
             self.start, self.elapsed = ckpt["iteration"], ckpt["elapsed"]
             self.history, self.rel_mean = ckpt["history"], ckpt.get("relation_mean")
-            self.log(f"resumed at iteration {self.start} from {out / 'checkpoint.pt'}")
+            self.log(f"resumed at iteration {self.start} from {ckpt['_path']}")
 
     def checkpoint(self, it: int, seconds: float) -> None:
         from trlearner.run.train import _save_checkpoint

@@ -326,12 +326,38 @@ class _RunLog:
 CHECKPOINTS = ("checkpoint.pt", "checkpoint.prev.pt")
 
 
-def _load_checkpoint(out: Path, ident_hash: str, log, force: bool = False) -> dict | None:
-    """The newest checkpoint of this run that may be resumed, or None (start at iteration 0).
+def checkpoint_mismatch(ckpt: dict, meta: dict, opt) -> str | None:
+    """Why the parameters and optimizer state of ``ckpt`` cannot be loaded into ``meta`` and
+    ``opt`` (other names or shapes), or None. A checkpoint of this run's settings and code
+    always fits; one that does not was altered or written by a bug, and is treated as unreadable."""
+    saved = ckpt.get("meta")
+    if not isinstance(saved, dict) or set(saved) != set(meta):
+        return f"its parameters {sorted(saved) if isinstance(saved, dict) else saved!r} are not this model's {sorted(meta)}"
+    for k, v in meta.items():
+        s = saved[k]
+        if not isinstance(s, torch.Tensor) or tuple(s.shape) != tuple(v.shape):
+            got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
+            return f"parameter {k!r} has shape {got}, this model's {tuple(v.shape)}"
+    params = [p for g in opt.param_groups for p in g["params"]]
+    state = ckpt.get("opt")
+    if not isinstance(state, dict) or sum(len(g.get("params", ())) for g in state.get("param_groups", ())) != len(params):
+        return "its optimizer state is not for this model's parameters"
+    for i, p in enumerate(params):
+        for name, t in (state.get("state", {}).get(i) or {}).items():
+            if isinstance(t, torch.Tensor) and t.dim() > 0 and tuple(t.shape) != tuple(p.shape):
+                return f"optimizer state {name!r} of parameter {i} has shape {tuple(t.shape)}, the parameter {tuple(p.shape)}"
+    return None
+
+
+def _load_checkpoint(out: Path, ident_hash: str, log, force: bool = False, meta: dict | None = None,
+                     opt=None) -> dict | None:
+    """The newest checkpoint of this run that may be resumed, or None (start at iteration 0);
+    its path is under the key ``"_path"``.
 
     A checkpoint is skipped, with a log line, when it is unreadable, not plain data (it is
-    loaded with ``weights_only=True``: nothing in it runs), fails its checksum, or has no
-    checksum (then the previous one is tried). One written by other code (another
+    loaded with ``weights_only=True``: nothing in it runs), fails its checksum, has no
+    checksum, or (given ``meta`` and ``opt``) its tensors do not fit this model
+    (:func:`checkpoint_mismatch`); then the previous one is tried. One written by other code (another
     :func:`trlearner.run.folder.code_hash`) is not resumed: the run starts again. One of other
     settings raises :class:`RunFolderError`, or with ``force`` is deleted.
     """
@@ -343,6 +369,9 @@ def _load_checkpoint(out: Path, ident_hash: str, log, force: bool = False) -> di
             ckpt = load_checked(path)
             if "meta" not in ckpt:
                 raise CheckpointError(f"{path} is not a trlearner checkpoint (no 'meta')")
+            problem = checkpoint_mismatch(ckpt, meta, opt) if meta is not None and opt is not None else None
+            if problem and ckpt.get("config_hash") == ident_hash and ckpt.get("code_hash") == code_hash():
+                raise CheckpointError(f"it does not fit this model: {problem}")
         except CheckpointError as exc:  # corrupt, truncated, altered, or not plain data
             msg = f"checkpoint {path} is unreadable ({exc}); ignoring it"
             log(msg, logging.WARNING)
@@ -362,6 +391,7 @@ def _load_checkpoint(out: Path, ident_hash: str, log, force: bool = False) -> di
                    f"(iteration {ckpt.get('iteration')} of {path} is not resumed)")
             log(msg, logging.WARNING)
             return None
+        ckpt["_path"] = path
         return ckpt
     return None
 
@@ -587,7 +617,7 @@ def _train_locked(cfg: RunConfig, out: Path, progress: bool, force: bool, taken_
     opt = make_optimizer(meta.values(), cfg.outer_lr)
     start, elapsed, history, rel_mean = 0, 0.0, [], None
 
-    ckpt = _load_checkpoint(out, ident_hash, log, force=force)
+    ckpt = _load_checkpoint(out, ident_hash, log, force=force, meta=meta, opt=opt)
     if ckpt is not None:
         with torch.no_grad():
             for k, v in ckpt["meta"].items():
@@ -595,7 +625,7 @@ def _train_locked(cfg: RunConfig, out: Path, progress: bool, force: bool, taken_
         opt.load_state_dict(ckpt["opt"])
         start, elapsed = ckpt["iteration"], ckpt["elapsed"]
         history, rel_mean = ckpt["history"], ckpt.get("relation_mean")
-        log(f"resumed at iteration {start} from {out / 'checkpoint.pt'}", logging.INFO)
+        log(f"resumed at iteration {start} from {ckpt['_path']}", logging.INFO)
     log(f"run {cfg.dataset} {cfg.algorithm} {cfg.variant} shots={cfg.shots} ways={cfg.ways} "
         f"seed={cfg.seed} iterations={cfg.iterations} device={device}", logging.INFO)
 
