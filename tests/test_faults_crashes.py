@@ -303,3 +303,53 @@ def test_a_checkpoint_of_other_shapes_is_unreadable_and_the_previous_one_resumed
     r = _run(*args)
     assert r.returncode == 0 and r.stderr.count("does not fit this model") == 2 and "resumed" not in r.stderr, r.stderr
     assert json.loads((run / "metrics.json").read_text())["per_task"] == ref
+
+
+# --------------------------------------------------------------------------- item 4: name, Ctrl-C, environment
+
+def test_an_out_component_of_300_characters_is_one_line_naming_out(tmp_path):
+    """Was a traceback ending ``OSError: [Errno 36] File name too long``."""
+    out = tmp_path / ("x" * 300) / "run"
+    r = _run("trlearner", "train", "-q", *TRAIN, "--seed", "0", "--out", str(out))
+    line = _one_line(r.stderr)
+    assert r.returncode == 2 and line.startswith("trlearner train: error: --out has a part of 300 bytes"), line
+    assert "more than the 255" in line and "shorter --out" in line and len(line) < 200, line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_in_train_is_one_line_exit_130_and_the_rerun_resumes(tmp_path):
+    """SIGINT (Ctrl-C) once a checkpoint is written: was the full KeyboardInterrupt traceback."""
+    import re
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "trlearner", "train", *TRAIN, "--seed", "0", "--iterations", "400",
+            "--checkpoint-every", "10", "--out", str(run)]
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 300
+    while not (run / "checkpoint.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("trlearner train:")]
+    assert "Traceback" not in err and len(lines) == 1, err
+    found = re.fullmatch(r"trlearner train: interrupted at iteration (\d+); rerun the same command to resume from "
+                         r"checkpoint\.pt", lines[0])
+    assert found and 10 <= int(found.group(1)) < 400, lines[0]
+    assert lines[0].split(": ", 1)[1] in (run / "log.txt").read_text()
+    assert not [p for p in run.iterdir() if p.name.startswith(".trlearner-tmp")]
+    r = _run(*args[2:])
+    assert r.returncode == 0 and "resumed at iteration" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan"])
+def test_a_fetch_lock_timeout_that_is_no_number_is_one_line(tmp_path, value):
+    """``TRLEARNER_FETCH_LOCK_TIMEOUT=abc``: was ``ValueError: could not convert string to float``."""
+    rc, out, err = _fetch_fixture(tmp_path, tmp_path / "data", env={"TRLEARNER_FETCH_LOCK_TIMEOUT": value})
+    line = _one_line(err)
+    assert rc == 1 and line == (f"error: TRLEARNER_FETCH_LOCK_TIMEOUT={value!r} is not a number of seconds: set it "
+                                f"to one (e.g. TRLEARNER_FETCH_LOCK_TIMEOUT=600), or unset it for the default 7200"), line
+    assert not (tmp_path / "data").exists()

@@ -294,6 +294,10 @@ def preflight(cfg, out, force: bool = False) -> None:
 def _check_out(out: Path) -> None:
     import tempfile
 
+    for part in out.parts:  # was `OSError: File name too long` (ENAMETOOLONG) from Path.exists
+        if len(os.fsencode(part)) > 255:
+            raise ValueError(f"--out has a part of {len(os.fsencode(part))} bytes ('{part[:24]}...'), more than the "
+                             f"255 a file or folder name may have; use a shorter --out")
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; allowed: a folder (new, or a run folder to resume)")
     base = out
@@ -424,7 +428,7 @@ def run(args, cfg=None) -> int:
     import torch
 
     from trlearner.run.folder import RunFolderError
-    from trlearner.run.train import DIVERGED_EXIT, DivergedError, train
+    from trlearner.run.train import DIVERGED_EXIT, DivergedError, TrainingInterrupted, train
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -444,6 +448,9 @@ def run(args, cfg=None) -> int:
     except DivergedError as exc:
         print(f"trlearner train: {exc}", file=sys.stderr)
         return DIVERGED_EXIT
+    except TrainingInterrupted as exc:  # Ctrl-C: no traceback; the checkpoint is resumed by a rerun
+        print(f"trlearner train: {exc}", file=sys.stderr)
+        return 130
     unit = "%" if m["unit"] == "percent" else ""
 
     def num(v, digits=4):  # null in metrics.json (not a finite number; the reason is recorded there)

@@ -308,6 +308,7 @@ class _RunLog:
     """
 
     def __init__(self, path: Path):
+        self.at: int | str | None = None  # the iteration under way (or "the evaluation"), for Ctrl-C's line
         self.handler = _LogFile(path, mode="a", encoding="utf-8", delay=True)
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
 
@@ -584,7 +585,21 @@ def train(cfg: RunConfig, out, progress: bool = True, force: bool = False) -> di
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(out) as taken_over, _RunLog(out / "log.txt") as log:
-        return _train_locked(cfg, out, progress, force, taken_over, log)
+        try:
+            return _train_locked(cfg, out, progress, force, taken_over, log)
+        except KeyboardInterrupt:  # Ctrl-C: one line naming where, and what a rerun resumes
+            where = f"iteration {log.at}" if isinstance(log.at, int) else (log.at or "the start")
+            msg = (f"interrupted at {where}; rerun the same command to resume from checkpoint.pt"
+                   if (out / "checkpoint.pt").exists() else
+                   f"interrupted at {where}, before the first checkpoint (one every {cfg.checkpoint_every} "
+                   f"iterations); rerun the same command to start again")
+            log(msg)
+            raise TrainingInterrupted(msg) from None
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`train`; ``str()`` is the one line to print (where it stopped and
+    what a rerun resumes). ``trlearner train`` prints it and exits 130."""
 
 
 def _train_locked(cfg: RunConfig, out: Path, progress: bool, force: bool, taken_over: str | None,
@@ -642,6 +657,7 @@ def _train_locked(cfg: RunConfig, out: Path, progress: bool, force: bool, taken_
     # a bar on a terminal, else a plain line every 30 s to log.txt and stderr (trlearner.run.progress)
     bar = Progress(start, cfg.iterations, f"{cfg.algorithm}/{cfg.variant}", log, progress)
     for it in bar:
+        log.at = it
         batch = train_src.batch(range(it * cfg.meta_batch, (it + 1) * cfg.meta_batch)).to(device)
         loss, logs, relation = meta_objective(cfg, algo, trl, reg, meta, batch, it)
         if not math.isfinite(loss.item()):
@@ -669,6 +685,7 @@ def _train_locked(cfg: RunConfig, out: Path, progress: bool, force: bool, taken_
     bar.close()
     if start < cfg.iterations:
         checkpoint(cfg.iterations)
+    log.at = "the evaluation"
     wall = elapsed + time.perf_counter() - t0
     metrics = write_results(cfg, algo, trl, meta, out, wall, history, relation, rel_mean, device)
     log(f"done: {metrics['metric']} after {cfg.test_steps} test steps = {metrics['mean']} "

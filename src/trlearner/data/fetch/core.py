@@ -191,7 +191,7 @@ def fetch_lock(dataset: str, root: str | Path = "data", timeout: float | None = 
     import fcntl
 
     if timeout is None:
-        timeout = float(os.environ.get(LOCK_TIMEOUT_ENV, LOCK_TIMEOUT))
+        timeout = lock_timeout()
     path = Path(root) / "downloads" / dataset / ".fetch.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -221,6 +221,22 @@ def fetch_lock(dataset: str, root: str | Path = "data", timeout: float | None = 
         yield path
     finally:
         os.close(fd)  # releases the lock
+
+
+def lock_timeout() -> float:
+    """Seconds a fetch waits for another fetch of its dataset: ``TRLEARNER_FETCH_LOCK_TIMEOUT``
+    (a number >= 0), else ``LOCK_TIMEOUT``; any other value is refused in one line."""
+    text = os.environ.get(LOCK_TIMEOUT_ENV)
+    if text is None or not text.strip():
+        return LOCK_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 and value != float("inf")):
+        raise DataFetchError(f"{LOCK_TIMEOUT_ENV}={text!r} is not a number of seconds: set it to one (e.g. "
+                             f"{LOCK_TIMEOUT_ENV}=600), or unset it for the default {LOCK_TIMEOUT:.0f}")
+    return value
 
 
 def _holder(path: Path) -> str:
