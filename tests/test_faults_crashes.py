@@ -353,3 +353,60 @@ def test_a_fetch_lock_timeout_that_is_no_number_is_one_line(tmp_path, value):
     assert rc == 1 and line == (f"error: TRLEARNER_FETCH_LOCK_TIMEOUT={value!r} is not a number of seconds: set it "
                                 f"to one (e.g. TRLEARNER_FETCH_LOCK_TIMEOUT=600), or unset it for the default 7200"), line
     assert not (tmp_path / "data").exists()
+
+
+# --------------------------------------------------------------------------- item 5: a corrupt DVC cache object
+
+def test_a_corrupt_dvc_cache_object_is_named_with_the_command_that_removes_it(tmp_path):
+    """One flipped byte in the ``.dvc/cache`` object of ``cache/images.npy``, the dataset folder
+    deleted: DVC restores the object and says "up to date"; ``pipeline fetch-data`` caught the
+    difference but printed a traceback whose advice (``dvc checkout``) restores the same object."""
+    import json
+    import shutil
+
+    from fixtures_data import SHARED_OMNIGLOT
+
+    if not (SHARED_OMNIGLOT / "images_background_small1.zip").is_file() or shutil.which("git") is None:
+        pytest.skip(f"needs the real Omniglot zips ({SHARED_OMNIGLOT}) and git")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
+               PYTHONPATH=str(REPO / "src"), GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t")
+    env.pop("TRLEARNER_MIRROR", None)
+    repo = tmp_path / "repo"
+    for f in ["dvc.yaml", "dvc.lock", "params.yaml", ".dvcignore", ".dvc/config", "src/trlearner/data/registry.yaml"]:
+        (repo / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / f, repo / f)
+
+    def sh(*cmd, **extra):
+        return subprocess.run(cmd, cwd=repo, env=dict(env, **extra), capture_output=True, text=True, timeout=600)
+
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        assert sh(*cmd).returncode == 0
+    r = sh(sys.executable, "-m", "dvc", "repro", "fetch@omniglot_small", TRLEARNER_MIRROR=str(SHARED_OMNIGLOT))
+    assert r.returncode == 0, r.stdout + r.stderr
+    cache = repo / ".dvc" / "cache" / "files" / "md5"
+    listing = json.loads(next(cache.rglob("*.dir")).read_text())
+    md5 = next(e["md5"] for e in listing if e["relpath"] == "cache/images.npy")
+    obj = cache / md5[:2] / md5[2:]
+    data, st = bytearray(obj.read_bytes()), obj.stat()
+    data[-1000] ^= 0xFF  # bit rot: the content changes, the size and times do not
+    with open(obj, "r+b") as fh:
+        fh.write(bytes(data))
+    os.utime(obj, ns=(st.st_atime_ns, st.st_mtime_ns))
+    shutil.rmtree(repo / "data" / "raw" / "omniglot_small")
+
+    r = sh(sys.executable, "-m", "trlearner.pipeline", "fetch-data", "omniglot_small", "--out", "m.json")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    ours = [ln for ln in r.stderr.splitlines() if ln.startswith("pipeline: ") and "dvc --wait-for-lock" not in ln]
+    rel = f".dvc/cache/files/md5/{md5[:2]}/{md5[2:]}"
+    assert len(ours) == 1 and f"cache/images.npy: {rel}" in ours[0], r.stderr
+    assert f"rm -f {rel} && dvc repro --force --single-item fetch@omniglot_small" in ours[0], ours[0]
+    assert "dvc checkout" in ours[0] and not (repo / "m.json").exists()
+
+    # the advice, followed: the object is rebuilt whole and the job succeeds
+    obj.unlink()
+    r = sh(sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "fetch@omniglot_small",
+           TRLEARNER_MIRROR=str(SHARED_OMNIGLOT))
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = sh(sys.executable, "-m", "trlearner.pipeline", "fetch-data", "omniglot_small", "--out", "m.json")
+    assert r.returncode == 0 and (repo / "m.json").exists(), r.stderr

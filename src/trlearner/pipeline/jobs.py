@@ -200,16 +200,70 @@ def fetch_data(dataset: str, out: str, data_root: str = "data") -> int:
     cmd = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--pull", "--single-item", stage]
     print("pipeline:", " ".join(cmd), file=sys.stderr)
     rc = subprocess.call(cmd)
+    if rc != 0 and _corrupt_cache_advice(dataset, stage):  # DVC saw the object's damage and found no remote
+        return rc
     if rc != 0:
         print(f"pipeline: {stage} failed (exit {rc}); the fetch error is above. Nothing outside DVC was "
               f"tried. Provide the files (network, TRLEARNER_MIRROR, or data/manual/{dataset}/) and rerun.",
               file=sys.stderr)
         return rc
+    from trlearner.data.errors import DataFetchError
     from trlearner.data.fetch import manifest
 
-    atomic_write_json(Path(out), {"dataset": dataset, "kind": "archive",
-                                  "manifest": manifest(dataset, root=data_root)})
+    try:
+        man = manifest(dataset, root=data_root)
+    except DataFetchError as exc:  # DVC restored a cache that differs from its MANIFEST: one line, the way out
+        if not _corrupt_cache_advice(dataset, stage):
+            print(f"pipeline: {exc.headline}; remove it and fetch anew: dvc repro --force --single-item {stage}, "
+                  f"then rerun this command", file=sys.stderr)
+        return 1
+    atomic_write_json(Path(out), {"dataset": dataset, "kind": "archive", "manifest": man})
     return 0
+
+
+def _corrupt_cache_advice(dataset: str, stage: str) -> bool:
+    """Print one line naming the corrupt objects of DVC's cache behind ``data/raw/<dataset>`` and
+    the command that removes them and fetches anew (``dvc checkout`` or ``repro --pull`` would
+    restore the same objects); False when none is corrupt."""
+    bad = corrupt_cache_objects(dataset)
+    if bad:
+        print(f"pipeline: DVC's cache holds corrupt objects of data/raw/{dataset} ("
+              + ", ".join(f"{rel}: {obj}" for rel, obj in bad) + "), which `dvc checkout` and `dvc pull` restore as "
+              f"they are; remove them and fetch anew: rm -f {' '.join(obj for _, obj in bad)} && "
+              f"dvc repro --force --single-item {stage}, then rerun this command", file=sys.stderr)
+    return bool(bad)
+
+
+def corrupt_cache_objects(dataset: str, lock: str | Path = "dvc.lock") -> list[tuple[str, str]]:
+    """The objects of DVC's cache behind ``data/raw/<dataset>`` (as ``dvc.lock`` pins it) whose
+    content does not have the md5 they are named by: ``[(path in the dataset, object path)]``.
+    Reads ``dvc.lock``, the ``.dir`` listing and the objects in ``dvc cache dir`` (DVC 3 layout
+    ``files/md5/<2>/<30>``); any of them missing or unreadable gives ``[]``."""
+    import hashlib
+    import json
+
+    from trlearner.util.yamlsafe import safe_load
+
+    try:
+        stage = (safe_load(Path(lock).read_text()) or {}).get("stages", {}).get(f"fetch@{dataset}", {})
+        want = next(o["md5"] for o in stage.get("outs", ()) if o.get("path") == f"data/raw/{dataset}")
+        r = subprocess.run([sys.executable, "-m", "dvc", "cache", "dir"], capture_output=True, text=True, timeout=60)
+        cache = Path(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 and r.stdout.strip() else Path(".dvc/cache")
+        obj = lambda md5: cache / "files" / "md5" / md5[:2] / md5[2:]  # noqa: E731
+        listing = json.loads(obj(want).read_text())
+        bad = []
+        for entry in listing:
+            path = obj(entry["md5"])
+            h = hashlib.md5()
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            if h.hexdigest() != entry["md5"]:
+                bad.append((entry["relpath"], str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd())
+                            else str(path)))
+        return bad
+    except (OSError, ValueError, KeyError, StopIteration, TypeError, AttributeError, subprocess.SubprocessError):
+        return []
 
 
 def gallery(argv: list[str]) -> int:
