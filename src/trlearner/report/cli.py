@@ -70,6 +70,13 @@ def run(args: argparse.Namespace) -> int:
     from .render import write_report
 
     problem = check_results(args.results)
+    if problem is None and args.expected is not None:  # before anything is written
+        from .tables import load_expected
+
+        try:
+            load_expected(args.expected)
+        except ValueError as err:
+            problem = str(err)
     if problem:
         print(f"trlearner report: error: {problem}", file=sys.stderr)
         return 2

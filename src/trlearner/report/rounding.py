@@ -42,14 +42,24 @@ def ci_decimals(half: float | None, fallback: int = 3, digits: int = CI_DIGITS) 
     return max(0, d)
 
 
+#: From this magnitude on a number is printed in scientific notation (``1.0e+300``), not with
+#: every digit (a metric near 1e300 filled a table cell with 300 digits).
+SCIENTIFIC_FROM = 1e15
+
+
 def fmt(x: float | None, decimals: int, sign: bool = False) -> str:
-    """``x`` with ``decimals`` places (``+`` sign if ``sign``), ``n/a`` when unknown or non-finite.
+    """``x`` with ``decimals`` places (``+`` sign if ``sign``), ``n/a`` when unknown or non-finite;
+    from :data:`SCIENTIFIC_FROM` on, two significant digits in scientific notation.
 
     >>> fmt(0.1234, 2), fmt(-0.05, 3, sign=True), fmt(float("nan"), 2)
     ('0.12', '-0.050', 'n/a')
+    >>> fmt(1e300, 3), fmt(-3.42e150, 0, sign=True)
+    ('1.0e+300', '-3.4e+150')
     """
     if x is None or not isinstance(x, (int, float)) or not math.isfinite(x):
         return "n/a"
+    if abs(x) >= SCIENTIFIC_FROM:
+        return f"{x:+.1e}" if sign else f"{x:.1e}"
     return f"{x:+.{decimals}f}" if sign else f"{x:.{decimals}f}"
 
 

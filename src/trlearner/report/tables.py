@@ -36,7 +36,7 @@ import pandas as pd
 
 from . import escape
 from .reference import Reference
-from .rounding import ci_decimals, format_ci
+from .rounding import ci_decimals, fmt, format_ci
 from .stats import CI_TASKS, PAIR_TASKS, aggregate_cells, paired_differences, records
 
 VARIANT_ORDER = ("baseline", "trlearner")
@@ -116,27 +116,43 @@ def load_expected(path_or_cells: str | os.PathLike | Iterable[dict] | dict | Non
     """
     if path_or_cells is None:
         return None
+    where = "expected cells"
     if isinstance(path_or_cells, (str, os.PathLike)):
-        data = json.loads(Path(path_or_cells).read_text())
+        where = f"--expected {path_or_cells}"
+        allowed = ("allowed: a JSON list of cells {dataset, setting, algorithm, variant} or {\"cells\": [...]}, "
+                   "as `python -m trlearner.pipeline expected` writes it")
+        try:
+            data = json.loads(Path(path_or_cells).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ValueError(f"{where} does not exist; {allowed}") from None
+        except IsADirectoryError:
+            raise ValueError(f"{where} is a folder; {allowed}") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+                             f"{allowed}") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{where} is not UTF-8 text ({exc.reason} at byte {exc.start}); {allowed}") from None
     else:
         data = path_or_cells
     if isinstance(data, dict):
         data = data.get("cells", [])
+    if not isinstance(data, list):
+        raise ValueError(f"{where}: holds a {type(data).__name__}, not a list of cells")
     cells = []
     for i, cell in enumerate(data):
+        if not isinstance(cell, dict):
+            raise ValueError(f"{where}: cell {i} is {cell!r}, not an object {{dataset, setting, algorithm, variant}}")
         missing = [k for k in ("dataset", "setting", "algorithm", "variant") if k not in cell]
         if missing:
-            raise ValueError(f"expected cell {i} lacks {missing}: {cell}")
+            raise ValueError(f"{where}: expected cell {i} lacks {missing}: {cell}")
         if cell["variant"] not in VARIANT_ORDER:
-            raise ValueError(f"expected cell {i}: variant={cell['variant']!r}, allowed: {VARIANT_ORDER}")
+            raise ValueError(f"{where}: expected cell {i}: variant={cell['variant']!r}, allowed: {VARIANT_ORDER}")
         cells.append({**cell, "setting": str(cell["setting"])})
     return cells
 
 
 def _fmt(x: float, decimals: int, sign: bool = False) -> str:
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    return f"{x:+.{decimals}f}" if sign else f"{x:.{decimals}f}"
+    return fmt(x, decimals, sign)  # scientific notation from 1e15 on (trlearner.report.rounding.fmt)
 
 
 def format_p(p: float) -> str:

@@ -73,8 +73,24 @@ _HTML_TODO = ("the server sent a web page instead of the file (for Google Drive:
               "retry after the quota resets (about 24 h).")
 
 
+_WARNED: set[str] = set()
+
+
 def mirrors() -> list[str]:
-    return [m.strip() for m in os.environ.get(MIRROR_ENV, "").split(",") if m.strip()]
+    """The entries of ``TRLEARNER_MIRROR``; a local folder that does not exist is warned about
+    once per process (it was silently never looked in)."""
+    out = [m.strip() for m in os.environ.get(MIRROR_ENV, "").split(",") if m.strip()]
+    for m in out:
+        if (m.lower().startswith("file://") or "://" not in m) and m not in _WARNED:
+            from urllib.parse import urlsplit
+            from urllib.request import url2pathname
+
+            folder = url2pathname(urlsplit(m).path) if "://" in m else m
+            if not Path(folder).is_dir():
+                _WARNED.add(m)
+                logger.warning(f"{MIRROR_ENV} names {m}, which does not exist"
+                               + (" as a folder" if Path(folder).exists() else "") + "; no file is looked up there")
+    return out
 
 
 # --------------------------------------------------------------------------- full check
@@ -381,8 +397,11 @@ def _sources(spec: DatasetSpec, f: FileSpec, root: Path) -> list[tuple[str, str]
     return out
 
 
-def obtain(spec: DatasetSpec, f: FileSpec, root: Path, *, progress: bool = True) -> Path:
-    """Get one verified file into ``<root>/downloads/<dataset>/``; raise listing every attempt."""
+def obtain(spec: DatasetSpec, f: FileSpec, root: Path, *, progress: bool = True,
+           origins: dict[str, str] | None = None) -> Path:
+    """Get one verified file into ``<root>/downloads/<dataset>/``; raise listing every attempt.
+    ``origins[f.name]`` is set to where it came from (a mirror, a folder, a URL)."""
+    origins = {} if origins is None else origins
     import pooch
     import requests
 
@@ -394,6 +413,7 @@ def obtain(spec: DatasetSpec, f: FileSpec, root: Path, *, progress: bool = True)
     if dest.exists():
         ok, _ = _check(dest, checksum)
         if ok and not looks_like_html(dest):
+            origins[f.name] = str(dest)
             return dest
         dest.unlink()
     attempts: list[DataFetchError] = []
@@ -404,6 +424,7 @@ def obtain(spec: DatasetSpec, f: FileSpec, root: Path, *, progress: bool = True)
                 if not p.is_file():
                     continue
                 _copy_local(p, dest, f, str(p), spec.name, manual_dir(spec.name, root), checksum, todo)
+                origins[f.name] = str(p)
                 return dest
             downloader = ResumableDownloader(dl / (f.name + ".part"), progress=progress)
             try:
@@ -422,6 +443,7 @@ def obtain(spec: DatasetSpec, f: FileSpec, root: Path, *, progress: bool = True)
             except requests.exceptions.RequestException as exc:
                 raise DataFetchError(f"download failed ({type(exc).__name__}: {exc})", file=f.name, url=where,
                                      todo="check the network or set TRLEARNER_MIRROR.") from exc
+            origins[f.name] = where
             return dest
         except DataFetchError as exc:
             exc.dataset = exc.dataset or spec.name
@@ -522,8 +544,9 @@ def _fetch_locked(spec: DatasetSpec, root: Path, *, progress: bool, keep_archive
         (stage / "cache").mkdir()
         hashes: dict[str, str] = {}
         local: dict[str, Path] = {}
+        origins: dict[str, str] = {}  # where each file came from, for the errors of extraction
         for f in spec.files:
-            local[f.name] = obtain(spec, f, root, progress=progress)
+            local[f.name] = obtain(spec, f, root, progress=progress, origins=origins)
         for f in spec.files:  # only after every file is verified: move them into the stage
             dest = stage / "archives" / f.name
             os.replace(local[f.name], dest)
@@ -533,7 +556,7 @@ def _fetch_locked(spec: DatasetSpec, root: Path, *, progress: bool, keep_archive
         from trlearner.data.fetch.archives import extract
         for f in spec.files:
             if f.extract:
-                url = f.urls[0] if f.urls else None
+                url = origins.get(f.name) or (f.urls[0] if f.urls else None)  # the mirror it came from
                 extract(local[f.name], extracted / Path(f.name).name.split(".")[0], url=url, max_ratio=f.max_ratio)
         try:
             convert(spec, archives=stage / "archives", extracted=extracted, cache=stage / "cache")
