@@ -88,17 +88,20 @@ def test_every_sweep_key_is_a_protocol_or_trlearner_key():
 
 # --------------------------------------------------------------------------- source files
 
-def test_a_training_run_depends_on_its_folders():
-    src = Path(sources.PACKAGE)
+def test_a_training_run_depends_on_what_it_executes():
+    """Issue 24: a job's code inputs are derived from the imports; an edit of
+    method/regularizers.py, which every baseline run executes, reruns the baselines."""
     maml = set(sources.train_sources("maml", trlearner=False))
     trl = set(sources.train_sources("maml", trlearner=True))
-    every = {f"{sources.SRC}/{p.relative_to(src).as_posix()}" for p in src.rglob("*.py")}
-    under = {f for f in every if f.split("/")[2] in ("engine", "run", "data")}
-    under -= {f for f in every if f.startswith(f"{sources.SRC}/data/fetch/")} | {f"{sources.SRC}/data/cli.py"}
-    under -= {f"{sources.SRC}/engine/algorithms/{a}.py" for a in catalog.ALGORITHMS if a != "maml"}
-    assert maml == under
-    assert trl - maml == {f for f in every if f.startswith(f"{sources.SRC}/method/")}
+    assert maml == trl  # run/train.py imports method/: baseline runs execute it too
+    assert f"{sources.SRC}/method/regularizers.py" in maml and f"{sources.SRC}/run/train.py" in maml
+    assert f"{sources.SRC}/engine/algorithms/maml.py" in maml
+    assert not {f"{sources.SRC}/engine/algorithms/{a}.py" for a in catalog.ALGORITHMS if a != "maml"} & maml
     assert not any(f.split("/")[2] in ("report", "analysis", "pipeline", "bench") for f in trl)
+    # exactly the closure of the imports, less the other algorithms
+    assert maml == set(sources.executed_modules()) - {f"{sources.SRC}/engine/algorithms/{a}.py"
+                                                       for a in catalog.ALGORITHMS if a != "maml"}
+    every = {f"{sources.SRC}/{p.relative_to(sources.PACKAGE).as_posix()}" for p in Path(sources.PACKAGE).rglob("*.py")}
     assert set(sources.report_sources()) == {f for f in every if f.startswith(f"{sources.SRC}/report/")}
     assert set(sources.analysis_sources()) == {f for f in every if f.startswith(f"{sources.SRC}/analysis/")}
     gallery = sources.gallery_sources()
@@ -106,14 +109,18 @@ def test_a_training_run_depends_on_its_folders():
     assert f"{sources.SRC}/report/render.py" not in gallery  # editing the report text redraws nothing
 
 
-def test_a_new_file_in_a_folder_is_a_dependency(tmp_path, monkeypatch):
+def test_a_module_a_run_imports_is_a_dependency_and_one_it_does_not_is_not(tmp_path, monkeypatch):
     copy = tmp_path / "trlearner"
     shutil.copytree(sources.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     (copy / "engine" / "new_helper.py").write_text("")
+    (copy / "engine" / "unused.py").write_text("")
+    train = copy / "run" / "train.py"  # a lazy import inside a function counts: it runs when called
+    train.write_text(train.read_text() + "\n\ndef _later():\n    from trlearner.engine import new_helper\n")
     (copy / "report" / "new_figure.py").write_text("")
     (copy / "report" / "gallery.py").write_text("from .new_figure import x\n")
     monkeypatch.setattr(sources, "PACKAGE", copy)
-    assert f"{sources.SRC}/engine/new_helper.py" in sources.train_sources("anil", trlearner=False)
+    files = sources.train_sources("anil", trlearner=False)
+    assert f"{sources.SRC}/engine/new_helper.py" in files and f"{sources.SRC}/engine/unused.py" not in files
     assert f"{sources.SRC}/report/new_figure.py" in sources.report_sources()
     assert sources.gallery_sources() == [f"{sources.SRC}/report/gallery.py", f"{sources.SRC}/report/new_figure.py"]
 

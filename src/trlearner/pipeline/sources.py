@@ -1,27 +1,28 @@
-"""The source files each kind of job depends on, by the package's folders.
+"""The source files each kind of job depends on.
 
 Snakemake does not rerun a job when a module it imports changes unless that module is one of
 its inputs, so every job lists the code it runs as inputs, named relative to the repository
-root (``src/trlearner/...``; Snakemake runs there). The lists follow the layout (globbed: a new
-file in a folder is picked up), never a hand-kept list of files:
+root (``src/trlearner/...``; Snakemake runs there). The lists are never kept by hand:
 
-- a training run: every ``.py`` under ``engine/`` (of ``engine/algorithms/<name>.py`` only its
-  own algorithm's, so an edit of one algorithm reruns only its runs), ``run/`` and ``data/``
-  except ``data/fetch/`` (the data's identity is its manifest, another input) and ``data/cli.py``; a TRLearner
-  run (and every analysis run, which may use the other regularisers) also ``method/``. Not
-  ``report/``, ``analysis/``, ``pipeline/``, ``bench/`` nor ``util/`` (command-line
-  conventions): editing the report never reruns training.
+- a training run: the modules its command executes, derived from the imports
+  (:func:`executed_modules`: ``trlearner.run.cli`` and ``trlearner.run.stacked`` and every
+  package module they import, directly or not, at module level or lazily inside a function,
+  with the ``__init__.py`` of every package on the way). So an edit of ``method/regularizers.py``,
+  which every baseline run executes, reruns the baselines too. One exception, documented: of
+  ``engine/algorithms/<name>.py`` only the run's own algorithm counts (the registry imports
+  them all; a run executes one), so an edit of one algorithm reruns only its runs. Not the
+  report, the analyses or the pipeline: none of them is imported by a run.
 - the report: every ``.py`` under ``report/``; an analysis: every ``.py`` under ``analysis/``.
 - the episode gallery: ``report/gallery.py`` and the ``report/`` modules it imports (directly
   or through another of them), so that editing the report's text does not redraw it.
 
 Example::
 
-    >>> files = train_sources("maml", trlearner=True)
+    >>> files = train_sources("maml", trlearner=False)
     >>> f"{SRC}/engine/algorithms/maml.py" in files, f"{SRC}/engine/algorithms/anil.py" in files
     (True, False)
-    >>> any(f.startswith(f"{SRC}/report/") for f in files)
-    False
+    >>> f"{SRC}/method/regularizers.py" in files, any(f.startswith(f"{SRC}/report/") for f in files)
+    (True, False)
 """
 
 from __future__ import annotations
@@ -50,15 +51,62 @@ def folder_sources(folder: str, exclude: tuple[str, ...] = ()) -> list[str]:
     return files
 
 
+#: The modules a training job starts from: the command (`trlearner train` and the pipeline's
+#: train job run ``trlearner.run.cli``; stacked jobs ``trlearner.run.stacked``).
+TRAIN_ENTRIES = ("trlearner.run.cli", "trlearner.run.train", "trlearner.run.stacked")
+
+
+def _module_file(name: str) -> Path | None:
+    """The file of package module ``name`` (``trlearner.a.b``), or None when it is not one."""
+    base = PACKAGE.parent / Path(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def executed_modules(entries=TRAIN_ENTRIES) -> list[str]:
+    """Every package module that importing ``entries`` and calling their functions can execute:
+    the transitive closure of their ``import``/``from ... import`` statements (module level and
+    inside functions: a lazy import runs when its function does), each module's parent
+    packages included, as ``src/trlearner/...`` paths, sorted.
+
+    Example::
+
+        >>> f"{SRC}/run/train.py" in executed_modules(), f"{SRC}/report/render.py" in executed_modules()
+        (True, False)
+    """
+    seen: dict[str, Path] = {}
+    todo = list(entries)
+    while todo:
+        name = todo.pop()
+        path = _module_file(name)
+        if name in seen or path is None:
+            continue
+        seen[name] = path
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages run first
+        package = parts if path.name == "__init__.py" else parts[:-1]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names if a.name.startswith("trlearner")]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = ".".join(package[:len(package) - node.level + 1] + ([node.module] if node.module else []))
+                else:
+                    base = node.module or ""
+                if base.startswith("trlearner"):
+                    todo.append(base)
+                    todo += [f"{base}.{a.name}" for a in node.names]  # a submodule imported by name
+    return sorted(f"{SRC}/{p.relative_to(PACKAGE).as_posix()}" for p in seen.values())
+
+
 def train_sources(algorithm: str, trlearner: bool) -> list[str]:
-    """The source files a training run of ``algorithm`` executes (``trlearner``: with
-    TRLearner, or any other regulariser of ``method/``)."""
+    """The source files a training run of ``algorithm`` executes (:func:`executed_modules`,
+    less the other algorithms' modules). ``trlearner`` is kept for the callers: with or without
+    TRLearner a run executes the same modules (``run/train.py`` imports ``method/``)."""
     others = {f"{SRC}/engine/algorithms/{a}.py" for a in ALGORITHMS if a != algorithm}
-    files = [f for f in folder_sources("engine") if f not in others]
-    files += folder_sources("run") + folder_sources("data", exclude=DATA_EXCLUDED)
-    if trlearner:
-        files += folder_sources("method")
-    return files
+    return [f for f in executed_modules() if f not in others]
 
 
 def report_sources() -> list[str]:

@@ -5,7 +5,9 @@ count each run once), ``schema`` (what a metrics.json must hold to be counted),
 ``reference`` (the packaged reference.yaml), ``stats`` (seeds, paired effects, power), ``tables``
 (family tables in Markdown/LaTeX/HTML), ``render`` (REPORT.md), ``cli`` (the command),
 ``escape`` (every string of a results folder escaped for the format it is rendered in), ``files``
-(every file written whole or not at all).
+(every file written whole or not at all), ``admission`` (only the runs the preset expects, each
+of its expected identity), ``calibration`` (each reading's baseline against the paper's, the
+operating point) and ``sequential`` (the seed rule's answer per look).
 
 Layer 5, ``report`` (a peer of ``analysis``; neither imports the other).
 Owns: everything from results to REPORT.md, its tables, figures and the HTML pages.
