@@ -132,3 +132,23 @@ def test_a_stored_ci_that_its_per_task_values_contradict_is_refused(work):
     text = report(work)
     assert re.search(r"seed0 \| invalid \| invalid metrics.json: stored ci95 0.0001 is not that of its per-task "
                      r"values \([0-9.]+\); a tampered or corrupt record", _checks(text)), _checks(text)
+
+
+def test_an_unreadable_metrics_json_is_named_under_run_checks(work):
+    path = work / "results/runs/sinusoid/5shot/maml/baseline/seed2/metrics.json"
+    path.write_text('{"dataset": "sinusoid", "mean": ')  # cut off mid-write
+    checks = _checks(report(work))
+    assert re.search(r"seed2 \| unreadable \| unreadable metrics.json \(JSONDecodeError", checks), checks
+
+
+def test_per_task_values_near_1e300_render_in_scientific_notation(work):
+    path = work / "results/runs/sinusoid/5shot/maml/baseline/seed0/metrics.json"
+    m = json.loads(path.read_text())
+    n = len(m["per_task"])
+    m["per_task"] = [1e300 * (1 + i) for i in range(n)]
+    mean = sum(v / n for v in m["per_task"])
+    sd = (sum(((v - mean) / 1e300) ** 2 for v in m["per_task"]) / (n - 1)) ** 0.5 * 1e300
+    m["mean"], m["ci95"] = mean, 1.96 * sd / n ** 0.5
+    path.write_text(json.dumps(m))
+    text = report(work)  # no OverflowError
+    assert "e+300" in text and not re.search(r"[0-9]{40}", text)

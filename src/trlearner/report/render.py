@@ -61,9 +61,9 @@ VERDICT_RULE = (
 
 
 def _fmt(x: float, d: int, sign: bool = False) -> str:
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    return f"{x:+.{d}f}" if sign else f"{x:.{d}f}"
+    from .rounding import fmt
+
+    return fmt(x, d, sign)  # n/a when unknown; scientific notation for huge values
 
 
 def _value_clause(rec: dict[str, Any], entry: dict[str, Any] | None, d: int, label: str) -> str:

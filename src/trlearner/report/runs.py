@@ -156,8 +156,9 @@ def stored_figures_problems(metrics: dict[str, Any]) -> list[str]:
     if len(values) < 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
         return []
     n = len(values)
-    mean = math.fsum(values) / n
-    half = 1.96 * math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) / math.sqrt(n)
+    mean = math.fsum(v / n for v in values)  # v / n first: values near 1e308 do not overflow
+    scale = max(abs(v - mean) for v in values) or 1.0
+    half = 1.96 * scale * math.sqrt(math.fsum(((v - mean) / scale) ** 2 for v in values) / (n - 1)) / math.sqrt(n)
     problems = []
     for key, want in (("mean", mean), ("ci95", half)):
         have = metrics.get(key)  # within 0.1 %: a record rounded to 4 digits is not refused
@@ -407,6 +408,8 @@ def scan_runs(results_dir: str | os.PathLike,
     for row in rows:
         if row["status"] == "invalid" and not row["message"].startswith("conflicts with"):
             skipped.append(dict(path=row["path"], kind="invalid", reason=row["message"]))
+        elif row["status"] == "failed" and str(row["message"]).startswith("unreadable"):
+            skipped.append(dict(path=row["path"], kind="unreadable", reason=row["message"]))
         try:
             expanded = expand_multi_source(row, metrics_of[id(row)])
         except (KeyError, TypeError, ValueError, AttributeError) as err:
