@@ -218,9 +218,46 @@ def verdict_markdown(published: str | Path) -> str:
                 verdict += " (**operating point**)" if how == "reproduces" else " (closest; no operating point)"
             lines.append(f"| {name} baseline | reading `{r['reading']}` | {r['n']} | {ours} | {fmt(paper, 3)} | "
                          f"{verdict} |")
+    lines += _effect_rows(published, ref)
     if len(lines) == 2:
         return "No published records yet (results/published/ is empty)."
     return "\n".join(lines)
+
+
+def _effect_rows(published: Path, ref) -> list[str]:
+    """A row per known paper cell with both variants among a published preset's table runs (the
+    runs its expected.json names, of their identity): the paired effect, the paper's, the
+    verdict rule's answer and the sequential rule's look."""
+    from trlearner.report.admission import admit
+    from trlearner.report.rounding import fmt
+    from trlearner.report.runs import scan_runs
+    from trlearner.report.sequential import LOOKS, look
+    from trlearner.report.stats import effect_verdict, paired_differences
+    from trlearner.report.tables import load_expected
+
+    rows = []
+    for preset in sorted(p for p in published.iterdir() if (p / "runs").is_dir()):
+        expected = load_expected(preset / "expected.json") if (preset / "expected.json").is_file() else None
+        runs, _ = admit(scan_runs(preset / "runs").runs, expected, preset / "runs")
+        for d in paired_differences(runs).to_dict("records"):
+            base = ref.paper_value(d["dataset"], d["setting"], d["algorithm"], "baseline")
+            trl = ref.paper_value(d["dataset"], d["setting"], d["algorithm"], "trlearner")
+            if base is None or trl is None or not d["n"] or d.get("reduced"):
+                continue
+            paper = float(trl["value"]) - float(base["value"])
+            verdict = effect_verdict(paper, d["diff"], d["ci95"], int(d["n"]))
+            cell = runs[(runs["dataset"] == d["dataset"]) & (runs["setting"] == d["setting"])
+                        & (runs["algorithm"] == d["algorithm"]) & (runs["status"] == "ok")]
+            means = {v: dict(zip(g["seed"].astype(int), g["mean"])) for v, g in cell.groupby("variant")}
+            seeds = sorted(set(means.get("baseline", {})) & set(means.get("trlearner", {})))
+            seq = ""
+            if len(seeds) in LOOKS:
+                at = look([means["trlearner"][s] - means["baseline"][s] for s in seeds], paper)
+                seq = f"; sequential rule at {at.n} seeds: {at.verdict}"
+            rows.append(f"| {ref.algorithm_label(d['algorithm'])} {d['dataset']} {d['setting']}: TRLearner − "
+                        f"baseline | preset `{preset.name}` | {int(d['n'])} | {fmt(d['diff'], 3, True)} ± "
+                        f"{fmt(d['ci95'], 3)} | {fmt(paper, 3, True)} | **{verdict}**{seq} |")
+    return rows
 
 
 def readme_with_table(readme: str, table: str) -> str:
