@@ -130,3 +130,16 @@ def test_the_report_section_gives_each_reading_against_the_paper_and_the_chosen_
     text = calibration_markdown(root / "runs", None, relative_to=tmp_path)
     assert "- Operating point: **torch_init**: its 95 % CI contains the paper's 0.593." in text
     assert "| maml_paper |" in text and "excludes the paper's" in text
+
+
+def test_a_preset_of_ablations_only_opens_its_report_with_the_calibration(tmp_path):
+    from trlearner.report.render import write_report
+
+    root = tmp_path / "results"
+    for seed, m in enumerate([0.58, 0.60, 0.62, 0.59, 0.61]):
+        d = root / "ablations/reading/sinusoid/5shot/maml/baseline/reading-torch_init" / f"seed{seed}"
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps(_record("torch_init", seed, m, [m - 0.05, m, m + 0.05])))
+    text = write_report(root / "runs", tmp_path / "reports", expected=[], relative_to=tmp_path).read_text()
+    assert text.index("## Calibration: the paper's baseline") < text.index("## Run checks")
+    assert "## Claims and verdicts" not in text and "## Main results" not in text

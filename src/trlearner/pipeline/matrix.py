@@ -25,6 +25,7 @@ An experiment with ``stack: K`` trains its seeds in stacked jobs (:class:`Stack`
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from trlearner.data.sources.metadataset_sources import METADATASET_HELDOUT_SOURCES, METADATASET_TRAIN_SOURCES
@@ -130,9 +131,15 @@ class Run:
                 if negation in values:
                     values[field_name] = not values.pop(negation)
             trl = TRConfig(**values)
-        return resolve_config(dataset=self.dataset, algorithm=self.algorithm, shots=self.shots, ways=self.ways,
-                              seed=self.seed, preset=preset, device=device, data_root=data_root, trlearner=trl,
-                              **dict(self.protocol))
+        logger = logging.getLogger("trlearner.run.train")
+        level = logger.level
+        logger.setLevel(logging.ERROR)  # its notes are for a run's log, not a plan
+        try:
+            return resolve_config(dataset=self.dataset, algorithm=self.algorithm, shots=self.shots, ways=self.ways,
+                                  seed=self.seed, preset=preset, device=device, data_root=data_root, trlearner=trl,
+                                  **dict(self.protocol))
+        finally:
+            logger.setLevel(level)
 
     def identity_hash(self) -> str:
         """The hash of the run's identity (``provenance.json``'s ``config_hash`` of its record)."""
