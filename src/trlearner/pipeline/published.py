@@ -30,6 +30,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from trlearner.run.results import portable_command
+
 #: The files of a run folder that are published (the record), in this order.
 RECORD_FILES = ("metrics.json", "provenance.json")
 #: The README's verdict table lies between these two lines (:func:`readme_with_table`).
@@ -61,8 +63,11 @@ def publish(results: str | Path, dest: str | Path) -> list[Path]:
             continue
         target = dest / run.relative_to(results)
         target.mkdir(parents=True, exist_ok=True)
-        for name in RECORD_FILES:
-            shutil.copyfile(run / name, target / name)
+        shutil.copyfile(run / "metrics.json", target / "metrics.json")
+        prov = json.loads((run / "provenance.json").read_text())
+        if isinstance(prov.get("command"), list):  # no machine's folders in a committed record
+            prov["command"] = portable_command(prov["command"])
+        (target / "provenance.json").write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")
         done.append(target)
     for name in ("expected.json", "ablations/index.json"):  # the preset's expected runs and identities
         if (results / name).is_file():

@@ -135,8 +135,27 @@ def provenance(config: dict, device: str, dataset_hash: str | None = None) -> di
         "cpu": cpu_model(),  # float rounding, hence bit-identity, depends on it (docs/CALIBRATION.md)
         "torch_build": torch.version.git_version,
         "threads": torch.get_num_threads(),
-        "command": sys.argv,
+        "command": portable_command(sys.argv),
     }
+
+
+def portable_command(argv) -> list[str]:
+    """``argv`` with every absolute path into this package's source tree written from its
+    ``trlearner/`` folder on (``src/trlearner/...`` in a checkout): a record names no machine's
+    folders.
+
+    Example:
+        >>> portable_command(["/home/me/repo/src/trlearner/__main__.py", "train", "--out", "/tmp/x"])
+        ['src/trlearner/__main__.py', 'train', '--out', '/tmp/x']
+    """
+    out = []
+    for arg in argv:
+        text = str(arg)
+        if os.path.isabs(text) and "/trlearner/" in text:
+            head, _, tail = text.rpartition("/trlearner/")
+            text = f"{'src/' if head.endswith('/src') else ''}trlearner/{tail}"
+        out.append(text)
+    return out
 
 
 def cpu_model() -> str:
