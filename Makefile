@@ -80,8 +80,9 @@ verdicts: setup
 	$(PY) -m trlearner.pipeline verdicts --readme README.md
 
 N ?= 1
+SEED ?= 0
 spot-check: setup
-	$(PY) -m trlearner.pipeline spot-check --published results/published -n $(N)
+	$(PY) -m trlearner.pipeline spot-check --published results/published -n $(N) --seed $(SEED)
 
 ## The whole test suite, slow end-to-end and SLURM tests included (38 min on a loaded 2-core machine;
 ## the SLURM tests need the cluster of .ci/slurm/up.sh, which .ci/run starts).
