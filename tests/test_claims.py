@@ -163,20 +163,23 @@ def _claims_matrix():
     return config, check_config(config)
 
 
-def test_claims_preset_runs_the_known_cell_at_full_protocol_for_every_interpretation():
+def test_claims_preset_runs_the_known_cell_at_the_operating_point_for_every_interpretation():
+    from trlearner.report.sequential import LOOKS
+
     config, matrix = _claims_matrix()
-    default = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
+    op = yaml.safe_load((ROOT / "config" / "operating_point.yaml").read_text())
     main = config["experiments"]["regression_main"]
-    # the same cell, seeds and protocol as the default preset's known cell
-    for key in ("datasets", "settings", "algorithms", "seeds"):
-        assert main[key] == default["experiments"]["regression_main"][key]
-    assert "protocol" not in main
+    # the operating point's cell, protocol, seeds and stacks: the same runs (same identities)
+    for key in ("datasets", "settings", "algorithms", "protocol", "seeds", "stack"):
+        assert main[key] == op["experiments"]["regression_main"][key]
+    assert main["protocol"] == {"reading": "torch_init"}
+    assert main["seeds"] == list(range(LOOKS[0]))          # look 1 of the sequential rule
     base = {r.seed for r in matrix.table_runs if r.variant == "baseline"}
     assert base == set(main["seeds"])
     points = {}
     for r in matrix.ablation_runs:
         assert (r.dataset, r.setting, r.algorithm, r.variant) == ("sinusoid", "5shot", "maml", "trlearner")
-        assert r.protocol == () and r.path.startswith("results/claims/ablations/")
+        assert dict(r.protocol) == {"reading": "torch_init"} and r.path.startswith("results/claims/ablations/")
         points.setdefault(r.point, set()).add(r.seed)
     assert all(seeds == base for seeds in points.values())      # paired against the same seeds
     # every open decision with an alternative, never the default value (that is the table's run)
@@ -185,6 +188,15 @@ def test_claims_preset_runs_the_known_cell_at_full_protocol_for_every_interpreta
                            "fixed_omega-True"}
     assert preset_roots(config) == ("results/claims", "reports/claims")   # never over `make run`'s
     assert "analyses" not in config
+
+
+def test_claims_preset_shares_the_operating_points_runs():
+    """regression_main of claims is operating_point's cell: equal identities, so the published
+    operating-point records are the claims audit's baseline and default TRLearner."""
+    _, claims = _claims_matrix()
+    op = check_config(yaml.safe_load((ROOT / "config" / "operating_point.yaml").read_text()))
+    ids = lambda m: sorted((r.variant, r.seed, r.identity_hash()) for r in m.table_runs)
+    assert ids(claims) == ids(op)
 
 
 def test_claims_preset_train_commands_set_each_decision():
