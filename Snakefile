@@ -63,12 +63,15 @@ wildcard_constraints:
     seed=r"[0-9]+",
     ablation=r"[a-z][a-z0-9_]*",
     point=r"[a-z_]+-[A-Za-z0-9._]+",
+    arm=r"[A-Za-z0-9._-]+",
+    n=r"[0-9]+",
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/ablations.smk"
+include: "workflow/rules/sequential.smk"
 include: "workflow/rules/analyses.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
@@ -76,15 +79,19 @@ include: "workflow/rules/report.smk"
 
 # The job count and compute-time estimate per dataset: printed by dry runs (-n) here, and at
 # the start of a real run by onstart (also: python -m trlearner.pipeline estimate --config ...).
+# (a sequential preset: the runs its look records on disk ask for so far)
+_ESTIMATED = seqrule.decided(MATRIX, seqrule.seeds_on_disk(MATRIX, RESULTS)) if ARMS else MATRIX
 if workflow.is_main_process and estimate.dry_run_requested(sys.argv[1:]):
     _analyses = estimate.analysis_jobs(config, RESULTS)
-    print(estimate.format_estimate(MATRIX, estimate.done_runs(MATRIX, _analyses), 2, _analyses), file=sys.stderr)
+    print(estimate.format_estimate(_ESTIMATED, estimate.done_runs(_ESTIMATED, _analyses), 2, _analyses),
+          file=sys.stderr)
 
 
 onstart:
     # (workflow.cores is undefined under cluster executors: no wall-time line then)
     _analyses = estimate.analysis_jobs(config, RESULTS)
-    print(estimate.format_estimate(MATRIX, estimate.done_runs(MATRIX, _analyses), None, _analyses), file=sys.stderr)
+    print(estimate.format_estimate(_ESTIMATED, estimate.done_runs(_ESTIMATED, _analyses), None, _analyses),
+          file=sys.stderr)
 
 
 rule all:

@@ -166,11 +166,14 @@ def _claims_matrix():
 def test_claims_preset_runs_the_known_cell_at_the_operating_point_for_every_interpretation():
     from trlearner.report.sequential import LOOKS
 
+    from trlearner.pipeline.sequential import decided
+
     config, matrix = _claims_matrix()
+    matrix = decided(matrix, {})  # the first look of every arm (the rule adds the others)
     op = yaml.safe_load((ROOT / "config" / "operating_point.yaml").read_text())
     main = config["experiments"]["regression_main"]
     # the operating point's cell, protocol, seeds and stacks: the same runs (same identities)
-    for key in ("datasets", "settings", "algorithms", "protocol", "seeds", "stack"):
+    for key in ("datasets", "settings", "algorithms", "protocol", "seeds", "sequential", "stack"):
         assert main[key] == op["experiments"]["regression_main"][key]
     assert main["protocol"] == {"reading": "torch_init"}
     assert main["seeds"] == list(range(LOOKS[0]))          # look 1 of the sequential rule

@@ -70,8 +70,24 @@ def test_the_report_section_gives_the_rules_answer_at_the_look_reached(tmp_path)
 
     ref = Reference.load()
     text = sequential_markdown(_cell(tmp_path / "a", [-0.02, 0.01, -0.05, 0.03, 0.0]), ref)
-    assert "MAML on sinusoid 5shot: look at 4 seeds, effect -0.008 ± " in text
+    assert "MAML on sinusoid 5shot, TRLearner (defaults): look 1 (4 seeds), effect -0.008 ± " in text
     assert "paper -0.193: **stop: incompatible**" in text
     wide = sequential_markdown(_cell(tmp_path / "b", [-0.4, 0.05, -0.3, -0.1]), ref)
-    assert "**continue**: run seeds 4..7 of both variants (next look at 8 seeds)" in wide
+    assert "**continue**: run seeds 4..7 of both sides (next look at 8 seeds)" in wide
     assert sequential_markdown(_cell(tmp_path / "c", [-0.2, -0.2, -0.2]), ref) == ""  # no look reached
+
+
+def test_the_report_section_gives_each_interpretation_its_own_look(tmp_path):
+    """An interpretation (ablation point) pairs with the table's baseline: its own look and verdict."""
+    from trlearner.report.reference import Reference
+    from trlearner.report.sequential import sequential_markdown
+
+    runs = _cell(tmp_path / "a", [-0.02, 0.01, -0.05, 0.03])
+    point = _cell(tmp_path / "b", [-0.4, 0.05, -0.3, -0.1])
+    interp = point[point["variant"] == "trlearner"].assign(ablation="lam", key="lam", value="1.0")
+    text = sequential_markdown(runs, Reference.load(), interp)
+    rows = [line for line in text.splitlines() if line.startswith("- ")]
+    assert len(rows) == 2
+    assert "TRLearner (defaults): look 1 (4 seeds)" in rows[0] and "**stop: incompatible**" in rows[0]
+    assert rows[1].startswith("- MAML on sinusoid 5shot, lam = 1.0: look 1 (4 seeds), effect -0.188 ± ")
+    assert "**continue**: run seeds 4..7" in rows[1]

@@ -4,11 +4,13 @@
 
 
 rule expected_cells:
+    input:
+        DECIDED_RECORDS,  # a sequential preset expects the seeds its rule's decisions ask for
     output:
         f"{RESULTS}/expected.json",
     params:
-        cells=json.dumps(MATRIX.expected_cells(RESULTS), sort_keys=True),
+        cells=json.dumps(MATRIX.expected_cells(RESULTS), sort_keys=True),  # a rerun trigger
     log:
         f"{RESULTS}/logs/expected_cells.log",
     run:
-        Path(output[0]).write_text(json.dumps(json.loads(params.cells), indent=1) + "\n")
+        Path(output[0]).write_text(json.dumps(DECIDED().expected_cells(RESULTS), indent=1) + "\n")

@@ -62,16 +62,17 @@ rule analysis:
 
 rule ablations_index:
     input:
-        [r.metrics for r in MATRIX.ablation_runs],
+        [r.metrics for r in FIXED.ablation_runs],
+        DECIDED_RECORDS,  # a sequential ablation's runs: those its rule's decisions asked for
     output:
         f"{RESULTS}/ablations/index.json",
     params:
-        # every expected ablation run with its identity: the report counts only these
-        runs=json.dumps(MATRIX.ablation_index()),
+        runs=json.dumps(MATRIX.ablation_index()),  # a rerun trigger
     log:
         f"{RESULTS}/logs/ablations_index.log",
     run:
-        Path(output[0]).write_text(json.dumps(json.loads(params.runs), indent=1) + "\n")
+        # every expected ablation run with its identity: the report counts only these
+        Path(output[0]).write_text(json.dumps(DECIDED().ablation_index(), indent=1) + "\n")
 
 
 ANALYSIS_OUTPUTS = ([rules.ablations_index.output[0]] if MATRIX.ablation_runs else []) + [

@@ -41,7 +41,8 @@ REPORT_CMD = ("python -m trlearner.pipeline report --results {params.runs:q} --e
 
 rule report:
     input:
-        runs=[r.metrics for r in MATRIX.table_runs],
+        runs=[r.metrics for r in FIXED.table_runs],
+        decided=DECIDED_RECORDS,  # the runs of sequential groups: those the rule asked for
         expected=rules.expected_cells.output[0],
         reference=REFERENCE,
         code=sources.report_sources(),
@@ -77,7 +78,7 @@ onerror:
     expected = Path(rules.expected_cells.output[0])
     if not expected.is_file():
         expected.parent.mkdir(parents=True, exist_ok=True)
-        expected.write_text(json.dumps(MATRIX.expected_cells(RESULTS), indent=1) + "\n")
+        expected.write_text(json.dumps(_ESTIMATED.expected_cells(RESULTS), indent=1) + "\n")
     partial = dict(runs=f"{RESULTS}/runs", expected=expected, reference=REFERENCE,
                    analyses=f"{REPORTS}/analyses", gallery=f"{REPORTS}/gallery", out=REPORTS)
     log = f"{RESULTS}/logs/report_partial.log"

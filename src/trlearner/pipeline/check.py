@@ -99,9 +99,42 @@ def check_config(config: dict) -> Matrix:
                           "least one experiment or ablation")
     problems = list(dict.fromkeys(p for r in matrix.runs for p in (_check_setting(r), _check_run(r)) if p))
     problems += list(dict.fromkeys(p for s in matrix.stacks if (p := _check_stack(s))))
+    problems += _check_sequential(config, matrix)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return matrix
+
+
+def _check_sequential(config: dict, matrix: Matrix) -> list[str]:
+    """Why the sequential rule cannot run a group with ``sequential: true``: seeds that are not
+    its first look, stacks that straddle two looks, an arm without a baseline or a paper effect."""
+    from trlearner.pipeline import sequential
+    from trlearner.report.reference import Reference, default_reference_path
+    from trlearner.report.sequential import LOOKS
+
+    problems = []
+    for kind, groups in (("experiments", config.get("experiments")), ("ablations", config.get("ablations"))):
+        for name, group in (groups or {}).items():
+            if not group.get("sequential"):
+                continue
+            if [int(s) for s in group["seeds"]] != list(range(LOOKS[0])):
+                problems.append(f"{kind}.{name}.seeds: {group['seeds']} with sequential: true; allowed: the rule's "
+                                f"first look, {list(range(LOOKS[0]))} (it adds the others)")
+            if group.get("stack") and any(n % int(group["stack"]) for n in LOOKS):
+                problems.append(f"{kind}.{name}.stack: {group['stack']} would put one job across two looks of the "
+                                f"sequential rule (at {list(LOOKS)} seeds); allowed: a divisor of {LOOKS[0]}")
+    if problems or not matrix.sequential:
+        return problems
+    try:
+        arms = sequential.arms(matrix)
+    except ConfigError as exc:
+        return [str(exc)]
+    reference = Reference.load((config.get("report") or {}).get("reference") or default_reference_path())
+    for arm in arms:
+        if sequential.paper_effect(reference, *arm.cell) is None:
+            problems.append(f"sequential: {' '.join(arm.cell)} has no paper effect (baseline and TRLearner in "
+                            f"the reference) for the rule to test; allowed: sequential only on known cells")
+    return list(dict.fromkeys(problems))
 
 
 def _non_finite(x, where: str = "") -> list[str]:

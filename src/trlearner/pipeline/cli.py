@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--published", default="results/published", help="(default: results/published)")
     v.add_argument("--readme", default=None, help="write the table into this README between its markers")
     v.add_argument("--check", action="store_true", help="with --readme: exit 1 when the README's table differs")
+    k = sub.add_parser("look", help="the sequential rule at one look of one arm (its record, JSON)")
+    k.add_argument("--arm", required=True, help="the arm's name (trlearner.pipeline.sequential.Arm)")
+    k.add_argument("--baseline", nargs="+", required=True, help="metrics.json of baseline seeds 0..n-1")
+    k.add_argument("--trlearner", nargs="+", required=True, help="metrics.json of TRLearner seeds 0..n-1")
+    k.add_argument("--paper-effect", type=float, required=True, help="the paper's TRLearner - baseline")
+    k.add_argument("--out", required=True)
     for name, text in PASS_ON.items():
         sub.add_parser(name, help=text, add_help=False)
     register_commands(sub)  # analysis, report
@@ -140,6 +146,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.cmd in ("publish", "spot-check", "verdicts"):
         return _published(args)
+    if args.cmd == "look":
+        from trlearner.pipeline.sequential import look_record
+        from trlearner.run.results import atomic_write_json
+
+        try:
+            record = look_record(args.arm, args.baseline, args.trlearner, args.paper_effect)
+        except ValueError as exc:
+            print(f"look: error: {exc}", file=sys.stderr)
+            return 2
+        atomic_write_json(Path(args.out), record)
+        print(f"{args.arm}: look at {record['n']} seeds: effect {record['effect']:+.4f} ± {record['half_width']:.4f} "
+              f"(paper {record['paper_effect']:+.4f}): {record['verdict']}")
+        return 0
     if args.cmd in ("analysis", "report"):
         from trlearner.util.cli import run_command
 
@@ -160,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 2
+    from trlearner.pipeline import sequential
+    from trlearner.pipeline.matrix import preset_roots
+
+    # a sequential preset: the runs its look records on disk ask for so far (first look: none yet)
+    full, matrix = matrix, sequential.decided(matrix, sequential.seeds_on_disk(matrix, preset_roots(config)[0]))
     if args.cmd == "estimate":
         from trlearner.pipeline.estimate import analysis_jobs, done_runs, format_estimate
 
@@ -171,11 +195,11 @@ def main(argv: list[str] | None = None) -> int:
         n_analysis = len(analysis_jobs(config))
         n_jobs = training_jobs(matrix) + n_analysis
         stacked = f", {len(matrix.stacks)} of them stacked" if matrix.stacks else ""
-        print(f"{args.config}: ok ({len(matrix.runs) + n_analysis} training runs in {n_jobs} jobs{stacked})")
+        upto = (f"; the sequential rule may add up to {len(full.runs) - len(matrix.runs)} runs in "
+                f"{training_jobs(full) - training_jobs(matrix)} jobs") if full.sequential else ""
+        print(f"{args.config}: ok ({len(matrix.runs) + n_analysis} training runs in {n_jobs} jobs{stacked}{upto})")
     elif args.cmd == "expected":
         from trlearner.run.results import atomic_write_json
-
-        from trlearner.pipeline.matrix import preset_roots
 
         atomic_write_json(Path(args.out), matrix.expected_cells(preset_roots(config)[0]))
     return 0

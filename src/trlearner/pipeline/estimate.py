@@ -186,6 +186,9 @@ def format_estimate(matrix: Matrix, done: set[str] | None = None, cores: int | N
     if cores and matrix.device == "cpu":
         lines.append(f"  wall time with {cores} cores (1 thread per job): {_minutes(tot[3] / cores)} to run")
     lines.append("  (estimates: docs/PIPELINE.md#estimates; GPU rates are assumed, not measured)")
+    if matrix.sequential:
+        lines.append("  (sequential rule: the looks decided so far; each later look of an arm adds its next seeds: "
+                     "docs/CALIBRATION.md)")
     return "\n".join(lines)
 
 

@@ -262,6 +262,9 @@ class Matrix:
     runs: list[Run] = field(default_factory=list)
     by_path: dict[str, Run] = field(default_factory=dict)
     stacks: list[Stack] = field(default_factory=list)  # stacked jobs (experiments with `stack`)
+    # (kind, group) of the groups with `sequential: true`: their runs cover every seed up to the
+    # sequential rule's last look; trlearner.pipeline.sequential.decided keeps those the rule asks for
+    sequential: set = field(default_factory=set)
 
     @property
     def stacked_paths(self) -> set[str]:
@@ -327,6 +330,13 @@ class Matrix:
             out.append(entry)
         return out
 
+    def restricted(self, paths: set[str]) -> Matrix:
+        """The same matrix with only the runs whose folder is in ``paths`` (and the stacked jobs
+        all of whose runs are kept)."""
+        runs = [r for r in self.runs if r.path in paths]
+        return Matrix(self.preset, self.device, self.threads, self.data_root, runs, {r.path: r for r in runs},
+                      [s for s in self.stacks if all(r.path in paths for r in s.runs)], set(self.sequential))
+
     def lookup(self, path: str) -> Run:
         try:
             return self.by_path[path]
@@ -341,6 +351,16 @@ def _pairs(d: dict | None) -> tuple:
 def _settings(exp: dict) -> list[tuple[int, int | None, bool]]:
     """(shots, ways, varway) of each setting; ``{varway: true}`` runs with shots 1 (ignored)."""
     return [(int(s.get("shots", 1)), s.get("ways"), bool(s.get("varway", False))) for s in exp["settings"]]
+
+
+def _seeds(exp: dict) -> list[int]:
+    """The seeds of a group: as listed, or, with ``sequential: true``, every seed up to the
+    sequential rule's last look (trlearner.report.sequential.LOOKS; the config lists the first)."""
+    if exp.get("sequential"):
+        from trlearner.report.sequential import LOOKS
+
+        return list(range(LOOKS[-1]))
+    return [int(s) for s in exp["seeds"]]
 
 
 def _excluded(exp: dict, dataset: str, setting: str, algorithm: str, variant: str) -> bool:
@@ -390,10 +410,12 @@ def build_matrix(config: dict) -> Matrix:
                     for variant in exp.get("variants", VARIANTS):
                         if _excluded(exp, dataset, setting, algorithm, variant):
                             continue
-                        for seed in exp["seeds"]:
+                        for seed in _seeds(exp):
                             add(Run("run", name, dataset, setting, shots, ways, algorithm, variant,
                                     int(seed), _pairs(protocol),
                                     _pairs(trl) if variant == "trlearner" else (), root=root), where)
+        if exp.get("sequential"):
+            m.sequential.add(("run", name))
         if exp.get("stack"):
             m.stacks += stack_runs([r for r in m.runs if r.kind == "run" and r.group == name], int(exp["stack"]))
     for name, abl in (config.get("ablations") or {}).items():
@@ -410,11 +432,13 @@ def build_matrix(config: dict) -> Matrix:
                         for value in values:
                             p, t = dict(protocol), dict(trl)
                             (t if key in TRLEARNER_KEYS else p)[key] = value
-                            for seed in abl["seeds"]:
+                            for seed in _seeds(abl):
                                 add(Run("ablation", name, dataset, setting_name(shots, ways, varway), shots,
                                         ways, algorithm, variant, int(seed), _pairs(p),
                                         _pairs(t) if variant == "trlearner" else (),
                                         point=f"{key}-{value}", root=root), where)
+        if abl.get("sequential"):
+            m.sequential.add(("ablation", name))
         if abl.get("stack"):
             m.stacks += stack_runs([r for r in m.runs if r.kind == "ablation" and r.group == name],
                                    int(abl["stack"]))

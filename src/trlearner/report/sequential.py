@@ -98,36 +98,56 @@ def run_rule(diffs: Sequence[float], paper_effect: float, looks: Sequence[int] =
     raise AssertionError("the last look always stops")  # pragma: no cover
 
 
-def sequential_markdown(runs, reference) -> str:
-    """The section "Sequential rule" of REPORT.md: for every known paper cell with both
-    variants under the full protocol, the rule's answer at the look its paired seeds reach
-    (seeds 0..n-1 of both variants ok), or ``""`` when no cell reaches the first look.
+def _arms(runs, interp):
+    """(label, dataset, setting, algorithm, reduced, {seed: baseline}, {seed: TRLearner}) of every
+    arm: each table cell's TRLearner against its baseline, then each interpretation (ablation
+    point) of a cell against the same baseline."""
+    ok = runs[runs["status"] == "ok"]
+    reduced = lambda frame: bool(frame["reduced"].fillna(False).astype(bool).any())
+    out = []
+    for (dataset, setting, algorithm), cell in ok.groupby(["dataset", "setting", "algorithm"], sort=True):
+        by = {v: dict(zip(g["seed"].astype(int), g["mean"])) for v, g in cell.groupby("variant")}
+        base = by.get("baseline", {})
+        if "trlearner" in by:
+            out.append(("TRLearner (defaults)", dataset, setting, algorithm, reduced(cell), base, by["trlearner"]))
+        if interp is None or not len(interp):
+            continue
+        mine = interp[(interp["status"] == "ok") & (interp["dataset"] == dataset) & (interp["setting"] == setting)
+                      & (interp["algorithm"] == algorithm) & (interp["variant"] == "trlearner")]
+        for (ablation, key, value), point in mine.groupby(["ablation", "key", "value"], sort=True):
+            out.append((f"{key} = {value}", dataset, setting, algorithm, reduced(point) or reduced(cell), base,
+                        dict(zip(point["seed"].astype(int), point["mean"]))))
+    return out
+
+
+def sequential_markdown(runs, reference, interp=None) -> str:
+    """The section "Sequential rule" of REPORT.md: for every arm on a known paper cell (the table's
+    TRLearner runs, and each interpretation of ``interp`` against the same baseline), the look at
+    which the rule stopped and why, or which seeds it asks for next (seeds 0..n-1 of both sides
+    ok), or ``""`` when no arm reaches the first look. An arm under a reduced protocol is listed
+    with its look, marked: its verdict says nothing about the paper.
 
     Arguments:
         runs: the report's counted runs (``trlearner.report.runs.RUN_COLUMNS``).
         reference: the paper's numbers (:class:`trlearner.report.reference.Reference`).
+        interp: counted ablation runs (:func:`trlearner.report.claims.interpretation_runs`), or None.
     """
-    import pandas as pd
-
     if not len(runs):
         return ""
     lines = []
-    ok = runs[(runs["status"] == "ok") & ~runs["reduced"].fillna(False).astype(bool)]
-    for (dataset, setting, algorithm), cell in ok.groupby(["dataset", "setting", "algorithm"], sort=True):
-        base = reference.paper_value(dataset, setting, algorithm, "baseline")
-        trl = reference.paper_value(dataset, setting, algorithm, "trlearner")
-        if base is None or trl is None:
+    for label, dataset, setting, algorithm, reduced, base, trl in _arms(runs, interp):
+        paper_base = reference.paper_value(dataset, setting, algorithm, "baseline")
+        paper_trl = reference.paper_value(dataset, setting, algorithm, "trlearner")
+        if paper_base is None or paper_trl is None:
             continue
-        paper = float(trl["value"]) - float(base["value"])
-        by = {v: dict(zip(g["seed"].astype(int), g["mean"])) for v, g in cell.groupby("variant")}
-        paired = [s for s in sorted(by.get("baseline", {})) if s in by.get("trlearner", {})]
+        paper = float(paper_trl["value"]) - float(paper_base["value"])
         n = 0  # seeds 0..n-1 all paired
-        while n in paired:
+        while n in base and n in trl:
             n += 1
         reached = [k for k in LOOKS if k <= n]
         if not reached:
             continue
-        diffs = [by["trlearner"][s] - by["baseline"][s] for s in range(reached[-1])]
+        diffs = [trl[s] - base[s] for s in range(reached[-1])]
         for k in reached:  # the first look that stops, else the last reached
             at = look(diffs[:k], paper)
             if at.stop:
@@ -136,15 +156,17 @@ def sequential_markdown(runs, reference) -> str:
                    "contains": "**stop: compatible** (the CI contains the paper's effect and excludes 0)",
                    "contains, imprecise": "**stop at the last look: the CI contains the paper's effect, "
                                           "but is wider than the rule's precision**",
-                   "continue": f"**continue**: run seeds {at.n}..{at.n + LOOKS[0] - 1} of both variants "
+                   "continue": f"**continue**: run seeds {at.n}..{at.n + LOOKS[0] - 1} of both sides "
                                f"(next look at {at.n + LOOKS[0]} seeds)"}[at.verdict]
-        lines.append(f"- {reference.algorithm_label(algorithm)} on {dataset} {setting}: look at {at.n} seeds, "
-                     f"effect {at.mean:+.3f} ± {at.half:.3f} (CI at level {1 - ALPHA / len(LOOKS):.4f}), paper "
-                     f"{paper:+.3f}: {verdict}.")
+        look_no = LOOKS.index(at.n) + 1
+        note = " (reduced protocol: the rule ran; its verdict says nothing about the paper)" if reduced else ""
+        lines.append(f"- {reference.algorithm_label(algorithm)} on {dataset} {setting}, {label}: look {look_no} "
+                     f"({at.n} seeds), effect {at.mean:+.3f} ± {at.half:.3f} (level {1 - ALPHA / len(LOOKS):.4f}), "
+                     f"paper {paper:+.3f}: {verdict}{note}.")
     if not lines:
         return ""
     return "\n".join(["## Sequential rule", "",
                       f"Seeds decided by the data (docs/CALIBRATION.md, \"Seeds decided by the data\"): looks at "
-                      f"{', '.join(map(str, LOOKS))} paired seeds, Bonferroni CI over the looks (error rate over "
-                      f"all looks at most {ALPHA:.0%}); stop when the paper's effect is outside it, or inside it "
-                      f"with a half-width of at most {PRECISION}.", "", *lines, ""])
+                      f"{', '.join(map(str, LOOKS))} paired seeds, Bonferroni CI over the looks.",
+                      f"The error rate over all looks is at most {ALPHA:.0%}. An arm stops when the paper's effect "
+                      f"is outside its CI, or inside it with a half-width of at most {PRECISION}.", "", *lines, ""])
