@@ -20,30 +20,32 @@ import yaml
 from trlearner.pipeline.catalog import GENERATED
 from trlearner.pipeline.check import check_config
 from trlearner.pipeline.matrix import Run
-from trlearner.report.stats import seeds_for_halfwidth
 from trlearner.run.learning import learns
 
 ROOT = Path(__file__).resolve().parents[1]
-#: sd of the 7 paired differences measured under the full protocol on a 2-core AMD EPYC (commit
-#: bd62351, stacked trainer; issue 15; docs/PIPELINE.md, "The default preset")
-MEASURED_SD = 0.0876
 
 
 def _config() -> dict:
     return yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
 
 
-def test_known_cell_runs_the_seeds_for_a_005_ci():
+def test_known_cell_runs_at_the_operating_point_on_the_sequential_rule():
+    from trlearner.pipeline.sequential import arms, decided
+    from trlearner.report.sequential import LOOKS
+
     cfg = _config()
     main = cfg["experiments"]["regression_main"]
     assert (main["datasets"], main["settings"], main["algorithms"]) == (["sinusoid"], [{"shots": 5}], ["maml"])
-    assert "protocol" not in main  # the paper's full protocol
-    # t(0.975; 13) * 0.0876 / sqrt(14) = 2.1604 * 0.0876 / 3.7417 = 0.0506 > 0.05;
-    # t(0.975; 14) * 0.0876 / sqrt(15) = 2.1448 * 0.0876 / 3.8730 = 0.0485 <= 0.05
-    assert seeds_for_halfwidth(MEASURED_SD, 0.05) == 15
-    assert main["seeds"] == list(range(15))
-    runs = [r for r in check_config(cfg).table_runs if r.group == "regression_main"]
-    assert sorted((r.variant, r.seed) for r in runs) == [(v, s) for v in ("baseline", "trlearner") for s in range(15)]
+    op = yaml.safe_load((ROOT / "config" / "operating_point.yaml").read_text())["experiments"]["regression_main"]
+    for key in ("protocol", "seeds", "sequential", "stack"):  # the operating point's cell and rule
+        assert main[key] == op[key], key
+    matrix = check_config(cfg)
+    assert [a.name for a in arms(matrix)] == ["sinusoid_5shot_maml"]  # the known cell is the one arm
+    runs = [r for r in decided(matrix, {}).table_runs if r.group == "regression_main"]
+    assert sorted((r.variant, r.seed) for r in runs) == [(v, s) for v in ("baseline", "trlearner")
+                                                         for s in range(LOOKS[0])]
+    op_matrix = check_config(yaml.safe_load((ROOT / "config" / "operating_point.yaml").read_text()))
+    assert {r.identity_hash() for r in runs} == {r.identity_hash() for r in decided(op_matrix, {}).table_runs}
 
 
 def reduced_cells(cfg: dict) -> list[Run]:
