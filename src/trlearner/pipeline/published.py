@@ -224,6 +224,7 @@ def verdict_markdown(published: str | Path) -> str:
             lines.append(f"| {name} baseline | reading `{r['reading']}` | {r['n']} | {ours} | {fmt(paper, 3)} | "
                          f"{verdict} |")
     lines += _effect_rows(published, ref)
+    lines += _interpretation_rows(published, ref)
     if len(lines) == 2:
         return "No published records yet (results/published/ is empty)."
     return "\n".join(lines)
@@ -262,6 +263,50 @@ def _effect_rows(published: Path, ref) -> list[str]:
             rows.append(f"| {ref.algorithm_label(d['algorithm'])} {d['dataset']} {d['setting']}: TRLearner − "
                         f"baseline | preset `{preset.name}` | {int(d['n'])} | {fmt(d['diff'], 3, True)} ± "
                         f"{fmt(d['ci95'], 3)} | {fmt(paper, 3, True)} | **{verdict}**{seq} |")
+    return rows
+
+
+def _interpretation_rows(published: Path, ref) -> list[str]:
+    """A row per interpretation of the paper's open decisions among a published preset's ablation
+    runs (the claims audit: the runs its ablations/index.json names, of their identity), paired
+    with the preset's baseline runs: the effect, the verdict rule's answer and the sequential
+    rule's look; closest to the paper's effect first."""
+    from trlearner.report.admission import admit
+    from trlearner.report.claims import interpretation_effects, interpretation_runs
+    from trlearner.report.rounding import fmt
+    from trlearner.report.runs import scan_runs
+    from trlearner.report.sequential import LOOKS, look
+    from trlearner.report.tables import load_expected
+
+    rows = []
+    for preset in sorted(p for p in published.iterdir() if (p / "ablations").is_dir() and (p / "runs").is_dir()):
+        expected = load_expected(preset / "expected.json") if (preset / "expected.json").is_file() else None
+        table, _ = admit(scan_runs(preset / "runs").runs, expected, preset / "runs")
+        interp = interpretation_runs(preset / "ablations")
+        effects = interpretation_effects(table, interp, ref)
+        base = table[(table["variant"] == "baseline") & (table["status"] == "ok")]
+        for e in effects.to_dict("records"):
+            if e["ablation"] is None or not e["n"] or e.get("reduced"):  # the defaults: the effect rows above
+                continue
+            point = interp[(interp["ablation"] == e["ablation"]) & (interp["value"] == e["value"])
+                           & (interp["dataset"] == e["dataset"]) & (interp["setting"] == e["setting"])
+                           & (interp["algorithm"] == e["algorithm"]) & (interp["status"] == "ok")]
+            b = dict(zip(base[(base["dataset"] == e["dataset"]) & (base["setting"] == e["setting"])
+                              & (base["algorithm"] == e["algorithm"])]["seed"].astype(int), base["mean"]))
+            t = dict(zip(point["seed"].astype(int), point["mean"]))
+            n = 0
+            while n in b and n in t:
+                n += 1
+            seq = ""
+            for k in (k for k in LOOKS if k <= n):  # the first look that stops, else the last reached
+                at = look([t[s] - b[s] for s in range(k)], e["paper_effect"])
+                seq = f"; sequential rule at {at.n} seeds: {at.verdict}"
+                if at.stop:
+                    break
+            rows.append(f"| {ref.algorithm_label(e['algorithm'])} {e['dataset']} {e['setting']}: TRLearner − "
+                        f"baseline, {e['key']} = {e['value']} | preset `{preset.name}` | {int(e['n'])} | "
+                        f"{fmt(e['diff'], 3, True)} ± {fmt(e['ci95'], 3)} | {fmt(e['paper_effect'], 3, True)} | "
+                        f"**{e['verdict']}**{seq} |")
     return rows
 
 
