@@ -116,11 +116,9 @@ def cmd_manifest(args) -> int:
     if args.out in (None, "-"):
         sys.stdout.write(text)
     else:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, out)
+        from trlearner.util.atomic import atomic_write_text
+
+        atomic_write_text(Path(args.out), text)
     return 0
 
 

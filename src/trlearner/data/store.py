@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from trlearner.data.errors import DataFetchError
 from trlearner.data.registry import DatasetSpec, get
+from trlearner.util.atomic import atomic_write_text
 
 MANIFEST = "MANIFEST.json"
 MANIFEST_FORMAT = 1
@@ -185,10 +185,7 @@ def check_cache(raw: Path, *, root: str | Path = "data", full: bool = False) -> 
         return "sha256", problems
     _VERIFIED.add(key)
     try:  # the record of this full check (machine-local state, not versioned)
-        state.parent.mkdir(parents=True, exist_ok=True)
-        tmp = state.with_name(state.name + f".tmp-{os.getpid()}")
-        tmp.write_text(json.dumps({"content_hash": key[1], "files": stats}, sort_keys=True))
-        os.replace(tmp, state)
+        atomic_write_text(state, json.dumps({"content_hash": key[1], "files": stats}, sort_keys=True))
     except OSError:
         pass  # read-only data root: every process hashes once
     return "sha256", []

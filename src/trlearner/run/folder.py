@@ -4,10 +4,10 @@
   a run of its own (:func:`is_run_file`), and none of the run's files a symbolic link.
   :func:`run_lock` checks it before it writes anything; :func:`open_append` opens ``log.txt``
   (and the lock) without following a link planted after that check.
-- :func:`atomic_write_bytes` writes through a temporary file ``.trlearner-tmp.<name>.<16 hex>``
-  in the same folder (fsync, rename). The file is created with mode 0666 minus the umask, like
-  any other file of the user (``tempfile.mkstemp`` would give 0600). :func:`remove_temp_files`
-  deletes the ones a killed process left behind, and no other file.
+- :func:`atomic_write_bytes` (from :mod:`trlearner.util.atomic`, the package's one atomic
+  write) writes through a temporary file ``.trlearner-tmp.<name>.<16 hex>`` in the same folder
+  (fsync, rename), with mode 0666 minus the umask. :func:`remove_temp_files` deletes the ones a
+  killed process left behind, and no other file.
 - :func:`save_checked` / :func:`load_checked` store a sha256 of every tensor and value of a
   checkpoint and verify it on load, with ``torch.load(weights_only=True)``: a file holding
   anything but tensors, numbers, strings, lists and dicts is refused, and nothing in it runs.
@@ -41,17 +41,17 @@ import re
 import socket
 import sys
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
+from trlearner.util.atomic import (TEMP_FILE, TEMP_PREFIX, atomic_write_bytes,  # noqa: F401 (this module's API)
+                                   atomic_write_json)
+
 LOCK_NAME = ".run.lock"
 CHECKSUM_KEY = "checksum"
-# this module's temporary files: ".trlearner-tmp.<name>.<16 hex>", a marker no user file has
-TEMP_PREFIX = ".trlearner-tmp."
-TEMP_FILE = re.compile(r"^\.trlearner-tmp\..+\.[0-9a-f]{16}$")
+# the temporary files of util.atomic (TEMP_PREFIX, TEMP_FILE: ".trlearner-tmp.<name>.<16 hex>")
 # the form before issue 27, ".<name>.<8 chars>.tmp" (also tempfile.mkstemp's), still removed, but
 # only for the files a run writes: ".thesis.20261206.tmp" of a user is not this module's
 LEGACY_TEMP_FILE = re.compile(r"^\.(metrics\.json|provenance\.json|relation\.pt|checkpoint\.pt|checkpoint\.prev\.pt)"
@@ -163,38 +163,6 @@ def open_append(path, encoding: str = "utf-8"):
 
 # --------------------------------------------------------------------------- atomic writes
 
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a
-    half-written one (temporary file in the same folder, fsync, rename). The file gets the
-    permissions of any new file (0666 minus the umask: 0644 under umask 022).
-
-    Arguments:
-        path: the file to write (its folder is created when missing).
-        data: the whole new content.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{TEMP_PREFIX}{path.name}.{uuid.uuid4().hex[:16]}")
-    # O_EXCL: a new file, never a link planted in its place; the umask applies
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename in (None, str(tmp)):
-            exc.filename = str(path)  # a full disk names the file the run writes, not the temporary one
-        raise
-
-
-def atomic_write_json(path, obj) -> None:
-    """:func:`atomic_write_bytes` of ``obj`` as indented JSON with sorted keys."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
 def atomic_torch_save(path, obj) -> None:
     """:func:`atomic_write_bytes` of ``torch.save(obj)``."""
     buf = io.BytesIO()
@@ -204,7 +172,7 @@ def atomic_torch_save(path, obj) -> None:
 
 def remove_temp_files(folder) -> list[Path]:
     """Delete the temporary files of interrupted atomic writes in ``folder`` (not recursive):
-    the names this module gives them (:data:`TEMP_FILE`; and :data:`LEGACY_TEMP_FILE`, the
+    the names :mod:`trlearner.util.atomic` gives them (:data:`TEMP_FILE`; and :data:`LEGACY_TEMP_FILE`, the
     form before, for a run's own files only), nothing else. Call it only while holding the
     folder's :func:`run_lock`, when no write can be under way.
 

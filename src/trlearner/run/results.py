@@ -26,8 +26,9 @@ METRICS_FIELDS = (
 )
 
 
-# atomic writes live in trlearner.run.folder (with the checked checkpoints and the run lock); they
-# are re-exported here for the modules that import them from this one
+# atomic writes live in trlearner.util.atomic (atomic_torch_save in trlearner.run.folder, with the
+# checked checkpoints and the run lock); they are re-exported here for the modules that import them
+# from this one
 from trlearner.run.folder import atomic_torch_save, atomic_write_bytes, atomic_write_json  # noqa: E402,F401
 
 

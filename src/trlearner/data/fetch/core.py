@@ -58,6 +58,7 @@ from trlearner.data.errors import DataFetchError
 from trlearner.data.registry import DatasetSpec, FileSpec, get
 from trlearner.data.store import (MANIFEST, MANIFEST_FORMAT, check_cache, file_hash, is_fetched,
                                   manual_dir, raw_dir, read_manifest, require, status)
+from trlearner.util.atomic import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -141,14 +142,11 @@ def read_pins(dataset: str, root: str | Path = "data") -> dict[str, str]:
 
 def _write_pins(spec: DatasetSpec, root: Path, pins: dict[str, str]) -> None:
     p = pins_path(spec.name, root)
-    p.parent.mkdir(parents=True, exist_ok=True)
     doc = {"dataset": spec.name,
            "note": "sha256 of files with no published checksum, recorded at their first download "
                    "(trlearner.data.fetch); every later download and `data verify` must match",
            "files": dict(sorted(pins.items()))}
-    tmp = p.with_name(p.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, p)
+    atomic_write_text(p, json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
 def checksum_origin(f: FileSpec) -> str:
@@ -492,9 +490,7 @@ def _write_manifest(stage: Path, spec: DatasetSpec, hashes: dict[str, str]) -> N
         "cache": cache_files,
         "content_hash": content,
     }  # no timestamp: the same inputs give byte-identical outputs (DVC hashes stay stable)
-    tmp = stage / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(man, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, stage / MANIFEST)
+    atomic_write_text(stage / MANIFEST, json.dumps(man, indent=1, sort_keys=True) + "\n")
 
 
 def fetch(dataset: str | DatasetSpec, root: str | Path = "data", *, force: bool = False,
