@@ -130,6 +130,10 @@ def test_the_report_section_gives_each_reading_against_the_paper_and_the_chosen_
     text = calibration_markdown(root / "runs", None, relative_to=tmp_path)
     assert "- Operating point: **torch_init**: its 95 % CI contains the paper's 0.593." in text
     assert "| maml_paper |" in text and "excludes the paper's" in text
+    # the seed column counts seeds and says so ("seeds | 0" read as seed id 0; issue 25)
+    header = next(line for line in text.splitlines() if line.startswith("| reading"))
+    assert [c.strip() for c in header.strip("|").split("|")][2] == "n seeds" and "| seeds " not in header
+    assert "| 5 " in next(line for line in text.splitlines() if line.startswith("| torch_init"))
 
 
 def test_a_preset_of_ablations_only_opens_its_report_with_the_calibration(tmp_path):

@@ -101,6 +101,10 @@ def test_section_answers_both_questions(tmp_path):
     assert "incompatible" in rows["sampler = random"]
     assert "reduced protocol" in rows["iterations = 500"] and "could not be tested" in rows["iterations = 500"]
     assert "could not be tested" in rows["heads = 8"]
+    # the seed column counts the paired seeds and says so ("seeds | 0" read as seed id 0; issue 25)
+    cells = {k: [c.strip() for c in v.strip("|").split("|")] for k, v in rows.items()}
+    assert cells["interpretation"][1] == "paired seeds"
+    assert cells["heads = 8"][1] == "1" and cells["lam = 1.0"][1] == "3" and cells["defaults"][1] == "3"
 
 
 def test_no_interpretation_reaches_the_paper(tmp_path):

@@ -186,7 +186,7 @@ def calibration_markdown(results_dir: str | os.PathLike, reference: Reference | 
             ci = "n/a" if math.isnan(r["ci95"]) else f"{fmt(r['mean'], d)} ± {fmt(r['ci95'], d)}"
             verdict = ("contains the paper's" if r["contains"] else "excludes the paper's") if r["judged"] \
                 else "not judged"
-            rows.append({"reading": r["reading"], "what": r["title"], "seeds": str(r["n"]),
+            rows.append({"reading": r["reading"], "what": r["title"], "n seeds": str(r["n"]),
                          "baseline ± 95 % CI": ci, "vs paper": verdict, "note": r["note"]})
         lines += [to_markdown(pd.DataFrame(rows)), ""]
     return "\n".join(lines)

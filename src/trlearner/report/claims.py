@@ -42,6 +42,8 @@ from .tables import to_markdown
 #: Label of the table's own TRLearner runs (the TRConfig defaults).
 DEFAULTS_LABEL = ("defaults (TRConfig: sampler diverse, weights relu, heads 4, lam 0.1, "
                   "meta-data ceil(shots/2), learned omega)")
+#: Its name in the section's tables (the full label is in the text above them: short cells).
+DEFAULTS_SHORT = "defaults"
 #: Columns of :func:`interpretation_runs`.
 INTERPRETATION_COLUMNS = RUN_COLUMNS + ["ablation", "key", "value"]
 #: Columns of :func:`interpretation_effects`.
@@ -160,7 +162,8 @@ def interpretation_effects(table_runs: pd.DataFrame, interp_runs: pd.DataFrame,
             diff = records(paired_differences(pair, confidence))
             d = diff[0] if diff else {}
             row["reduced"] = bool(d.get("reduced")) or bool(trl["reduced"].fillna(False).astype(bool).any())
-            if d.get("pairing") != PAIR_SEEDS:
+            if d.get("pairing") != PAIR_SEEDS:  # 0 or 1 seed with both runs ok: counted, not judged
+                row["n"] = len(set(base.loc[base["status"] == "ok", "seed"]) & set(ok["seed"]))
                 row["note"] = "; ".join(filter(None, [row["note"], "fewer than 2 seeds with both runs ok"]))
                 rows.append(row)
                 continue
@@ -208,8 +211,8 @@ def claims_markdown(results_dir: str | os.PathLike, reference: Reference | str |
     Returns:
         Markdown: per known cell, the two answers (does any interpretation's CI contain the
         paper's effect; which comes closest, with its effect ± CI), then one table row per
-        interpretation (seeds, TRLearner mean, paired effect ± CI, CI, smallest detectable
-        effect, verdict).
+        interpretation (how many paired seeds, TRLearner mean, paired effect ± CI, CI, smallest
+        detectable effect, verdict).
     """
     ref = reference if isinstance(reference, Reference) else Reference.load(reference)
     results = Path(results_dir)
@@ -230,7 +233,8 @@ def claims_markdown(results_dir: str | os.PathLike, reference: Reference | str |
              "seed against the same baseline runs as the table's TRLearner runs. The rule is the "
              "claims' rule: an interpretation reaches the paper's effect when that effect lies "
              "inside the 95 % CI of its paired effect (full protocol, at least 2 paired seeds); the "
-             "closest is the judged interpretation with the smallest |our effect − paper's effect|.",
+             "closest is the judged interpretation with the smallest |our effect − paper's effect|. "
+             f"In the tables, *{DEFAULTS_SHORT}* is the table's own TRLearner runs: {DEFAULTS_LABEL}.",
              ""]
     for (dataset, setting, algorithm), cell in effects.groupby(["dataset", "setting", "algorithm"], sort=True):
         paper, metric = known[(ref.canonical(dataset), setting, algorithm)]
@@ -263,8 +267,11 @@ def claims_markdown(results_dir: str | os.PathLike, reference: Reference | str |
         rows = []
         for r in records(cell):
             t = _row_text(r, d)
-            rows.append({"interpretation": r["interpretation"], "seeds": str(r["n"]), "TRLearner": t["trl"],
-                         "effect ± 95 % CI": f"{t['effect']} ± {t['half']}", "95 % CI": f"[{t['lo']}, {t['hi']}]",
+            judged_ci = math.isfinite(r["ci95"])
+            rows.append({"interpretation": DEFAULTS_SHORT if r["interpretation"] == DEFAULTS_LABEL
+                         else r["interpretation"], "paired seeds": str(r["n"]), "TRLearner": t["trl"],
+                         "effect ± 95 % CI": f"{t['effect']} ± {t['half']}" if judged_ci else "n/a",
+                         "95 % CI": f"[{t['lo']}, {t['hi']}]" if judged_ci else "n/a",
                          "smallest detectable": t["mde"], "verdict": r["verdict"], "note": r["note"] or ""})
         lines += [to_markdown(pd.DataFrame(rows)), ""]
     return "\n".join(lines)
