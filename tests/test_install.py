@@ -32,9 +32,10 @@ PACKAGE = REPO / "src" / "trlearner"
 TINY_TRAIN = ["train", "--dataset", "sinusoid", "--algorithm", "maml", "--shots", "5", "--iterations", "3",
               "--test-tasks", "3", "--curve-steps", "1", "--device", "cpu", "--no-progress", "-q"]
 # The data files the package is known to read: the dataset registry and its splits (trlearner.data),
-# the paper's reference numbers (trlearner.report.reference).
+# the paper's reference numbers (trlearner.report.reference), the report format's doc (written
+# beside REPORT.md; a link to docs/REPORT_FORMAT.md in the checkout).
 REQUIRED = ["trlearner/data/registry.yaml", "trlearner/data/splits/omniglot_vinyals_train.txt",
-            "trlearner/report/reference.yaml"]
+            "trlearner/report/reference.yaml", "trlearner/report/REPORT_FORMAT.md"]
 
 
 def _data_files() -> list[str]:
@@ -119,5 +120,8 @@ def test_installed_wheel_runs_outside_the_checkout(installed):
     _trlearner(["report", "--results", "results/runs", "--out", "reports", "-q"], fresh, work)
     report = (work / "reports" / "REPORT.md").read_text()
     # the paper's numbers for this cell come from the packaged reference.yaml
-    assert "paper: baseline 0.593, + TRLearner 0.400" in report
+    assert "paper: baseline 0.593, + TRLearner 0.400" in " ".join(report.split())  # (long lines are wrapped)
+    # the format doc it links to is written beside it from the package: the link works from a wheel
+    assert "[REPORT_FORMAT.md](REPORT_FORMAT.md)" in report
+    assert "# Report format" in (work / "reports" / "REPORT_FORMAT.md").read_text()
     assert not any(work.rglob("*.egg-info")) and sorted(p.name for p in work.iterdir()) == ["reports", "results"]

@@ -227,7 +227,7 @@ def test_missing_cells_are_listed_with_reasons(report):
 
 def test_summary_claims_and_provenance(report):
     _, text = report
-    summary = text.split("## Tables")[0]
+    summary = " ".join(text.split("## Tables")[0].split())  # as one line: the report wraps long lines
     assert "14 runs found: 12 completed, 1 diverged, 1 failed" in summary
     assert "Total wall time: 0h 02m 10s" in summary
     assert "Rule: a known cell is **compatible** with the paper when the paper's effect" in summary
@@ -257,8 +257,9 @@ def _sinusoid_maml_report(tmp_path, pairs, reference=None) -> str:
 
 
 def _claim(text: str, verdict_title: str) -> str:
-    """The claims listed under one verdict heading of REPORT.md."""
-    return text.split(f"**{verdict_title}**")[1].split("**")[0]
+    """The claims listed under one verdict heading of REPORT.md, as one line (the report wraps
+    its long lines)."""
+    return " ".join(text.split(f"**{verdict_title}**")[1].split("**")[0].split())
 
 
 def _with_paper_effect(effect: float) -> Reference:

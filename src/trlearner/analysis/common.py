@@ -147,6 +147,42 @@ def pair_learned(a: list[Run], b: list[Run]) -> bool | None:
     return None if la is None or lb is None else bool(la and lb)
 
 
+#: How a verdict opens when a cell it compares did not learn (the report heads the analysis so).
+UNTESTED = "could not be tested at this budget"
+
+
+def not_learned(labels_and_flags) -> list[str]:
+    """The labels whose ``learned`` flag is False, from (label, flag) pairs (None or NaN: cannot
+    tell; numpy booleans count as booleans).
+
+    >>> not_learned([("a", True), ("b", np.False_), ("c", None), ("d", float("nan"))])
+    ['b']
+    """
+    return [str(label) for label, flag in labels_and_flags
+            if flag is not None and not (isinstance(flag, float) and math.isnan(flag)) and not bool(flag)]
+
+
+def verdict(agrees: bool, parts: list[str], failed: list[str], n_cells: int,
+            in_full: bool = False) -> tuple[bool | None, str]:
+    """(agrees, verdict text) of an analysis that compares its cells with the paper's claim.
+
+    When a cell did not learn (:func:`learned_cell`), a comparison with it reflects failed
+    training, not the method, so nothing was tested: ``agrees`` is None and the verdict opens with
+    :data:`UNTESTED`, never with "does not reproduce".
+
+    >>> verdict(False, ["a", "b"], [], 2)
+    (False, "does not reproduce the paper's claim: a; b")
+    >>> verdict(False, ["a"], ["baseline (steps 1)"], 4)[1]
+    'could not be tested at this budget: 1 of 4 cells did not learn (baseline (steps 1)); measured: a'
+    """
+    if failed:
+        return None, (f"{UNTESTED}: {len(failed)} of {n_cells} cells did not learn ({', '.join(failed)}); "
+                      f"measured: " + "; ".join(parts))
+    head = "agrees with the paper: " if agrees else \
+        f"does not reproduce the paper's claim{' in full' if in_full else ''}: "
+    return bool(agrees), head + "; ".join(parts)
+
+
 def paired_diff(a: list[Run], b: list[Run]) -> dict:
     """``mean(a) - mean(b)`` with a 95% CI: task-paired when every run shares its episodes
     (per-task values averaged over each side's seeds), else unpaired from the cells' CIs."""

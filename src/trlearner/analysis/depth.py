@@ -105,7 +105,8 @@ def _summary(cell, steps, df, rs, missing) -> dict:
              f"TRLearner at {lo} meta-layer is {'within CI of or better than' if competitive else 'worse than'} "
              f"the baseline at {hi} (ΔMSE {C.interval_text(trl1_vs_base_hi)})",
              f"deeper TRLearner is {'stable (no depth worse than ' + str(lo) + ' beyond CI)' if stable else 'not stable'}"]
-    agrees = bool(base_improves and competitive and stable)
-    verdict = ("agrees with the paper: " if agrees else "does not reproduce the paper's claim in full: ") + "; ".join(parts)
+    failed = C.not_learned((f"{r.variant} (meta_layers {r.meta_layers})", r.learned) for _, r in df.iterrows())
+    agrees, verdict = C.verdict(base_improves and competitive and stable, parts, failed, len(df), in_full=True)
     return {"analysis": NAME, "claim": claim, "measured": measured, "comparisons": comparisons,
-            "agrees": agrees, "verdict": verdict, "n_runs": len(rs.runs), "missing_runs": missing}
+            "agrees": agrees, "verdict": verdict, "not_learned": failed, "n_cells": len(df),
+            "n_runs": len(rs.runs), "missing_runs": missing}

@@ -146,9 +146,10 @@ def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
     write_by_method(long, out)
 
     ncol = max(1, min(4, len(families)))
-    fig, axes = plt.subplots(1, ncol, figsize=(3.4 * ncol, 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, ncol, figsize=(3.4 * ncol, 3.5), squeeze=False, layout="constrained")
     axes = axes[0]
     for ax, fam in zip(axes, families):
+        tags = []
         for v in VARIANTS:
             if (fam, v) not in cells:
                 continue
@@ -222,9 +223,10 @@ def _summary(diag: dict, families: list[str], rs: C.RunSet, missing: list[str]) 
         if both:
             parts.append(f"TRLearner ends with lower validation MSE on {better}/{both} families and "
                          f"a smoother validation curve on {smoother}/{both}")
-        agrees = bool(b_c and b_c["underfits"] and b_s and b_s["overfits"] and both and better == both)
-        verdict = ("agrees with the paper: " if agrees else "does not reproduce the paper's claim in full: ") + "; ".join(parts)
+        failed = C.not_learned((cell, d.get("learned")) for cell, d in diag.items())
+        agrees, verdict = C.verdict(bool(b_c and b_c["underfits"] and b_s and b_s["overfits"] and both
+                                         and better == both), parts, failed, len(diag), in_full=True)
     else:
-        agrees, verdict = None, "no finished runs"
+        agrees, verdict, failed = None, "no finished runs", []
     return {"analysis": NAME, "claim": claim, "measured": diag, "agrees": agrees, "verdict": verdict,
-            "n_runs": len(rs.runs), "missing_runs": missing}
+            "not_learned": failed, "n_cells": len(diag), "n_runs": len(rs.runs), "missing_runs": missing}

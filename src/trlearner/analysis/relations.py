@@ -162,13 +162,14 @@ def _summary(df, rs, missing, pairs: dict) -> dict:
     # k_heads best beyond CI? (task-paired differences k_heads - other)
     clearly = bool(pairs) and all(d["diff"] + d["ci95"] < 0 for d in pairs.values())
     within = bool(pairs) and all(abs(d["diff"]) <= d["ci95"] for d in pairs.values())
-    agrees = bool(best_mse == "k_heads" and best_struct == "k_heads")
-    verdict = (("agrees with the paper: " if agrees else "does not reproduce the paper's claim: ") +
-               f"lowest test MSE: {best_mse} ({have.loc[best_mse, 'mean']:.4f})"
+    parts = [f"lowest test MSE: {best_mse} ({have.loc[best_mse, 'mean']:.4f})"
                f"{' — clearly, beyond the CIs' if best_mse == 'k_heads' and clearly else ''}"
                f"{'; K-head MSE is within the paired CI of the other variants' if within else ''}"
                + "".join(f"; {n}: ΔMSE {C.interval_text(d, '.4f')}" for n, d in pairs.items()) + "; "
                f"clearest structure (Spearman ρ): {best_struct} ("
-               + ", ".join(f"{v} ρ={have.loc[v, 'structure']:.2f}" for v in have.index) + ")")
+               + ", ".join(f"{v} ρ={have.loc[v, 'structure']:.2f}" for v in have.index) + ")"]
+    failed = C.not_learned((v, r.get("learned")) for v, r in have.iterrows())
+    agrees, verdict = C.verdict(best_mse == "k_heads" and best_struct == "k_heads", parts, failed, len(have))
     return {"analysis": NAME, "claim": claim, "measured": measured, "comparisons": pairs, "agrees": agrees,
-            "verdict": verdict, "n_runs": len(rs.runs), "missing_runs": missing}
+            "verdict": verdict, "not_learned": failed, "n_cells": len(have), "n_runs": len(rs.runs),
+            "missing_runs": missing}

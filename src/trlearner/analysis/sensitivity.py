@@ -144,5 +144,11 @@ def _summary(df, rs, missing, runs_by_cell) -> dict:
                  f"and {len(worse)} are worse, beyond the paired CI")
     measured = {f"lam{r.lam:g}_heads{int(r.heads)}": {"mean": r["mean"], "ci95": r["ci95"]}
                 for _, r in df[df.sweep != "baseline"].iterrows()}
+    cells = df.assign(label=[f"lam{r.lam:g}_heads{int(r.heads)}" if r.sweep != "baseline" else "baseline"
+                             for _, r in df.iterrows()])
+    failed = C.not_learned(zip(cells["label"], cells["learned"]))
+    verdict = (f"{C.UNTESTED}: {len(failed)} of {len(df)} cells did not learn ({', '.join(failed)}); measured: "
+               if failed else "no paper claim to compare; ") + "; ".join(parts)
     return {"analysis": NAME, "claim": claim, "measured": measured, "lambda": lam, "K": ks, "agrees": None,
-            "verdict": "no paper claim to compare; " + "; ".join(parts), "n_runs": len(rs.runs), "missing_runs": missing}
+            "verdict": verdict, "not_learned": failed, "n_cells": len(df), "n_runs": len(rs.runs),
+            "missing_runs": missing}

@@ -127,13 +127,13 @@ def _summary(df, rs, missing, seed_diffs: dict) -> dict:
     worse = t.delta_mse - t.delta_ci95 > 0
     effect = "significantly better" if sig else "significantly worse" if worse else "not significant"
     slightly = 1 < t.time_ratio <= SLIGHTLY
-    agrees = bool(best_eff == "trlearner" and sig and slightly)
-    verdict = (("agrees with the paper: " if agrees else "does not reproduce the paper's claim: ") +
-               f"TRLearner takes {t.time_ratio:.2f}x the baseline's training time "
-               f"({'slightly slower' if slightly else 'not slightly slower'}: paper 'slightly', read as <= {SLIGHTLY}x), "
-               f"ΔMSE {C.interval_text(td, '.4f')} ({effect}, paired 95% CI over test tasks); "
-               + (f"largest MSE gain: {best_gain}; best gain per unit time: {best_eff}" if best_eff else
-                  f"no regulariser improves on the baseline's MSE (smallest loss: {best_gain}), so none has a "
-                  f"gain per unit time"))
+    parts = [f"TRLearner takes {t.time_ratio:.2f}x the baseline's training time "
+             f"({'slightly slower' if slightly else 'not slightly slower'}: paper 'slightly', read as <= {SLIGHTLY}x), "
+             f"ΔMSE {C.interval_text(td, '.4f')} ({effect}, paired 95% CI over test tasks); "
+             + (f"largest MSE gain: {best_gain}; best gain per unit time: {best_eff}" if best_eff else
+                f"no regulariser improves on the baseline's MSE (smallest loss: {best_gain}), so none has a "
+                f"gain per unit time")]
+    failed = C.not_learned((r.method, r.learned) for _, r in df.iterrows())
+    agrees, verdict = C.verdict(best_eff == "trlearner" and sig and slightly, parts, failed, len(df))
     return {"analysis": NAME, "claim": claim, "measured": measured, "agrees": agrees, "verdict": verdict,
-            "n_runs": len(rs.runs), "missing_runs": missing}
+            "not_learned": failed, "n_cells": len(df), "n_runs": len(rs.runs), "missing_runs": missing}

@@ -151,8 +151,9 @@ def effect_sentence(df: pd.DataFrame) -> str | None:
             v = pd.to_numeric(df[value], errors="coerce")
             h = pd.to_numeric(df[ci], errors="coerce")
             ok = v.notna() & h.notna() & (h > 0)
-            if "pair_learned" in df.columns:  # leave out differences with a cell that did not learn
-                ok &= _flags(df["pair_learned"]).map(lambda f: f is not False).astype(bool)
+            for col in ("pair_learned", "learned"):  # leave out differences with a cell that did not learn
+                if col in df.columns:
+                    ok &= _flags(df[col]).map(lambda f: f is not False).astype(bool)
             n = int(ok.sum())
             if not n:
                 return f"{head}; no difference between cells that learned is left." if head else None
@@ -190,6 +191,39 @@ def curves_sentence(df: pd.DataFrame) -> str | None:
             f"validation CIs do not overlap.")
 
 
+#: The heading status of an analysis whose cells did not all learn (never "does not reproduce").
+UNTESTED = "could not be tested at this budget"
+#: Openings of an analysis' own verdict (``summary.json``), replaced by :data:`UNTESTED` when a
+#: cell did not learn (a summary written before the analyses said so themselves).
+_VERDICT_HEADS = re.compile(r"^(agrees with the paper|does not reproduce the paper's claim(?: in full)?|"
+                            r"no paper claim to compare|could not be tested at this budget[^;]*)[:;] *")
+
+
+def failed_cells(df: pd.DataFrame, summary: dict) -> tuple[list[str], int]:
+    """(labels of the cells that did not learn, number of cells) of an analysis: from its
+    ``summary.json`` (``not_learned``, ``n_cells``), else from its CSV's ``learned`` column.
+
+    >>> failed_cells(pd.DataFrame({"variant": ["a", "b"], "learned": [True, False]}), {})
+    (['b'], 2)
+    >>> failed_cells(pd.DataFrame(), {"not_learned": ["d1/baseline"], "n_cells": 8})
+    (['d1/baseline'], 8)
+    """
+    if isinstance(summary.get("not_learned"), list):
+        return [str(x) for x in summary["not_learned"]], int(summary.get("n_cells") or len(df))
+    failed = not_learned(df)
+    flags = _flags(df["learned"]) if "learned" in df.columns else pd.Series(dtype=object)
+    return failed, int(flags.notna().sum()) if failed else len(df)
+
+
+def status(summary: dict, failed: list[str]) -> str | None:
+    """The few words after an analysis' heading: :data:`UNTESTED` when a cell did not learn,
+    else whether it agrees with the paper's claim (None: no claim, or not enough runs)."""
+    if failed:
+        return UNTESTED
+    agrees = summary.get("agrees")
+    return None if agrees is None else "agrees with the paper" if agrees else "does not reproduce the paper's claim"
+
+
 def _title(folder: Path, name: str) -> str:
     cap = folder / f"{name}.caption.md"
     if cap.is_file():
@@ -224,23 +258,31 @@ def analysis_markdown(analyses_dir: str | os.PathLike | None, out_dir: str | os.
             summary = json.loads((folder / "summary.json").read_text())
         except (OSError, ValueError):
             summary = {}
-        lines += [f"### {escape.markdown(_title(folder, name))}", ""]
+        csvs = sorted(folder.glob("*.csv"))
+        main_csv = folder / f"{name}.csv"
+        df = pd.read_csv(main_csv) if main_csv.is_file() else pd.DataFrame()
+        failed, n_cells = failed_cells(df, summary)
+        state = status(summary, failed)
+        lines += [f"### {escape.markdown(_title(folder, name))}" + (f": {state}" if state else ""), ""]
         png = folder / f"{name}.png"
         if png.is_file():
             lines += [f"![{name}]({rel(png)})", ""]
             shown.add(png.resolve())
-        sentences = []
+        sentences = []  # one per line: one paragraph in Markdown, short lines in the file
+        if failed:
+            sentences.append(f"**Could not be tested at this budget**: {len(failed)} of {n_cells} cells did not "
+                             "learn, so what they show reflects failed training, not the method.")
         if summary.get("claim"):
             sentences.append(f"Claim: {escape.markdown(summary['claim'])}")
         if summary.get("verdict"):
-            sentences.append(f"Measured: {escape.markdown(round_pm_text(str(summary['verdict'])))}.")
-        csvs = sorted(folder.glob("*.csv"))
-        main_csv = folder / f"{name}.csv"
-        df = pd.read_csv(main_csv) if main_csv.is_file() else pd.DataFrame()
+            verdict = str(summary["verdict"])
+            if failed:  # the measurements only, without a verdict the failed cells cannot carry
+                verdict = re.sub(r"^measured: *", "", _VERDICT_HEADS.sub("", verdict))
+            sentences.append(f"Measured: {escape.markdown(round_pm_text(verdict))}.")
         scale = effect_sentence(df) or curves_sentence(df)
         if scale:
             sentences.append(scale)
-        lines += [" ".join(sentences) or "No summary was written.", ""]
+        lines += ["\n".join(sentences) or "No summary was written.", ""]
         if len(df):
             table = small_table(df)
             lines += [to_markdown(table), ""]

@@ -15,6 +15,8 @@ Example:
     >>> page = markdown_page("# T\\n\\n**Compatible** (1)\\n\\n- a ± b\\n", "T", use_markdown=False)
     >>> "<h1>T</h1>" in page and "<strong>Compatible</strong>" in page and "<li>a ± b</li>" in page
     True
+    >>> tiny_markdown("- a\\n  b\\n- c")
+    '<ul>\\n<li>a b</li>\\n<li>c</li>\\n</ul>'
 """
 
 from __future__ import annotations
@@ -89,8 +91,12 @@ def tiny_markdown(text: str) -> str:
             flush()
             items = []
             while i < len(lines) and re.match(r"^\s*- ", lines[i]):
-                items.append(f"<li>{_inline(lines[i].split('- ', 1)[1])}</li>")
+                item = [lines[i].split("- ", 1)[1]]
                 i += 1
+                while i < len(lines) and re.match(r"^\s+\S", lines[i]) and not re.match(r"^\s*- ", lines[i]):
+                    item.append(lines[i].strip())  # the item's wrapped continuation lines
+                    i += 1
+                items.append(f"<li>{_inline(' '.join(item))}</li>")
             out.append("<ul>\n" + "\n".join(items) + "\n</ul>")
             continue
         elif not line.strip():

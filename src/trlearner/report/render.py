@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,75 @@ VERDICT_RULE = (
     "smallest effect its n could detect: the |δ| that a two-sided paired t-test at α = 0.05 (the "
     "level of the 95 % CI) detects with 80 % power given the observed sd of the differences "
     "(noncentral t; about (t(0.975; n−1) + t(0.80; n−1))·sd/√n).")
+
+
+#: No prose line of REPORT.md is longer than this (table rows aside); a longer one is wrapped
+#: at :data:`WRAP_WIDTH`.
+MAX_LINE = 200
+WRAP_WIDTH = 100
+#: A word that would open a Markdown block if it started a line (a list item, a heading, a
+#: quote, a table row): the wrap never puts one first on a line.
+_BLOCK_START = re.compile(r"^(?:[-+*]|\d+[.)]|#{1,6}|>|\||=+|-{2,})$")
+_LIST_ITEM = re.compile(r"^(\s*)([-+*] |\d+[.)] )")
+
+
+def wrap_markdown(text: str, limit: int = MAX_LINE, width: int = WRAP_WIDTH) -> str:
+    """Wrap every prose line of ``text`` longer than ``limit`` at spaces to about ``width``
+    characters; the rendered Markdown is the same (a paragraph's lines join with spaces; a list
+    item's continue indented under it). Table rows, headings and fenced code stay as they are.
+
+    >>> print(wrap_markdown("- " + "word " * 15, limit=40, width=30))
+    - word word word word word
+      word word word word word
+      word word word word word
+    >>> print(wrap_markdown("a " * 14 + "- b", limit=20, width=28))
+    a a a a a a a a a a a a a a -
+    b
+    """
+    out, fenced = [], False
+    for line in text.split("\n"):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        if fenced or len(line) <= limit or line.lstrip().startswith(("|", "#", "<!--")):
+            out.append(line)
+            continue
+        m = _LIST_ITEM.match(line)
+        first = m.group(0) if m else re.match(r"^\s*", line).group(0)
+        rest = " " * len(first)
+        words = line[len(first):].split()
+        cur, empty = first, True
+        for word in words:
+            if empty or len(cur) + 1 + len(word) <= width or _BLOCK_START.match(word):
+                cur = cur + word if empty else f"{cur} {word}"  # a block-opening word stays on the line before
+            else:
+                out.append(cur)
+                cur = rest + word
+            empty = False
+        out.append(cur)
+    return "\n".join(out)
+
+
+#: The report format's documentation (docs/REPORT_FORMAT.md of the repository, shipped in the
+#: package as ``trlearner/report/REPORT_FORMAT.md``): written beside REPORT.md, which links to
+#: it there, so the link works from a checkout and from an installed wheel alike.
+FORMAT_DOC = "REPORT_FORMAT.md"
+FORMAT_LINK = f"[{FORMAT_DOC}]({FORMAT_DOC})"
+
+
+def format_doc() -> str:
+    """The packaged REPORT_FORMAT.md as written beside a report: its links to the repository's
+    other documents (which are not beside the report) become their text.
+
+    >>> text = format_doc()
+    >>> text.splitlines()[1], "](PAPER.md)" in text, "PAPER.md sections 5 and 6" in text
+    ('# Report format', False, True)
+    """
+    from importlib.resources import files
+
+    text = (files(__package__) / FORMAT_DOC).read_text(encoding="utf-8")
+    text = re.sub(r"(?<!!)\[([^\]]+)\]\((?![A-Za-z][A-Za-z0-9+.-]*:|#)[^)\s]+\)", r"\1", text)
+    return ("<!-- docs/REPORT_FORMAT.md of the trlearner repository, as shipped in its package "
+            "(trlearner/report/REPORT_FORMAT.md) -->\n" + text)
 
 
 def _fmt(x: float, d: int, sign: bool = False) -> str:
@@ -448,7 +518,7 @@ def checks_markdown(runs: pd.DataFrame, skipped: pd.DataFrame, resolved: pd.Data
     """The run checks: every run folder not counted and why, and every cell or paired effect
     that pools different code versions or test episodes (marked ‡ in the tables)."""
     lines = ["## Run checks", "", "Run folders not counted (metrics.json against the schema of "
-             "docs/REPORT_FORMAT.md, its mean and CI against its per-task values; only the runs the preset "
+             f"{FORMAT_LINK}, its mean and CI against its per-task values; only the runs the preset "
              "expects, each of the settings it expects; one run counted once):", ""]
     if len(skipped):
         lines += [to_markdown(skipped.reset_index(drop=True)), ""]
@@ -507,7 +577,7 @@ def _title_section(ctx: ReportContext) -> str:
     return ("# TRLearner reproduction report\n\nReproduction of \"Rethinking Meta-Learning from a Learning "
             "Lens\" (Wang et al., arXiv 2409.08474). Every number below is read from a run's metrics.json, "
             "rounded to the precision its 95 % CI supports (2 significant digits of the half-width, the mean "
-            "to the same decimal); statistics are described in docs/REPORT_FORMAT.md.\n")
+            f"to the same decimal); statistics are described in {FORMAT_LINK} (beside this report).\n")
 
 
 def _claims_section(ctx: ReportContext) -> str:
@@ -666,8 +736,9 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
     empty = {"verdicts", "summary", "main figure", "tables", "missing"} if exp == [] and not len(runs) else set()
     parts = [text for name, section in SECTIONS if name not in empty and (text := section(ctx))]
     report = out / "REPORT.md"
-    markdown = "\n".join(parts).rstrip() + "\n"
+    markdown = wrap_markdown("\n".join(parts).rstrip()) + "\n"
     write_text(report, markdown)
+    write_text(out / FORMAT_DOC, format_doc())
     write_text(out / "REPORT.html", markdown_page(markdown, "TRLearner reproduction report", base=out))
     write_text(out / "verdicts.rst", verdicts_rst(claims, VERDICT_TITLES))
     write_text(out / "summary.json", json.dumps(summary_json(resolved, diffs, claims), indent=1,
