@@ -1,9 +1,10 @@
 """Claim a free GPU for one job with a per-GPU file lock.
 
 Snakemake counts ``gpu`` resources but does not say WHICH GPU a local job may use, so every
-training job claims one itself: it takes an exclusive, non-blocking ``flock`` on
-``<lock_dir>/gpu<id>.lock`` for the first free id, sets ``CUDA_VISIBLE_DEVICES`` to that id
-(before CUDA is initialised) and holds the lock until it ends. The kernel drops the lock when
+training job claims one itself: it takes the lock ``<lock_dir>/gpu<id>.lock`` (a
+:class:`filelock.FileLock`, :func:`trlearner.util.locks.process_lock`) of the first free id
+without waiting, sets ``CUDA_VISIBLE_DEVICES`` to that id (before CUDA is initialised) and holds
+the lock until it ends; the file names the holder (pid, time). The kernel drops the lock when
 the process dies, even on SIGKILL, so a killed job never leaves a GPU claimed.
 
 GPU ids come from, in order: ``TRLEARNER_GPUS`` (comma-separated; tests use fake ids),
@@ -20,13 +21,14 @@ Example::
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from trlearner.util.locks import process_lock, write_holder
 
 GPUS_ENV = "TRLEARNER_GPUS"
 LOCK_DIR_ENV = "TRLEARNER_GPU_LOCK_DIR"
@@ -51,21 +53,22 @@ def gpu_ids() -> list[str]:
     return [ln.strip() for ln in out.stdout.splitlines() if ln.strip()] if out.returncode == 0 else []
 
 
+def _name_holder(fd: int) -> None:
+    write_holder(fd, f"{os.getpid()} {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+
+
 def try_claim(ids: list[str], lock_dir: Path):
-    """(id, open lock file) for the first free GPU, or None when all are taken."""
+    """(id, held lock) for the first free GPU, or None when all are taken (no waiting)."""
+    from filelock import Timeout
+
     lock_dir.mkdir(parents=True, exist_ok=True)
     for gid in ids:
-        f = open(lock_dir / f"gpu{gid}.lock", "a+")
+        lock = process_lock(lock_dir / f"gpu{gid}.lock", on_acquired=_name_holder)
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.close()
+            lock.acquire(blocking=False)
+        except Timeout:
             continue
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()} {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        f.flush()
-        return gid, f
+        return gid, lock
     return None
 
 
@@ -91,7 +94,7 @@ def claim_gpu(lock_dir: str | os.PathLike | None = None, timeout: float | None =
             print(f"gpu: all of {ids} are claimed; waiting (locks in {lock_dir})", file=sys.stderr)
             warned = True
         time.sleep(poll)
-    gid, f = got
+    gid, lock = got
     old = os.environ.get("CUDA_VISIBLE_DEVICES")
     os.environ["CUDA_VISIBLE_DEVICES"] = gid
     try:
@@ -101,8 +104,7 @@ def claim_gpu(lock_dir: str | os.PathLike | None = None, timeout: float | None =
             os.environ.pop("CUDA_VISIBLE_DEVICES", None)
         else:
             os.environ["CUDA_VISIBLE_DEVICES"] = old
-        fcntl.flock(f, fcntl.LOCK_UN)
-        f.close()
+        lock.release()
 
 
 def main(argv: list[str] | None = None) -> int:

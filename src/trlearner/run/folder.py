@@ -13,9 +13,10 @@
   anything but tensors, numbers, strings, lists and dicts is refused, and nothing in it runs.
 - :func:`code_hash` is the identity of the package source (all ``.py`` files, sorted by path,
   content only), computed once per process.
-- :func:`run_lock` is an exclusive lock on a run folder: an ``flock`` on ``<folder>/.run.lock``,
-  which names its holder (pid, host, start time, command). The kernel drops the lock when its
-  process dies, even on SIGKILL; the next run takes it over and says whose it was.
+- :func:`run_lock` is an exclusive lock on a run folder: a :class:`filelock.FileLock` on
+  ``<folder>/.run.lock`` (:func:`trlearner.util.locks.process_lock`), which names its holder
+  (pid, host, start time, command). The kernel drops the lock when its process dies, even on
+  SIGKILL; the next run takes it over and says whose it was.
 
 Example::
 
@@ -31,7 +32,6 @@ Example::
 from __future__ import annotations
 
 import errno
-import fcntl
 import functools
 import hashlib
 import io
@@ -48,6 +48,7 @@ import torch
 
 from trlearner.util.atomic import (TEMP_FILE, TEMP_PREFIX, atomic_write_bytes,  # noqa: F401 (this module's API)
                                    atomic_write_json)
+from trlearner.util.locks import process_lock, write_holder
 
 LOCK_NAME = ".run.lock"
 CHECKSUM_KEY = "checksum"
@@ -298,7 +299,7 @@ def code_hash(package_dir: Path = PACKAGE_DIR) -> str:
 
 # --------------------------------------------------------------------------- run lock
 
-_HELD: dict[str, list] = {}  # lock path -> [open file, nesting depth]: re-entrant in a process
+_HELD: dict[str, list] = {}  # lock path -> [held FileLock, nesting depth]: re-entrant in a process
 
 
 def _pid_alive(pid: int) -> bool:
@@ -317,14 +318,26 @@ def _holder_text(info: dict) -> str:
             f"{info.get('started', '?')}" + (f" ({cmd})" if cmd else ""))
 
 
-def _read_info(f) -> dict:
-    f.seek(0)
-    text = f.read()
+def _parse_info(text: str) -> dict:
     try:
         info = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError:
         info = {"raw": text[:200]}
     return info if isinstance(info, dict) else {"raw": str(info)[:200]}
+
+
+def _read_lock_file(path: Path) -> dict | None:
+    """The holder record in the lock file ``path``, or None when there is no such file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _link_error(path) from None
+        raise
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
+        return _parse_info(f.read())
 
 
 @contextmanager
@@ -338,7 +351,10 @@ def run_lock(folder):
         RunLockedError: another live process holds it; the message names it (pid, host, start
             time, command).
         RunFolderError: the folder is no run folder (:func:`check_run_folder`); nothing written.
+        RunFolderLinkError: ``.run.lock`` is a symbolic link, even one planted after the check.
     """
+    from filelock import Timeout
+
     folder = Path(folder)
     path = folder / LOCK_NAME
     key = str(path.resolve())
@@ -352,52 +368,53 @@ def run_lock(folder):
         finally:
             _HELD[key][1] -= 1
         return
+    found: list[dict] = []
+
+    def take_over(fd: int) -> None:
+        # filelock opens the lock file with O_NOFOLLOW; the run folder's rule (no run file may be
+        # a link, see check_run_folder) is checked here too, on the locked file itself, so that
+        # the holder record below is never written through a link, whatever filelock's version
+        if not os.path.samestat(os.fstat(fd), os.lstat(path)):
+            raise _link_error(path) if path.is_symlink() else RunFolderError(f"{path} was replaced while locking")
+        size = os.fstat(fd).st_size
+        found.append(_parse_info(os.pread(fd, size, 0).decode("utf-8", "replace")))
+        write_holder(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                     "started": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": sys.argv}) + "\n")
+
+    lock = process_lock(path, on_acquired=take_over)
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+            lock.acquire(blocking=False)
+            break
+        except Timeout:
+            info = _read_lock_file(path)
+            if info is None:  # its holder released it (and removed the file) just now: try again
+                continue
+            raise RunLockedError(
+                f"{folder} is in use by another run: {_holder_text(info)}. Wait for it to end or use "
+                f"another --out; if that process no longer exists on any machine, delete {path}") from None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise _link_error(path) from None
+            if exc.errno in (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP):
+                raise RunFolderError(f"cannot lock {path} ({exc}); this filesystem does not support file "
+                                     f"locks: use a run folder on a local disk") from exc
             raise
-        f = os.fdopen(fd, "a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            info = _read_info(f)
-            f.close()
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise RunLockedError(
-                    f"{folder} is in use by another run: {_holder_text(info)}. Wait for it to end or use "
-                    f"another --out; if that process no longer exists on any machine, delete {path}") from None
-            raise RunFolderError(f"cannot lock {path} ({exc}); this filesystem does not support file "
-                                 f"locks: use a run folder on a local disk") from exc
-        try:  # the file may have been unlinked by its releasing holder between open and flock
-            same = os.fstat(f.fileno()).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        f.close()
-    previous = _read_info(f)
+    previous = found[-1] if found else {}
     taken_over = None
-    if previous:
+    if previous:  # a record left in the file: its holder ended without releasing (released locks are removed)
         alive = previous.get("host") == socket.gethostname() and isinstance(previous.get("pid"), int) \
             and _pid_alive(previous["pid"])
         taken_over = (f"took over the lock of {folder} from {_holder_text(previous)}: that process "
                       + ("no longer holds it (its pid now belongs to another process)" if alive
                          else "is gone"))
-    f.seek(0)
-    f.truncate()
-    f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                        "started": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": sys.argv}) + "\n")
-    f.flush()
-    _HELD[key] = [f, 1]
+    _HELD[key] = [lock, 1]
     try:
         yield taken_over
     finally:
         del _HELD[key]
         try:
-            path.unlink()  # while still locked: a waiting process re-checks the inode
+            path.unlink()  # while still locked: a process waiting on this inode sees it unlinked and retries
         except FileNotFoundError:
             pass
-        f.close()
+        lock.release()

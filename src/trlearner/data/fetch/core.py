@@ -59,6 +59,7 @@ from trlearner.data.registry import DatasetSpec, FileSpec, get
 from trlearner.data.store import (MANIFEST, MANIFEST_FORMAT, check_cache, file_hash, is_fetched,
                                   manual_dir, raw_dir, read_manifest, require, status)
 from trlearner.util.atomic import atomic_write_text
+from trlearner.util.locks import process_lock, write_holder
 
 logger = logging.getLogger(__name__)
 
@@ -188,8 +189,9 @@ def _mismatch_todo(spec: DatasetSpec, f: FileSpec, root: Path) -> str:
 
 @contextmanager
 def fetch_lock(dataset: str, root: str | Path = "data", timeout: float | None = None):
-    """Hold ``<root>/downloads/<dataset>/.fetch.lock`` (an ``fcntl`` lock, released when the
-    process ends, even by SIGKILL) for the duration of a fetch.
+    """Hold ``<root>/downloads/<dataset>/.fetch.lock`` (a :class:`filelock.FileLock`,
+    :func:`trlearner.util.locks.process_lock`: released when the process ends, even by SIGKILL)
+    for the duration of a fetch. The file names its holder (pid, host, since when).
 
     Arguments:
         dataset: the dataset name.
@@ -202,39 +204,39 @@ def fetch_lock(dataset: str, root: str | Path = "data", timeout: float | None = 
         >>> with fetch_lock("omniglot_small", "data"):    # doctest: +SKIP
         ...     pass
     """
-    import fcntl
+    from filelock import Timeout
 
     if timeout is None:
         timeout = lock_timeout()
     path = Path(root) / "downloads" / dataset / ".fetch.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    lock = process_lock(path, on_acquired=_name_fetch_holder)
+    start = time.monotonic()
     try:
-        start, told = time.monotonic(), False
-        while True:
+        lock.acquire(blocking=False)
+    except Timeout:
+        if timeout > 0:  # say once whom it waits for, then wait for the rest of the timeout
+            logger.warning(f"[{dataset}] waiting for another fetch of this dataset ({_holder(path)}; lock {path}), "
+                           f"at most {timeout:.0f} s")
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = _holder(path)
-                waited = time.monotonic() - start
-                if waited >= timeout:
-                    raise DataFetchError(
-                        f"another fetch of this dataset ({holder}) still holds {path} after {waited:.0f} s",
-                        dataset=dataset,
-                        todo=f"let it finish, then rerun (it returns at once when the dataset is complete); or "
-                             f"wait longer with {LOCK_TIMEOUT_ENV}=<seconds>.") from None
-                if not told:
-                    logger.warning(f"[{dataset}] waiting for another fetch of this dataset ({holder}; lock {path}), "
-                                   f"at most {timeout:.0f} s")
-                    told = True
-                time.sleep(min(0.5, max(timeout - waited, 0.01)))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                  "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode(), 0)
+                lock.acquire(timeout=max(timeout - (time.monotonic() - start), 0.0), poll_interval=0.5)
+            except Timeout:
+                pass
+        if not lock.is_locked:
+            raise DataFetchError(
+                f"another fetch of this dataset ({_holder(path)}) still holds {path} after "
+                f"{time.monotonic() - start:.0f} s", dataset=dataset,
+                todo=f"let it finish, then rerun (it returns at once when the dataset is complete); or "
+                     f"wait longer with {LOCK_TIMEOUT_ENV}=<seconds>.") from None
+    try:
         yield path
     finally:
-        os.close(fd)  # releases the lock
+        lock.release()
+
+
+def _name_fetch_holder(fd: int) -> None:
+    write_holder(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
 
 
 def lock_timeout() -> float:
