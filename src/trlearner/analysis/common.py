@@ -318,6 +318,18 @@ def mpl():
 COLORS = {"baseline": "#1f77b4", "trlearner": "#d62728"}
 
 
+def legend_below(fig, ax, handles=None, labels=None, ncol: int | None = None):
+    """The figure's one legend, below its axes and outside all of them, so it covers no data
+    (``loc="best"`` inside an axes can; tests/test_figure_layout.py measures it). The figure must
+    use ``layout="constrained"``, which makes room for it. Returns the legend (None without
+    labelled artists)."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return None
+    return fig.legend(handles, labels, loc="outside lower center", ncol=ncol or min(len(handles), 4), fontsize=8)
+
+
 def start(runs_dir, out_dir):
     """What every analysis begins with: (pyplot, the created output folder, the loaded runs)."""
     out = Path(out_dir)

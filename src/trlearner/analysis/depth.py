@@ -38,7 +38,8 @@ def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
     df.to_csv(out / f"{NAME}.csv", index=False)
     C.write_by_method(df, out, f"{NAME}_by_method.csv", "meta_layers", "mean", {v: v for v in VARIANTS})
 
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(8.6, 3.4), gridspec_kw={"width_ratios": [1.3, 1]})
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(8.6, 3.7), gridspec_kw={"width_ratios": [1.3, 1]},
+                                  layout="constrained")
     for i, v in enumerate(VARIANTS):
         d = df[df.variant == v]
         if len(d):
@@ -48,7 +49,7 @@ def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
     ax.set_ylabel("test MSE (lower is better)")
     ax.set_xticks(steps or [1])
     if len(df):
-        ax.legend()
+        C.legend_below(fig, ax)
     else:
         ax.text(0.5, 0.5, "no finished runs", ha="center", transform=ax.transAxes)
     ax.set_title("Test MSE against meta-layer depth", fontsize=9)
@@ -61,7 +62,6 @@ def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
     ax2.set_xlabel("meta-layers")
     ax2.set_ylabel("Δ test MSE, TRLearner - MAML")
     ax2.set_title("Paired difference at equal depth (< 0: TRLearner better)", fontsize=9)
-    fig.tight_layout()
     C.save_figure(fig, out, NAME)
 
     missing = C.missing_runs(rs, expected)

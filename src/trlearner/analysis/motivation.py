@@ -134,7 +134,7 @@ def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
             d = diagnose(cv)
             st = C.cell_stats(sel)
             diag[f"{fam}/{v}"] = {**d, "test_mse": st["mean"], "test_ci95": st["ci95"],
-                                  "ci_basis": st["ci_basis"], "n_seeds": st["n_seeds"]}
+                                  "ci_basis": st["ci_basis"], "n_seeds": st["n_seeds"], "learned": st["learned"]}
             for _, row in cv.iterrows():
                 rows.append({"family": fam, "variant": v, "iteration": int(row["iteration"]),
                              "train_mse": row["train"], "val_mse": row["val"], "n_seeds": int(row["n_seeds"]),
@@ -161,21 +161,17 @@ def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
             ax.fill_between(cv["iteration"], cv["val_lo"], cv["val_hi"], color=c, alpha=0.2)
             d = diag[f"{fam}/{v}"]
             if d["underfits"] or d["overfits"]:
-                tag = "underfits" if d["underfits"] else "overfits"
-                ax.annotate(f"{v}: {tag}", xy=(cv["iteration"].iloc[-1], cv["val"].iloc[-1]),
-                            xytext=(-5, 12 if v == "baseline" else -14), textcoords="offset points",
-                            ha="right", fontsize=7, color=c)
-        ax.set_title(_label(fam), fontsize=8)
+                tags.append(f"{v} {'underfits' if d['underfits'] else 'overfits'}")
+        # the diagnoses go in the title, above the axes: a label inside would cover the curves
+        ax.set_title(_label(fam) + "\n" + ("; ".join(tags) or "no under- or overfitting"), fontsize=8)
         ax.set_xlabel("meta-training iteration")
     if families:
         axes[0].set_ylabel("MSE after 1 inner step")
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.02))
+        C.legend_below(fig, axes[0])
     else:
         axes[0].text(0.5, 0.5, "no finished runs", ha="center", transform=axes[0].transAxes)
     fig.suptitle("Motivation: MAML (1 inner step) train/validation curves, with and without TRLearner",
                  fontsize=9)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
     C.save_figure(fig, out, NAME)
 
     missing = C.missing_runs(rs, expected)
@@ -187,10 +183,11 @@ def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
         f"a centred {SMOOTH}-point running mean); solid: validation MSE on fixed validation tasks, "
         "both recorded every `--eval-every` iterations. Band around the validation curve: min-max "
         "over seeds (t-interval when there are 3 or more seeds). The CSV holds the raw values.",
-        f"A curve is marked *underfits* when its validation MSE still falls by more than {TOL:.0%} "
-        f"over the last third of training or training removed less than {LEARN_MIN:.0%} of the first "
-        f"validation MSE (loss stays high), *overfits* when it ends more than {TOL:.0%} above its "
-        "best, reached before the last third, while the training MSE did not rise. Meta-training "
+        f"A panel's second title line names each curve that *underfits* (its validation MSE still falls "
+        f"by more than {TOL:.0%} over the last third of training, or training removed less than "
+        f"{LEARN_MIN:.0%} of the first validation MSE: the loss stays high) or *overfits* (it ends more "
+        f"than {TOL:.0%} above its "
+        "best, reached before the last third, while the training MSE did not rise). Meta-training "
         "tasks are drawn fresh every iteration (an unbounded task pool), so meta-overfitting in the "
         "paper's sense (a finite set of training tasks) cannot occur here by construction.",
     ]

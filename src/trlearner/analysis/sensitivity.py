@@ -58,7 +58,8 @@ def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
     df.to_csv(out / f"{NAME}.csv", index=False)
     _write_by_method(df, out)
 
-    fig, grid = plt.subplots(2, 2, figsize=(8.6, 5.8), sharex="col", gridspec_kw={"height_ratios": [1.2, 1]})
+    fig, grid = plt.subplots(2, 2, figsize=(8.6, 6.1), sharex="col", gridspec_kw={"height_ratios": [1.2, 1]},
+                             layout="constrained")
     bst = C.cell_stats(base) if base else None
     panels = [(0, "lambda", "lam", f"λ (weight of L_TR), K = {k0}"),
               (1, "K", "heads", f"K (relation heads), λ = {lam0:g}" if lam0 is not None else "K")]
@@ -84,15 +85,17 @@ def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
                 ax.set_xlim(-0.002, max(d[col]) * 1.5)
         if bst:
             ax.axhline(bst["mean"], color=C.COLORS["baseline"], lw=1, label="MAML (baseline)")
-            ax.axhspan(bst["mean"] - bst["ci95"], bst["mean"] + bst["ci95"], color=C.COLORS["baseline"], alpha=0.15)
+            ax.axhspan(bst["mean"] - bst["ci95"], bst["mean"] + bst["ci95"], color=C.COLORS["baseline"], alpha=0.15,
+                       label="MAML (baseline), 95 % CI")
         axd.axhline(0, color=C.COLORS["baseline"], lw=0.8, ls=":")
         axd.set_xlabel(xlabel)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
     grid[0, 0].set_ylabel("test MSE (lower is better)")
     grid[1, 0].set_ylabel("Δ test MSE vs baseline (paired)")
     fig.suptitle("Sensitivity of TRLearner to λ and K", fontsize=9)
-    fig.tight_layout()
+    handles = {}  # one legend for both panels (the same three series), below them
+    for a in grid[0]:
+        handles.update(zip(*reversed(a.get_legend_handles_labels())))
+    C.legend_below(fig, grid[0, 0], list(handles.values()), list(handles))
     C.save_figure(fig, out, NAME)
 
     missing = C.missing_runs(rs, expected)

@@ -66,7 +66,7 @@ def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
                                      "paired", "gain_per_time", "pair_learned"])
     df.to_csv(out / f"{NAME}.csv", index=False)
 
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    fig, ax = plt.subplots(figsize=(5.2, 4.4), layout="constrained")
     for _, r in df.iterrows():
         xerr = [[r.time_ratio - r.time_ratio_lo], [r.time_ratio_hi - r.time_ratio]]
         label = LABELS.get(r.method, r.method)
@@ -80,11 +80,10 @@ def analyse(runs_dir, out_dir, expected: list[str] | None = None) -> dict:
     ax.set_xlabel("meta-training wall time / baseline's (ratio)")
     ax.set_ylabel("Δ test MSE vs baseline (lower is better)")
     if len(df):
-        ax.legend(fontsize=7, loc="best")
+        C.legend_below(fig, ax, ncol=2)
     else:
         ax.text(0.5, 0.5, "no finished runs", ha="center", transform=ax.transAxes)
     ax.set_title("Time-accuracy trade-off of regularisers", fontsize=9)
-    fig.tight_layout()
     C.save_figure(fig, out, NAME)
 
     missing = C.missing_runs(rs, expected)

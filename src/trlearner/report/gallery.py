@@ -13,7 +13,8 @@ same class), with the row's class index written in a label column on the left an
 "query" above. The grids are pasted unscaled: a pixel of the picture is
 ``round(255 * x)`` of the episode's image (as ``torchvision.utils.save_image``); the sidecar JSON
 gives the grids' origins and the classes of the rows. Regression datasets: a matplotlib plot of
-the support and query points.
+the task's true function (a line over the input range, from the episode's task parameters; the
+sinusoid families) and its support and query points.
 
 Usage::
 
@@ -93,22 +94,63 @@ def _image_picture(xs, xq, ways: int, shots: int, queries: int, path: Path) -> d
             "padding": PADDING, "queries_shown": shown}
 
 
-def _regression_picture(xs, ys, xq, yq, path: Path, title: str) -> dict[str, Any]:
+#: Input range of the sinusoid families (``x ~ U[-5, 5]``, trlearner.data.sources.regression):
+#: the true function is drawn over it.
+SINUSOID_RANGE = (-5.0, 5.0)
+CURVE_POINTS = 400
+
+
+def true_curve(info: dict[str, Any], n: int = CURVE_POINTS):
+    """(x, y) of a regression task's true function over its input range, from the task
+    parameters of its episode (``batch.info`` of one task): ``y = A sin(w x - phi)`` for the
+    sinusoid families (``w`` = 1 unless ``frequency`` is given); None for a family whose
+    parameters the episode does not carry in full (harmonic: its phases are not recorded).
+
+    >>> import math
+    >>> x, y = true_curve({"amplitude": 2.0, "phase": 0.0})
+    >>> len(x), float(x[0]), float(x[-1]), round(float(y[100]), 4) == round(2 * math.sin(float(x[100])), 4)
+    (400, -5.0, 5.0, True)
+    """
+    import numpy as np
+
+    if "amplitude" not in info or "phase" not in info:
+        return None
+    amp, phase = float(info["amplitude"]), float(info["phase"])
+    w = float(info.get("frequency", 1.0))
+    x = np.linspace(*SINUSOID_RANGE, n)
+    return x, amp * np.sin(w * x - phase)
+
+
+def regression_figure(xs, ys, xq, yq, info: dict[str, Any], title: str):
+    """The figure of one regression episode: the task's true function as a line (when its
+    parameters are known, :func:`true_curve`), its query points and its support points; the
+    legend below the axes, over no data."""
     from .figures import pyplot
 
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(4.5, 3))
+    fig, ax = plt.subplots(figsize=(4.8, 3.6), layout="constrained")
+    curve = true_curve(info)
+    if curve is not None:
+        ax.plot(*curve, "-", lw=1.3, color="0.15", label="true function", zorder=1)
     order = xq[:, 0].argsort()
-    ax.plot(xq[order, 0].numpy(), yq[order, 0].numpy(), ".", ms=3, color="0.5", label=f"query ({len(xq)})")
-    ax.plot(xs[:, 0].numpy(), ys[:, 0].numpy(), "o", color="#d62728", label=f"support ({len(xs)})")
+    ax.plot(xq[order, 0].numpy(), yq[order, 0].numpy(), "o", ms=3.5, color="#1f77b4", alpha=0.8,
+            label=f"query ({len(xq)})", zorder=2)
+    ax.plot(xs[:, 0].numpy(), ys[:, 0].numpy(), "o", ms=7, color="#d62728", markeredgecolor="black",
+            markeredgewidth=0.6, label=f"support ({len(xs)})", zorder=3)
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.legend(loc="outside lower center", ncol=3, fontsize=7)
+    return fig
+
+
+def _regression_picture(xs, ys, xq, yq, info: dict[str, Any], path: Path, title: str) -> dict[str, Any]:
+    from .figures import pyplot
+
+    fig = regression_figure(xs, ys, xq, yq, info, title)
     fig.savefig(path, dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return {}
+    pyplot().close(fig)
+    return {"true_function": true_curve(info) is not None}
 
 
 def episode_picture(dataset: str, split: str, out: str | os.PathLike, *, shots: int, ways: int | None = None,
@@ -147,10 +189,12 @@ def episode_picture(dataset: str, split: str, out: str | os.PathLike, *, shots: 
     info: dict[str, Any] = {"dataset": dataset, "split": split, "seed": seed, "index": index, "shots": shots,
                             "ways": n_ways, "queries": queries, "picture": f"{name}.png"}
     if regression:
-        info.update(_regression_picture(xs, ys, xq, yq, out / f"{name}.png",
+        task = {k: float(v[0]) for k, v in (batch.info or {}).items() if hasattr(v, "__len__") and len(v)}
+        info.update(_regression_picture(xs, ys, xq, yq, task, out / f"{name}.png",
                                         f"{dataset} {SPLIT_NAMES.get(split, split)} episode {index} (seed {seed})"))
+        curve = "the task's true function (black line), " if info["true_function"] else ""
         info["caption"] = (f"{dataset}, {SPLIT_NAMES.get(split, split)} episode {index} (seed {seed}, {setting}): "
-                           f"{len(xs)} support points (red) and {len(xq)} query points (grey).")
+                           f"{curve}{len(xs)} support points (red) and {len(xq)} query points (blue).")
     else:
         info.update(_image_picture(xs, xq, n_ways, len(xs) // n_ways, queries, out / f"{name}.png"))
         classes = getattr(source, "classes", None)
@@ -190,8 +234,9 @@ def gallery_markdown(gallery_dir: str | os.PathLike | None, out_dir: str | os.Pa
             continue
     if not infos:
         return "\n".join(lines + ["No episode pictures were made.", ""])
-    lines += ["One training and one test episode per dataset the run used (support and query, one row "
-              "per class); the classes of each row are in the picture's caption file.", ""]
+    lines += ["One training and one test episode per dataset the run used: for classification the support "
+              "and query images, one row per class (the classes of each row are in the picture's caption "
+              "file); for regression the task's true function with its support and query points.", ""]
     by_dataset: dict[str, list] = {}
     for js, info in infos:
         by_dataset.setdefault(str(info.get("dataset")), []).append((js, info))
