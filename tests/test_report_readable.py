@@ -111,6 +111,11 @@ def test_seed_columns_say_they_count_seeds(report):
     head = rows["interpretation"]
     assert head[1] == "paired seeds"
     assert rows["heads = 8"][1] == "1"  # one seed with both runs ok: counted, not judged
+    # cells.csv: a count is `n`, a list of seed ids says it is one
+    cells = pd.read_csv(report[0] / "cells.csv", dtype=str)
+    assert {"n", "seed_ids", "expected_seed_ids"} <= set(cells.columns) and "seeds" not in cells.columns
+    row = cells.set_index("cell").loc["sinusoid/5shot/maml/baseline"]
+    assert row["seed_ids"] == "0 1 2" and row["n"] == "3"
 
 
 def test_every_link_of_the_report_resolves_beside_it(report):

@@ -750,5 +750,7 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
     csv["seeds"] = csv.get("seeds", pd.Series(dtype=object)).map(
         lambda s: " ".join(map(str, s)) if isinstance(s, tuple) else "")
     csv["expected_seeds"] = csv["expected_seeds"].map(lambda s: " ".join(map(str, s)) if s else "")
+    # the seed columns list seed ids ("0" is seed 0, not zero seeds: ``n`` counts them)
+    csv = csv.rename(columns={"seeds": "seed_ids", "expected_seeds": "expected_seed_ids"})
     write_text(out / "cells.csv", csv.to_csv(index=False, float_format="%.6g"))
     return report
