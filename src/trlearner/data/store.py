@@ -194,8 +194,6 @@ def check_cache(raw: Path, *, root: str | Path = "data", full: bool = False) -> 
 # --------------------------------------------------------------------------- hashing
 
 def file_hash(path: Path, alg: str = "sha256") -> str:
-    h = hashlib.new(alg)
+    """The ``alg`` digest (hex) of the file ``path``: :func:`hashlib.file_digest`."""
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, alg).hexdigest()

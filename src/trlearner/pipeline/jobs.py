@@ -254,11 +254,9 @@ def corrupt_cache_objects(dataset: str, lock: str | Path = "dvc.lock") -> list[t
         bad = []
         for entry in listing:
             path = obj(entry["md5"])
-            h = hashlib.md5()
             with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-            if h.hexdigest() != entry["md5"]:
+                digest = hashlib.file_digest(fh, "md5").hexdigest()
+            if digest != entry["md5"]:
                 bad.append((entry["relpath"], str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd())
                             else str(path)))
         return bad
