@@ -22,7 +22,10 @@ from trlearner.pipeline.matrix import preset_roots
 
 
 def _matrix(name: str):
-    return check_config(yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text()))
+    """The preset's matrix as a fresh workflow plans it: a sequential group at its first look."""
+    from trlearner.pipeline.sequential import decided
+
+    return decided(check_config(yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text())), {})
 
 
 @pytest.fixture(scope="module")
@@ -370,3 +373,13 @@ def test_noop_rerun_plans_nothing_and_the_paper_dag_builds(done, fresh):
     assert planned_jobs(fresh, "--configfile", "config/paper.yaml").get("train", 0) > 0
     paper = time.perf_counter() - t0
     print(f"no-op dry run {noop:.1f}s, paper DAG {paper:.1f}s (informative only)")
+
+
+def test_the_html_reports_categories_are_numbered_in_reading_order():
+    """Snakemake's HTML report sorts categories by name: every one is numbered, 1 to N, none missing."""
+    names = set()
+    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        names |= set(re.findall(r'category="([^"]+)"', smk.read_text()))
+    numbers = sorted(int(n.split(".", 1)[0]) for n in names if re.match(r"^\d+\. ", n))
+    assert len(numbers) == len(names), names  # none unnumbered (it would sort last)
+    assert numbers == list(range(1, len(names) + 1)), names

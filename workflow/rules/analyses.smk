@@ -42,7 +42,7 @@ rule analysis:
                                 if r["analysis"] == wildcards.name],
         code=sources.analysis_sources(),
     output:
-        png=report(f"{REPORTS}/analyses/{{name}}/{{name}}.png", category="Analyses",
+        png=report(f"{REPORTS}/analyses/{{name}}/{{name}}.png", category="4. Analyses",
                    caption="../report/analysis.rst"),
         pdf=f"{REPORTS}/analyses/{{name}}/{{name}}.pdf",
         csv=f"{REPORTS}/analyses/{{name}}/{{name}}.csv",

@@ -110,8 +110,9 @@ def train_sources(algorithm: str, trlearner: bool) -> list[str]:
 
 
 def report_sources() -> list[str]:
-    """The report's code."""
-    return folder_sources("report")
+    """The report's code, and the format document the report copies beside REPORT.md (an
+    edit of it alone must rerun the report, or the copy goes stale)."""
+    return folder_sources("report") + [f"{SRC}/report/REPORT_FORMAT.md"]
 
 
 def analysis_sources() -> list[str]:

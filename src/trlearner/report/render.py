@@ -28,7 +28,7 @@ from . import escape
 from .admission import admit
 from .analyses import analysis_markdown
 from .calibration import calibration_markdown
-from .claims import claims_markdown
+from .claims import claims_markdown, interpretation_runs
 from .sequential import sequential_markdown
 from .figures import CAPTION as MAIN_CAPTION
 from .figures import main_results_figure
@@ -585,6 +585,12 @@ def _claims_section(ctx: ReportContext) -> str:
     return claims_markdown(ctx.results_dir, ctx.reference, table_runs=ctx.runs, relative_to=ctx.relative_to)
 
 
+def _sequential_section(ctx: ReportContext) -> str:
+    # every arm of the sequential rule: the table's TRLearner runs and each interpretation
+    interp = interpretation_runs(ctx.results_dir.parent / "ablations", ctx.relative_to)
+    return sequential_markdown(ctx.runs, ctx.reference, interp)
+
+
 def _summary_section(ctx: ReportContext) -> str:
     return summary_markdown(ctx.runs, ctx.resolved, None, ctx.expected, ctx.skipped, ctx.diffs)
 
@@ -659,7 +665,7 @@ def _provenance_section(ctx: ReportContext) -> str:
 #: interpretations of report/claims.py follow the verdicts).
 SECTIONS = [("title", _title_section), ("verdicts", lambda ctx: verdicts_markdown(ctx.claims)),
             ("calibration", lambda ctx: calibration_markdown(ctx.results_dir, ctx.reference, ctx.relative_to)),
-            ("sequential", lambda ctx: sequential_markdown(ctx.runs, ctx.reference)),
+            ("sequential", _sequential_section),
             ("claims", _claims_section), ("summary", _summary_section),
             ("main figure", _main_figure_section), ("tables", _tables_section),
             ("analyses", _analyses_section), ("gallery", _gallery_section),
