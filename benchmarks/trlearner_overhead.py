@@ -4,7 +4,8 @@
 
 Times one meta-gradient (forward + backward, no optimiser step) of five objectives, interleaved,
 1 thread, CPU time of this process (``time.process_time``: less sensitive to other processes
-than wall time), and prints medians and paired ratios to the baseline:
+than wall time) as the clock of ``torch.utils.benchmark.Timer`` (``timeit(10)`` per sample,
+after its own 2 warm-up calls), and prints medians and paired ratios to the baseline:
 
 - ``base``: the baseline's query loss (``adapt_batch``);
 - ``cross``: the task loss plus L_TR with *constant* relation weights (1/(T-1) off the diagonal):
@@ -23,6 +24,7 @@ import time
 
 import torch
 
+from trlearner.bench.timing import function_timer
 from trlearner.engine.algorithms import make_algorithm
 from trlearner.engine.backbones import mlp
 from trlearner.data.sources.dispatch import make_source
@@ -82,13 +84,11 @@ def main():
         for f in fns.values():
             for _ in range(5):
                 step(f)
+        timers = {k: function_timer(lambda f=f: step(f), clock=time.process_time) for k, f in fns.items()}
         ts = {k: [] for k in fns}
         for _ in range(args.repeats):
-            for k, f in fns.items():
-                t0 = time.process_time()
-                for _ in range(10):
-                    step(f)
-                ts[k].append((time.process_time() - t0) / 10)
+            for k, timer in timers.items():
+                ts[k].append(timer.timeit(10).median)
         row = []
         for k, v in ts.items():
             ratio = statistics.median([a / b for a, b in zip(v, ts["base"])])

@@ -8,10 +8,13 @@ implementation, with and without TRLearner):
   is already in memory (episode loading is measured separately). Every case is built and
   warmed up (``--warmup`` iterations) first; then the cases of a group are *interleaved*:
   repeat r times case A, B, C, ... in turn, so that load from other processes hits all cases
-  alike. A sample is ``k`` consecutive iterations divided by ``k`` (``k`` chosen from the
-  warm-up so a sample lasts >= ``--min-sample`` seconds). We report the median and the
-  quartiles of the samples; a ratio between two cases is the median of the per-repeat
-  ratios (paired, the same repeat), which is robust to slow phases of the machine.
+  alike. A sample is one ``torch.utils.benchmark.Timer.blocked_autorange`` of the case
+  (:mod:`trlearner.bench.timing`): calls until a block of them outlasts the clock's overhead
+  (a re-warm after the previous case, not timed), then blocks of that size for >=
+  ``--min-sample`` seconds; the sample is the median time per iteration over its blocks. We
+  report the median and the quartiles of the samples; a ratio between two cases is the median
+  of the per-repeat ratios (paired, the same repeat), which is robust to slow phases of the
+  machine.
 - **peak memory**: each case runs in a fresh subprocess (``--memory``). After building the
   case (imports, data, parameters) the process's peak-RSS mark is reset (Linux:
   ``/proc/self/clear_refs``), 2 meta-iterations run, and ``VmHWM`` (peak RSS) is read. The
@@ -45,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import resource
@@ -58,6 +60,7 @@ from pathlib import Path
 
 import torch
 
+from trlearner.bench.timing import function_timer, sample
 from trlearner.engine.algorithms import make_algorithm
 from trlearner.engine.backbones import make_backbone
 from trlearner.engine.core import InnerGrad, adapt_batch
@@ -397,37 +400,33 @@ def _quantiles(xs: list[float]) -> tuple[float, float, float]:
 def time_group(cases: list[Case], group: Group, repeats: int, warmup: int, min_sample: float,
                log=print) -> dict[str, dict]:
     """Interleaved timing of ``cases`` (all of ``group``): returns per case the samples
-    (seconds per meta-iteration), their quartiles and the iterations per sample."""
-    built, per_iter = {}, {}
+    (seconds per meta-iteration, each the median of one :func:`trlearner.bench.timing.sample`
+    lasting >= ``min_sample`` s), their quartiles and the iterations timed per sample (median)."""
+    built, timers = {}, {}
     for c in cases:
         try:
             step, _, _ = build_step(c, group)
-            t0 = time.perf_counter()
             for _ in range(max(1, warmup)):
                 step()
-            per_iter[c.name] = (time.perf_counter() - t0) / max(1, warmup)
-            built[c.name] = step
+            built[c.name], timers[c.name] = step, function_timer(step)
         except Exception as exc:  # reported in the results, never silently dropped
             log(f"  {c.name}: failed to build/run: {type(exc).__name__}: {exc}")
-            per_iter[c.name] = None
             built[c.name] = exc
-    reps = {n: max(1, math.ceil(min_sample / t)) for n, t in per_iter.items() if t}
-    samples = {n: [] for n in reps}
+    samples = {n: [] for n in timers}
+    iters = {n: [] for n in timers}
     for r in range(repeats):
-        order = [c.name for c in cases if c.name in reps]
+        order = [c.name for c in cases if c.name in timers]
         k = r % max(1, len(order))
         for name in order[k:] + order[:k]:  # rotate the order so no case always runs first
-            step, n_it = built[name], reps[name]
-            t0 = time.perf_counter()
-            for _ in range(n_it):
-                step()
-            samples[name].append((time.perf_counter() - t0) / n_it)
+            seconds, calls = sample(timers[name], min_sample)
+            samples[name].append(seconds)
+            iters[name].append(calls)
     out = {}
     for c in cases:
         if c.name in samples:
             q1, med, q3 = _quantiles(samples[c.name])
             out[c.name] = {"samples_s": samples[c.name], "median_s": med, "q1_s": q1, "q3_s": q3,
-                           "iters_per_sample": reps[c.name], "status": "ok"}
+                           "iters_per_sample": int(statistics.median(iters[c.name])), "status": "ok"}
             log(f"  {c.name:55s} {med * 1e3:9.2f} ms  [{q1 * 1e3:.2f}, {q3 * 1e3:.2f}]")
         else:
             exc = built[c.name]
@@ -509,6 +508,20 @@ def measure_memory(case: Case, group: Group, threads: int, timeout: float = 900)
 # ------------------------------------------------------------------------ loading
 
 
+def _batch_time(src, n: int, repeats: int, first: int = 0) -> float:
+    """Median seconds of ``src.batch`` of ``n`` episodes over ``repeats`` samples
+    (:func:`trlearner.bench.timing.sample`, the shortest each); every call builds new episodes
+    (batches ``first``, ``first + 1``, ...), so none is served from a cache."""
+    nxt = [first]
+
+    def next_batch():
+        src.batch(range(nxt[0] * n, (nxt[0] + 1) * n))
+        nxt[0] += 1
+
+    timer = function_timer(next_batch)
+    return statistics.median(sample(timer, 0.0)[0] for _ in range(repeats))
+
+
 def loading_throughput(quick: bool, repeats: int) -> list[dict]:
     """Episodes per second of the task sources (regression always; images if available)."""
     from trlearner.data.sources.dispatch import make_source
@@ -519,12 +532,7 @@ def loading_throughput(quick: bool, repeats: int) -> list[dict]:
     for ds, split, kw, n in specs:
         src = make_source(ds, split, **kw)
         src.batch(range(n))  # warm-up
-        ts = []
-        for r in range(repeats):
-            t0 = time.perf_counter()
-            src.batch(range(r * n, (r + 1) * n))
-            ts.append(time.perf_counter() - t0)
-        med = statistics.median(ts)
+        med = _batch_time(src, n, repeats)
         rows.append({"source": f"{ds}/{split}", "episodes_per_batch": n, "median_s": med,
                      "episodes_per_s": n / med, "status": "ok"})
     for ds, ways, shots, n in (("omniglot_small", 5, 1, 4 if quick else 32), ("omniglot", 5, 1, 4 if quick else 32),
@@ -532,12 +540,7 @@ def loading_throughput(quick: bool, repeats: int) -> list[dict]:
         try:
             src = make_source(ds, "train", shots=shots, ways=ways, queries=15)
             src.batch(range(n))
-            ts = []
-            for r in range(max(2, repeats // 2)):
-                t0 = time.perf_counter()
-                src.batch(range((r + 1) * n, (r + 2) * n))
-                ts.append(time.perf_counter() - t0)
-            med = statistics.median(ts)
+            med = _batch_time(src, n, max(2, repeats // 2), first=1)
             rows.append({"source": f"{ds}/train {ways}-way {shots}-shot", "episodes_per_batch": n,
                          "median_s": med, "episodes_per_s": n / med, "status": "ok"})
         except Exception as exc:  # data layer or data not there: say so
