@@ -112,12 +112,14 @@ def test_the_verdict_table_gives_each_published_interpretation_its_effect_and_lo
     for seed in range(4):
         base = 0.60 + 0.01 * seed
         write_run(preset / "runs", "sinusoid", "maml", "baseline", seed, shots=5, per_task=[base - 0.1, base + 0.1])
+        write_run(preset / "runs", "sinusoid", "maml", "trlearner", seed, shots=5, per_task=[base - 0.1, base + 0.1])
         write_run(preset / "ablations" / "lam", "sinusoid", "maml", "trlearner", seed, shots=5,
                   per_task=[base - 0.09, base + 0.11])
         point = preset / "ablations" / "lam" / "sinusoid" / "5shot" / "maml" / "trlearner"
         (point / "lam-1.0").mkdir(parents=True, exist_ok=True)
         shutil.move(str(point / f"seed{seed}"), str(point / "lam-1.0" / f"seed{seed}"))
     table = published.verdict_markdown(tmp_path / "published")
+    assert "nan" not in table  # the defaults' own row is the effect row, not an interpretation
     rows = [r for r in table.splitlines() if "lam = 1.0" in r]
     assert rows == ["| MAML sinusoid 5shot: TRLearner − baseline, lam = 1.0 | preset `claims` | 4 | +0.010 ± 0.000 | "
                     "-0.193 | **incompatible**; sequential rule at 4 seeds: excludes |"], table

@@ -286,7 +286,7 @@ def _interpretation_rows(published: Path, ref) -> list[str]:
         effects = interpretation_effects(table, interp, ref)
         base = table[(table["variant"] == "baseline") & (table["status"] == "ok")]
         for e in effects.to_dict("records"):
-            if e["ablation"] is None or not e["n"] or e.get("reduced"):  # the defaults: the effect rows above
+            if not isinstance(e["ablation"], str) or not e["n"] or e.get("reduced"):  # the defaults: rows above
                 continue
             point = interp[(interp["ablation"] == e["ablation"]) & (interp["value"] == e["value"])
                            & (interp["dataset"] == e["dataset"]) & (interp["setting"] == e["setting"])
