@@ -7,6 +7,7 @@ Fast: dry runs only (no training). Each test works on a throw-away copy of the p
 from __future__ import annotations
 
 import os
+import json
 import re
 import time
 from pathlib import Path
@@ -267,9 +268,19 @@ def test_a_cell_defined_twice_is_rejected():
 def _fake_complete(workdir: Path, config: str) -> None:
     """Mark every output of ``config`` as done (placeholder files + `snakemake --touch`, which
     records Snakemake's metadata: params, code, inputs), as after a finished run."""
+    from trlearner.pipeline.sequential import arms, decided
+    from trlearner.report.sequential import LOOKS
+
     cfg = yaml.safe_load((workdir / config).read_text())
-    m = check_config(cfg)
+    full = check_config(cfg)
+    m = decided(full, {})  # a sequential arm stopped at its first look (the records below)
     res, rep = preset_roots(cfg)
+    for arm in arms(full):
+        record = {"arm": arm.name, "n": LOOKS[0], "stop": True, "verdict": "excludes", "next_look": None}
+        for name in (f"look{LOOKS[0]}.json", "decided.json"):
+            p = workdir / res / "sequential" / arm.name / name
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(json.dumps(record))
     files = ([f"{res}/data/{d}.manifest.json" for d in m.datasets] + [r.metrics for r in m.runs]
              + [f"{res}/expected.json", f"{rep}/REPORT.md", f"{rep}/cells.csv"]
              + [f"{rep}/{f}" for f in ("REPORT.html", "summary.json", "verdicts.rst",
@@ -318,15 +329,26 @@ def test_nothing_changed_plans_nothing(done):
 
 def test_adding_a_seed_runs_only_the_new_jobs_and_the_report(done):
     cfg = yaml.safe_load((done / "config/default.yaml").read_text())
-    exp = cfg["experiments"]["regression_main"]
-    new = max(exp["seeds"]) + 1
-    exp["seeds"] = exp["seeds"] + [new]
+    exp = cfg["experiments"]["regression_rest"]
+    exp["seeds"] = exp["seeds"] + [max(exp["seeds"]) + 1]
     (done / "config/default.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    # the known cell trains stacked (stack: K): the new seed's chunk (new // K) reruns for each
-    # variant, its old seeds only re-evaluated from their final checkpoints; no other job
-    chunk = new // exp["stack"]
-    stacks = {f"train_stack_sinusoid_5shot_maml_{v}_chunk{chunk}": 1 for v in ("baseline", "trlearner")}
-    assert _plan(done) == {**stacks, "expected_cells": 1, "report": 1, "all": 1}
+    n_cells = len([r for r in check_config(cfg).table_runs if r.group == "regression_rest" and r.seed == 0])
+    assert _plan(done) == {"train": n_cells, "expected_cells": 1, "report": 1, "all": 1}
+
+
+def test_a_look_that_says_continue_plans_the_next_four_seeds_and_the_next_look(done):
+    """The known cell's first look says 'continue' and its decision is asked for (as the workflow
+    asks right after that checkpoint): the DAG grows by exactly the next look's stacked job of
+    each variant and that look's checkpoint. (A decided.json deleted after a finished run is an
+    intermediate file: Snakemake does not remake it for `all`, as for any such file.)"""
+    arm = done / "results/default/sequential/sinusoid_5shot_maml"
+    (arm / "look4.json").write_text(json.dumps({"arm": "sinusoid_5shot_maml", "n": 4, "stop": False,
+                                                "verdict": "continue", "next_look": 8}))
+    (arm / "decided.json").unlink()
+    plan = planned_jobs(done, "--configfile", "config/default.yaml", "--",
+                        "results/default/sequential/sinusoid_5shot_maml/decided.json")
+    assert plan == {**{f"train_stack_sinusoid_5shot_maml_{v}_chunk1": 1 for v in ("baseline", "trlearner")},
+                    "sequential_look": 1, "sequential_decided": 1}, plan
 
 
 def test_editing_one_algorithm_reruns_only_its_jobs(done):

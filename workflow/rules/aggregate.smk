@@ -13,4 +13,4 @@ rule expected_cells:
     log:
         f"{RESULTS}/logs/expected_cells.log",
     run:
-        Path(output[0]).write_text(json.dumps(DECIDED().expected_cells(RESULTS), indent=1) + "\n")
+        atomic_write_json(output[0], decided_matrix().expected_cells(RESULTS))

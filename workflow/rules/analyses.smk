@@ -72,7 +72,7 @@ rule ablations_index:
         f"{RESULTS}/logs/ablations_index.log",
     run:
         # every expected ablation run with its identity: the report counts only these
-        Path(output[0]).write_text(json.dumps(DECIDED().ablation_index(), indent=1) + "\n")
+        atomic_write_json(output[0], decided_matrix().ablation_index())
 
 
 ANALYSIS_OUTPUTS = ([rules.ablations_index.output[0]] if MATRIX.ablation_runs else []) + [

@@ -11,6 +11,7 @@ GPU_LOCK_DIR = config["gpu_lock_dir"]
 # The paper's reference numbers: the package's own file (src/trlearner/report/reference.yaml,
 # trlearner.report.reference knows where) unless the config's report.reference names another.
 from trlearner.report.reference import default_reference_path
+from trlearner.util.atomic import atomic_write_json
 
 REFERENCE = config.get("report", {}).get("reference") or os.path.relpath(default_reference_path())
 
@@ -86,3 +87,45 @@ def stack_minutes(stack):
 def stack_priority(stack):
     device = "cpu" if config["device"] == "cpu" else "gpu"
     return int(estimate.stack_seconds(stack, device) // 10)
+
+
+# The arms of the sequential seed rule (configs with `sequential` set; workflow/rules/sequential.smk,
+# trlearner.pipeline.sequential) and the runs their decisions ask for.
+from trlearner.pipeline import sequential as seqrule
+from trlearner.report.reference import Reference
+from trlearner.report.sequential import LOOKS
+
+ARMS = {arm.name: arm for arm in seqrule.arms(MATRIX)}
+_PAPER_EFFECTS = {name: seqrule.paper_effect(Reference.load(REFERENCE), *arm.cell) for name, arm in ARMS.items()}
+
+
+def arm_looks(wildcards):
+    """The look records of one arm up to the one that stops. A look not yet decided raises
+    Snakemake's IncompleteCheckpointException: the DAG waits for that checkpoint, then calls this
+    again (one arm per job: the arms run their looks side by side)."""
+    records = []
+    for n in LOOKS:
+        path = checkpoints.sequential_look.get(arm=wildcards.arm, n=n).output[0]
+        records.append(path)
+        if json.loads(Path(path).read_text())["stop"]:
+            break
+    return records
+
+
+# Each arm's stopping record: the rules downstream of training take these as inputs (they
+# depend on every run the rule asked for through them) and read the decisions when they run.
+DECIDED_RECORDS = [f"{RESULTS}/{seqrule.LOOKS_DIR}/{name}/decided.json" for name in ARMS]
+# The runs of groups that are not sequential: always expected, inputs as before
+FIXED = MATRIX.restricted({r.path for r in MATRIX.runs if (r.kind, r.group) not in MATRIX.sequential})
+
+
+def decided_matrix():
+    """The matrix of the runs the rule's decisions ask for (call when the decided records exist,
+    i.e. in a job that takes DECIDED_RECORDS as input); every run without arms."""
+    if not ARMS:
+        return MATRIX
+    seeds = {}
+    for path in DECIDED_RECORDS:
+        record = json.loads(Path(path).read_text())
+        seeds[record["arm"]] = record["n"]
+    return seqrule.decided(MATRIX, seeds)

@@ -78,7 +78,7 @@ onerror:
     expected = Path(rules.expected_cells.output[0])
     if not expected.is_file():
         expected.parent.mkdir(parents=True, exist_ok=True)
-        expected.write_text(json.dumps(_ESTIMATED.expected_cells(RESULTS), indent=1) + "\n")
+        atomic_write_json(expected, _ESTIMATED.expected_cells(RESULTS))
     partial = dict(runs=f"{RESULTS}/runs", expected=expected, reference=REFERENCE,
                    analyses=f"{REPORTS}/analyses", gallery=f"{REPORTS}/gallery", out=REPORTS)
     log = f"{RESULTS}/logs/report_partial.log"
