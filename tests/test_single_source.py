@@ -102,7 +102,9 @@ def test_a_training_run_depends_on_what_it_executes():
     assert maml == set(sources.executed_modules()) - {f"{sources.SRC}/engine/algorithms/{a}.py"
                                                        for a in catalog.ALGORITHMS if a != "maml"}
     every = {f"{sources.SRC}/{p.relative_to(sources.PACKAGE).as_posix()}" for p in Path(sources.PACKAGE).rglob("*.py")}
-    assert set(sources.report_sources()) == {f for f in every if f.startswith(f"{sources.SRC}/report/")}
+    # the report's modules, and the format document it copies beside REPORT.md
+    assert set(sources.report_sources()) == ({f for f in every if f.startswith(f"{sources.SRC}/report/")}
+                                             | {f"{sources.SRC}/report/REPORT_FORMAT.md"})
     assert set(sources.analysis_sources()) == {f for f in every if f.startswith(f"{sources.SRC}/analysis/")}
     gallery = sources.gallery_sources()
     assert {f"{sources.SRC}/report/gallery.py", f"{sources.SRC}/report/figures.py"} <= set(gallery)
