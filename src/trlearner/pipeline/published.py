@@ -275,7 +275,7 @@ def _interpretation_rows(published: Path, ref) -> list[str]:
     from trlearner.report.claims import interpretation_effects, interpretation_runs
     from trlearner.report.rounding import fmt
     from trlearner.report.runs import scan_runs
-    from trlearner.report.sequential import LOOKS, look
+    from trlearner.report.sequential import look_reached
     from trlearner.report.tables import load_expected
 
     rows = []
@@ -294,15 +294,8 @@ def _interpretation_rows(published: Path, ref) -> list[str]:
             b = dict(zip(base[(base["dataset"] == e["dataset"]) & (base["setting"] == e["setting"])
                               & (base["algorithm"] == e["algorithm"])]["seed"].astype(int), base["mean"]))
             t = dict(zip(point["seed"].astype(int), point["mean"]))
-            n = 0
-            while n in b and n in t:
-                n += 1
-            seq = ""
-            for k in (k for k in LOOKS if k <= n):  # the first look that stops, else the last reached
-                at = look([t[s] - b[s] for s in range(k)], e["paper_effect"])
-                seq = f"; sequential rule at {at.n} seeds: {at.verdict}"
-                if at.stop:
-                    break
+            at = look_reached(b, t, e["paper_effect"])
+            seq = f"; sequential rule at {at.n} seeds: {at.verdict}" if at else ""
             rows.append(f"| {ref.algorithm_label(e['algorithm'])} {e['dataset']} {e['setting']}: TRLearner − "
                         f"baseline, {e['key']} = {e['value']} | preset `{preset.name}` | {int(e['n'])} | "
                         f"{fmt(e['diff'], 3, True)} ± {fmt(e['ci95'], 3)} | {fmt(e['paper_effect'], 3, True)} | "

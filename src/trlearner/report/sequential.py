@@ -98,6 +98,21 @@ def run_rule(diffs: Sequence[float], paper_effect: float, looks: Sequence[int] =
     raise AssertionError("the last look always stops")  # pragma: no cover
 
 
+def look_reached(base: dict, trl: dict, paper_effect: float) -> Look | None:
+    """The rule's answer for per-seed means ``{seed: mean}`` of both sides: over seeds 0..n-1
+    paired without a gap, the first look that stops, else the last look reached; None before
+    the first look."""
+    n = 0
+    while n in base and n in trl:
+        n += 1
+    at = None
+    for k in (k for k in LOOKS if k <= n):
+        at = look([trl[s] - base[s] for s in range(k)], paper_effect)
+        if at.stop:
+            break
+    return at
+
+
 def _arms(runs, interp):
     """(label, dataset, setting, algorithm, reduced, {seed: baseline}, {seed: TRLearner}) of every
     arm: each table cell's TRLearner against its baseline, then each interpretation (ablation
@@ -141,17 +156,9 @@ def sequential_markdown(runs, reference, interp=None) -> str:
         if paper_base is None or paper_trl is None:
             continue
         paper = float(paper_trl["value"]) - float(paper_base["value"])
-        n = 0  # seeds 0..n-1 all paired
-        while n in base and n in trl:
-            n += 1
-        reached = [k for k in LOOKS if k <= n]
-        if not reached:
+        at = look_reached(base, trl, paper)
+        if at is None:
             continue
-        diffs = [trl[s] - base[s] for s in range(reached[-1])]
-        for k in reached:  # the first look that stops, else the last reached
-            at = look(diffs[:k], paper)
-            if at.stop:
-                break
         verdict = {"excludes": "**stop: incompatible** (the paper's effect lies outside the CI)",
                    "contains": "**stop: compatible** (the CI contains the paper's effect and excludes 0)",
                    "contains, imprecise": "**stop at the last look: the CI contains the paper's effect, "
