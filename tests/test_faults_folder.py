@@ -297,3 +297,30 @@ def test_the_stacked_api_refuses_a_seed_out_of_range(tmp_path):
     with pytest.raises(ValueError, match=r"seed 9223372036854775808: allowed: an integer, 0 <= seed < 2\*\*31"):
         stacked.train_stacked([cfg], [tmp_path / "s"], progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_write_killed_midway_leaves_the_old_checkpoint_in_place(tmp_path, monkeypatch):
+    """scancel (or a node failure) while a checkpoint is written: checkpoint.pt used to be renamed
+    to checkpoint.prev.pt before the new one was written, so a job killed in that window left no
+    checkpoint.pt (the SLURM cancel-and-resume test hit it). Now checkpoint.pt exists at every
+    instant: the old one until the new one is renamed over it."""
+    from trlearner.run import train
+    from trlearner.run.folder import load_checked, save_checked
+
+    save_checked(tmp_path / "checkpoint.pt", {"iteration": 100})
+    save_checked(tmp_path / "checkpoint.prev.pt", {"iteration": 0})
+
+    def killed(path, obj):  # the process dies while the new checkpoint is written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "save_checked", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train._save_checkpoint(tmp_path, {"iteration": 200})
+    assert load_checked(tmp_path / "checkpoint.pt")["iteration"] == 100
+    assert load_checked(tmp_path / "checkpoint.prev.pt")["iteration"] == 100
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.prev.pt", "checkpoint.pt"]
+
+    monkeypatch.undo()  # and a write that completes rotates as before
+    train._save_checkpoint(tmp_path, {"iteration": 200})
+    assert [load_checked(tmp_path / n)["iteration"] for n in ("checkpoint.pt", "checkpoint.prev.pt")] == [200, 100]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.prev.pt", "checkpoint.pt"]

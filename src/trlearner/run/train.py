@@ -25,6 +25,8 @@ import hashlib
 import json
 import logging
 import math
+import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -37,6 +39,7 @@ from trlearner.data.sources.dispatch import make_source
 from trlearner.data.sources.regression import stable_key
 from trlearner.engine.core import BACKENDS, adapt_batch, evaluate_curve
 from trlearner.run.progress import Progress
+from trlearner.util.atomic import temp_path
 from trlearner.run.protocols import REDUCIBLE, paper_protocol
 from trlearner.run.readings import reading_settings
 from trlearner.method.regularizers import make_regularizer
@@ -399,10 +402,21 @@ def _load_checkpoint(out: Path, ident_hash: str, log, force: bool = False, meta:
 
 def _save_checkpoint(out: Path, ckpt: dict) -> None:
     """Write ``ckpt`` (plain data) with its checksum as ``checkpoint.pt``; the one before
-    becomes ``checkpoint.prev.pt``."""
-    cur = out / "checkpoint.pt"
+    becomes ``checkpoint.prev.pt``.
+
+    ``checkpoint.pt`` exists at every instant: the previous one is first linked (or copied)
+    to ``checkpoint.prev.pt`` through a temporary name and a rename, then the new one is
+    renamed over ``checkpoint.pt``. A job killed in between (scancel, a node failure) leaves
+    the old checkpoint, never none (it used to rename the old one away before writing)."""
+    cur, prev = out / "checkpoint.pt", out / "checkpoint.prev.pt"
     if cur.exists():
-        cur.replace(out / "checkpoint.prev.pt")
+        tmp = temp_path(prev)
+        try:
+            os.link(cur, tmp)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(cur, tmp)
+        os.replace(tmp, prev)
+        tmp.unlink(missing_ok=True)  # rename() does nothing when prev already is a link to cur's file
     save_checked(cur, ckpt)
 
 
