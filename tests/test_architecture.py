@@ -166,3 +166,73 @@ def test_architecture_doc_names_every_layer():
     doc = (PACKAGE.parents[1] / "docs" / "ARCHITECTURE.md").read_text()
     rows = set(re.findall(r"^\| `(\w+)/` \|", doc, re.M))
     assert rows == set(RANK), f"docs/ARCHITECTURE.md rows {sorted(rows)} != layers {sorted(RANK)}"
+
+
+# Imports by name (importlib.import_module, __import__) are invisible to the import graph above
+# and to trlearner.pipeline.sources.executed_modules (which decides what reruns a training job).
+# Each module that makes one is listed here with the modules it can reach, read from its own
+# tables, so that the layer rule holds for them too and a new one fails until it is listed.
+def _dynamic_targets() -> dict[str, set[str]]:
+    import trlearner
+    import trlearner.analysis.cli as analysis_cli
+    import trlearner.cli as top_cli
+    import trlearner.report as report
+
+    return {
+        "trlearner": set(trlearner._EXPORTS.values()),  # the lazy public API (PEP 562)
+        "trlearner.cli": {module for module, _ in top_cli.COMMANDS.values()},  # one per subcommand
+        "trlearner.report": {f"trlearner.report.{m}" for m in report._EXPORTS.values()},
+        "trlearner.analysis.cli": {f"trlearner.analysis.{name}" for name in analysis_cli.ANALYSES},
+    }
+
+
+def imports_by_name(module: str) -> list[int]:
+    """Lines of ``module`` that import a module by name: ``import_module(...)`` or ``__import__(...)``."""
+    lines = []
+    for node in ast.walk(ast.parse(MODULES[module].read_text(), str(MODULES[module]))):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            if name in ("import_module", "__import__"):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_every_import_by_name_is_listed_and_points_down():
+    targets = _dynamic_targets()
+    found = {m for m in MODULES if imports_by_name(m)}
+    assert found == set(targets), (
+        f"modules importing by name: {sorted(found)}, listed: {sorted(targets)}; a new one hides its "
+        "imports from the layer check and from the training jobs' code inputs: import normally, or list it")
+    bad = [f"{m} imports {t} by name" for m, ts in targets.items() for t in sorted(ts)
+           if t not in MODULES or (folder(t) != folder(m) and rank(t) >= rank(m))]
+    assert not bad, "imports by name that point up or sideways, or at no module:\n" + "\n".join(bad)
+
+
+def test_a_bare_import_of_the_package_reads_only_the_version():
+    """``import trlearner`` inside a layer gives every module through attribute access
+    (``trlearner.report.x``) without an import edge: only ``trlearner.__version__`` may follow."""
+    bad = []
+    for module, path in MODULES.items():
+        if folder(module) is None:
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        if not any(isinstance(n, ast.Import) and any(a.name == "trlearner" and a.asname is None for a in n.names)
+                   for n in ast.walk(tree)):
+            continue
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id == "trlearner" and node.attr != "__version__"):
+                bad.append(f"{module}:{node.lineno}: trlearner.{node.attr}")
+    assert not bad, "attributes of a bare `import trlearner` other than __version__:\n" + "\n".join(bad)
+
+
+def test_the_import_checks_catch_a_planted_import_by_name(tmp_path, monkeypatch):
+    """The checks above fail on the real input: a report module importing the pipeline by name."""
+    monkeypatch.setitem(MODULES, "trlearner.report._planted_by_test", tmp_path / "planted.py")
+    (tmp_path / "planted.py").write_text("import importlib\nimportlib.import_module('trlearner.pipeline.jobs')\n")
+    with pytest.raises(AssertionError, match="trlearner.report._planted_by_test"):
+        test_every_import_by_name_is_listed_and_points_down()
+    (tmp_path / "planted.py").write_text("import trlearner\nx = trlearner.pipeline\n")
+    with pytest.raises(AssertionError, match="trlearner.pipeline"):
+        test_a_bare_import_of_the_package_reads_only_the_version()
