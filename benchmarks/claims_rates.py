@@ -31,8 +31,9 @@ from trlearner.pipeline.check import check_config  # noqa: E402
 from trlearner.pipeline.matrix import Run  # noqa: E402
 from trlearner.method.regularizers import make_regularizer  # noqa: E402
 from trlearner.method.relation import TRConfig  # noqa: E402
-from trlearner.run.train import (build, evaluate, init_meta, make_optimizer, meta_objective,  # noqa: E402
-                             resolve_config, run_source)
+from trlearner.run.config import resolve_config  # noqa: E402
+from trlearner.run.evaluation import evaluate, run_source  # noqa: E402
+from trlearner.run.model import build, init_meta, make_optimizer, meta_objective  # noqa: E402
 
 
 def trconfig(pairs: dict) -> TRConfig:

@@ -63,7 +63,8 @@ from trlearner.data.sources.dispatch import make_source
 from trlearner.data.sources.episodes import TaskBatch, mark_batch_padding
 from trlearner.method.regularizers import make_regularizer
 from trlearner.method.relation import TRConfig, TRLearner
-from trlearner.run.train import build, init_meta, meta_objective, resolve_config
+from trlearner.run.config import resolve_config
+from trlearner.run.model import build, init_meta, meta_objective
 
 TOL_F64 = 1e-7
 TOL_TRAIN = 1e-2  # relative, per test task: float32 runs drift apart a little over 20 Adam steps

@@ -21,7 +21,8 @@ import torch
 
 from trlearner.method.relation import TRConfig
 from trlearner.run.stacked import train_stacked
-from trlearner.run.train import resolve_config, train
+from trlearner.run.config import resolve_config
+from trlearner.run.train import train
 
 
 def main(argv=None) -> int:

@@ -25,7 +25,8 @@ from trlearner.pipeline.check import ConfigError, check_config
 from trlearner.pipeline.schema import schema
 from trlearner.cli import main
 from trlearner.data.registry import override
-from trlearner.run.train import dataset_kind, resolve_config, train
+from trlearner.run.config import dataset_kind, resolve_config
+from trlearner.run.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 SINUSOID = ["--dataset", "sinusoid", "--algorithm", "maml", "--shots", "5"]

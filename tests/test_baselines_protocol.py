@@ -176,7 +176,7 @@ def test_protonet_protocol_is_snells():
 
 
 def test_another_backbone_drops_the_conv4_settings():
-    from trlearner.run.train import resolve_config
+    from trlearner.run.config import resolve_config
 
     cfg = resolve_config(dataset="omniglot", algorithm="maml", shots=1, ways=5, backbone="resnet12")
     assert cfg.init is None and cfg.downsample is None and cfg.test_steps == 3
@@ -201,7 +201,8 @@ def _recording_adam(monkeypatch):
 
 
 def test_grad_clip_clips_the_meta_gradient_element_wise(tmp_path, monkeypatch):
-    from trlearner.run.train import resolve_config, train
+    from trlearner.run.config import resolve_config
+    from trlearner.run.train import train
 
     seen = _recording_adam(monkeypatch)
     base = dict(dataset="sinusoid", algorithm="maml", shots=5, iterations=1, test_tasks=5, curve_steps=1,
@@ -216,8 +217,11 @@ def test_grad_clip_clips_the_meta_gradient_element_wise(tmp_path, monkeypatch):
 
 
 def test_protonet_trains_on_60_way_episodes_and_tests_5_way(tmp_path, monkeypatch):
-    import trlearner.run.train as tr
+    import trlearner.run.evaluation as ev
     from conftest import SyntheticImages
+    from trlearner.run.config import resolve_config
+    from trlearner.run.protocols import paper_protocol
+    from trlearner.run.train import train
 
     calls = []
 
@@ -225,13 +229,13 @@ def test_protonet_trains_on_60_way_episodes_and_tests_5_way(tmp_path, monkeypatc
         calls.append((split, ways, queries))
         return SyntheticImages(ways=ways, shots=shots, queries=2, n_classes=80, seed=len(split) + seed)
 
-    monkeypatch.setattr(tr, "make_source", fake_source)  # "synthetic": an Omniglot-like family
-    monkeypatch.setitem(tr.paper_protocol.__globals__["DATASET_PROTOCOLS"], "synthetic",
-                        tr.paper_protocol("omniglot"))
-    monkeypatch.setitem(tr.paper_protocol.__globals__, "OMNIGLOT_FAMILY", ("omniglot", "synthetic"))
-    cfg = tr.resolve_config(dataset="synthetic", algorithm="protonet", shots=1, ways=5, iterations=2,
-                            meta_batch=2, filters=4, test_tasks=4)
-    m = tr.train(cfg, tmp_path, progress=False)
+    monkeypatch.setattr(ev, "make_source", fake_source)  # "synthetic": an Omniglot-like family
+    monkeypatch.setitem(paper_protocol.__globals__["DATASET_PROTOCOLS"], "synthetic",
+                        paper_protocol("omniglot"))
+    monkeypatch.setitem(paper_protocol.__globals__, "OMNIGLOT_FAMILY", ("omniglot", "synthetic"))
+    cfg = resolve_config(dataset="synthetic", algorithm="protonet", shots=1, ways=5, iterations=2,
+                         meta_batch=2, filters=4, test_tasks=4)
+    m = train(cfg, tmp_path, progress=False)
     assert ("train", 60, 5) in calls and ("test", 5, 15) in calls
     p = m["protocol"]
     assert (p["ways_train"], p["queries_train"], p["queries_test"], p["downsample"]) == (60, 5, 15, "maxpool")
@@ -239,7 +243,8 @@ def test_protonet_trains_on_60_way_episodes_and_tests_5_way(tmp_path, monkeypatc
 
 
 def test_metrics_record_the_authors_settings(tmp_path):
-    from trlearner.run.train import resolve_config, train
+    from trlearner.run.config import resolve_config
+    from trlearner.run.train import train
 
     m = train(resolve_config(dataset="sinusoid", algorithm="metasgd", shots=5, iterations=2, test_tasks=5,
                              curve_steps=1), tmp_path, progress=False)
@@ -250,7 +255,7 @@ def test_metrics_record_the_authors_settings(tmp_path):
 
 def test_cli_options_reach_the_run_config():
     from trlearner.cli import build_parser
-    from trlearner.run.train import resolve_config
+    from trlearner.run.config import resolve_config
     from trlearner.run.cli import RUN_KEYS
 
     args = build_parser().parse_args(

@@ -18,7 +18,7 @@ from trlearner.report.reference import Reference
 from trlearner.run import readings
 from trlearner.run.cli import parse_args, run_config
 from trlearner.run.protocols import paper_protocol
-from trlearner.run.train import resolve_config
+from trlearner.run.config import resolve_config
 
 from workflow_helpers import REPO, copy_pipeline, snakemake
 

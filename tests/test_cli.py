@@ -281,7 +281,8 @@ def test_train_closes_its_log_file_and_prints_nothing(tmp_path, capsys, caplog):
     """Fault: the old _Log opened log.txt and never closed it. And library code logs, never prints."""
     import logging
 
-    from trlearner.run.train import resolve_config, train
+    from trlearner.run.config import resolve_config
+    from trlearner.run.train import train
 
     cfg = resolve_config(dataset="sinusoid", algorithm="maml", shots=5, iterations=3, test_tasks=3,
                          curve_steps=1, device="cpu")

@@ -24,7 +24,9 @@ from trlearner.pipeline.check import ConfigError, check_config
 from trlearner.data.sources.images import _rule_mod4
 from trlearner.data.registry import override
 from trlearner.run.results import tensor_hash
-from trlearner.run.train import resolve_config, run_source, train
+from trlearner.run.config import resolve_config
+from trlearner.run.evaluation import run_source
+from trlearner.run.train import train
 
 MINI_TRAIN = ["n01000001", "n01000002", "n01000003", "n01000004", "n01000005", "n01000006"]
 

@@ -46,7 +46,9 @@ from trlearner.data.sources.episodes import TaskBatch, mark_batch_padding
 from trlearner.engine.core import evaluate_curve
 from trlearner.method.regularizers import make_regularizer
 from trlearner.method.relation import TRConfig, TRLearner
-from trlearner.run.train import build, init_meta, meta_objective, resolve_config, train
+from trlearner.run.config import resolve_config
+from trlearner.run.model import build, init_meta, meta_objective
+from trlearner.run.train import train
 
 DEVICE = torch.device("meta")  # what an OnDevice tensor reports; its data stay on the CPU
 CPU = torch.device("cpu")

@@ -202,7 +202,8 @@ def test_a_finished_record_is_not_overwritten_by_other_settings_without_force(tm
 def test_every_recorded_setting_of_a_metrics_json_is_compared(tmp_path, capsys):
     from trlearner.method.relation import TRConfig
     from trlearner.run.results import config_hash
-    from trlearner.run.train import _other_run, resolve_config
+    from trlearner.run.config import resolve_config
+    from trlearner.run.session import other_run
 
     base = dict(dataset="sinusoid", algorithm="maml", shots=5, iterations=20, test_tasks=5, test_queries=5,
                 curve_steps=1)
@@ -210,7 +211,7 @@ def test_every_recorded_setting_of_a_metrics_json_is_compared(tmp_path, capsys):
     assert main([*TRAIN, "--out", str(out)]) == 0
     (out / "provenance.json").unlink()
     cfg = resolve_config(**base)
-    assert _other_run(out, cfg, config_hash(cfg.identity())) is None  # its own record
+    assert other_run(out, cfg, config_hash(cfg.identity())) is None  # its own record
     for change, expected in [({"test_tasks": 6}, "test_tasks 5 (this run: 6)"),
                              ({"inner_lr": 0.02}, "inner_lr_train 0.01 (this run: 0.02)"),
                              ({"curve_steps": 3}, "curve_steps 1 (this run: 3)"),
@@ -218,7 +219,7 @@ def test_every_recorded_setting_of_a_metrics_json_is_compared(tmp_path, capsys):
                              ({"trlearner": TRConfig()}, "trlearner None (this run: {'lam': 0.1"),
                              ({"regularizer": "weight_decay", "reg_strength": 0.1}, "regularizer {'name': 'none'")]:
         cfg = resolve_config(**{**base, **change})
-        assert expected in (_other_run(out, cfg, config_hash(cfg.identity())) or ""), change
+        assert expected in (other_run(out, cfg, config_hash(cfg.identity())) or ""), change
 
 
 # --------------------------------------------------------------------------- item 5: stacked seeds
@@ -241,7 +242,7 @@ def test_two_stacked_seeds_resolving_to_one_folder_are_refused_before_training(t
     assert stacked.main([*ARGS, "--seeds", "0", "1", "--out", "links/s{seed}"]) == 2
     assert f"would share one run folder, {tmp_path / 'real'}" in _error_line(capsys, "trlearner.run.stacked")
     assert _listing(tmp_path) == before
-    from trlearner.run.train import resolve_config
+    from trlearner.run.config import resolve_config
 
     cfgs = [resolve_config(dataset="sinusoid", algorithm="maml", shots=5, seed=s, iterations=2, test_tasks=4)
             for s in (0, 1)]
@@ -291,7 +292,7 @@ def test_the_schema_and_the_command_line_allow_the_same_seeds():
 
 
 def test_the_stacked_api_refuses_a_seed_out_of_range(tmp_path):
-    from trlearner.run.train import resolve_config
+    from trlearner.run.config import resolve_config
 
     cfg = resolve_config(dataset="sinusoid", algorithm="maml", shots=5, seed=2**63, iterations=2, test_tasks=4)
     with pytest.raises(ValueError, match=r"seed 9223372036854775808: allowed: an integer, 0 <= seed < 2\*\*31"):
@@ -304,7 +305,7 @@ def test_a_checkpoint_write_killed_midway_leaves_the_old_checkpoint_in_place(tmp
     to checkpoint.prev.pt before the new one was written, so a job killed in that window left no
     checkpoint.pt (the SLURM cancel-and-resume test hit it). Now checkpoint.pt exists at every
     instant: the old one until the new one is renamed over it."""
-    from trlearner.run import train
+    from trlearner.run import session
     from trlearner.run.folder import load_checked, save_checked
 
     save_checked(tmp_path / "checkpoint.pt", {"iteration": 100})
@@ -313,14 +314,14 @@ def test_a_checkpoint_write_killed_midway_leaves_the_old_checkpoint_in_place(tmp
     def killed(path, obj):  # the process dies while the new checkpoint is written
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train, "save_checked", killed)
+    monkeypatch.setattr(session, "save_checked", killed)
     with pytest.raises(KeyboardInterrupt):
-        train._save_checkpoint(tmp_path, {"iteration": 200})
+        session.save_checkpoint(tmp_path, {"iteration": 200})
     assert load_checked(tmp_path / "checkpoint.pt")["iteration"] == 100
     assert load_checked(tmp_path / "checkpoint.prev.pt")["iteration"] == 100
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.prev.pt", "checkpoint.pt"]
 
     monkeypatch.undo()  # and a write that completes rotates as before
-    train._save_checkpoint(tmp_path, {"iteration": 200})
+    session.save_checkpoint(tmp_path, {"iteration": 200})
     assert [load_checked(tmp_path / n)["iteration"] for n in ("checkpoint.pt", "checkpoint.prev.pt")] == [200, 100]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.prev.pt", "checkpoint.pt"]

@@ -26,7 +26,8 @@ import torch
 from conftest import REPO
 from trlearner.run import folder as runio
 from trlearner.cli import main
-from trlearner.run.train import resolve_config, train
+from trlearner.run.config import resolve_config
+from trlearner.run.train import train
 
 TINY = dict(dataset="sinusoid", algorithm="maml", shots=5, iterations=60, test_tasks=30,
             meta_batch=5, checkpoint_every=20)
@@ -64,7 +65,7 @@ def _package_copy(dest: Path, *edits) -> Path:
 
 
 # the loss of every baseline run scaled by 1.5: other numbers from the first iteration on
-SCALE_LOSS = ("run/train.py", 'return loss + reg.penalty(meta), {"loss": loss.item()}, None',
+SCALE_LOSS = ("run/model.py", 'return loss + reg.penalty(meta), {"loss": loss.item()}, None',
               'return 1.5 * loss + reg.penalty(meta), {"loss": loss.item()}, None')
 # the process SIGKILLs itself right after writing the checkpoint of iteration 20
 KILL_AT_20 = ("run/train.py", "            checkpoint(it + 1)\n",

@@ -14,7 +14,8 @@ from fixtures_data import fetch_fixture
 from trlearner.data.registry import override
 from trlearner.data.sources.dispatch import make_source
 from trlearner.method.relation import TRConfig
-from trlearner.run.train import resolve_config, train
+from trlearner.run.config import resolve_config
+from trlearner.run.train import train
 
 # fixture sources (tests/fixtures_data.py): vgg_flower (5/5/5 classes), dtd (6 train, 6 test
 # classes), traffic_sign (test only, 6 classes)

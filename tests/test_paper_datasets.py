@@ -15,7 +15,8 @@ from trlearner.engine.algorithms.protonet import ProtoNet
 from trlearner.engine.backbones import mlp
 from trlearner.data.registry import override
 from trlearner.method.relation import TRConfig
-from trlearner.run.train import resolve_config, train
+from trlearner.run.config import resolve_config
+from trlearner.run.train import train
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import pytest
 
 from trlearner.run import progress as progress_mod
 from trlearner.run.progress import Progress
-from trlearner.run.train import resolve_config, train
+from trlearner.run.config import resolve_config
+from trlearner.run.train import train
 from trlearner.util.cli import logging_to_stderr
 
 TINY = dict(dataset="sinusoid", algorithm="maml", shots=5, iterations=12, test_tasks=3, meta_batch=2,

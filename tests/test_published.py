@@ -12,7 +12,8 @@ import pytest
 from trlearner.pipeline import published
 from trlearner.pipeline.cli import main
 from trlearner.run.stacked import train_stacked
-from trlearner.run.train import resolve_config, train
+from trlearner.run.config import resolve_config
+from trlearner.run.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(dataset="sinusoid", algorithm="maml", shots=5, iterations=15, test_tasks=6, test_queries=10,

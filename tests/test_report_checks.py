@@ -207,7 +207,8 @@ def test_metric_directions_match_the_algorithms():
 
 
 def test_a_metrics_json_written_by_train_passes_the_schema(tmp_path):
-    from trlearner.run.train import resolve_config, train
+    from trlearner.run.config import resolve_config
+    from trlearner.run.train import train
 
     train(resolve_config(dataset="sinusoid", algorithm="maml", shots=5, iterations=2, test_tasks=4,
                          meta_batch=2, device="cpu"), tmp_path / "run", progress=False)

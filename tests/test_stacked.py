@@ -9,7 +9,10 @@ import torch
 from trlearner.method.relation import TRConfig
 from trlearner.run.folder import load_checked
 from trlearner.run.stacked import check_stackable, main, stacked_objective, train_stacked
-from trlearner.run.train import build, init_meta, resolve_config, run_source, train
+from trlearner.run.config import resolve_config
+from trlearner.run.evaluation import run_source
+from trlearner.run.model import build, init_meta
+from trlearner.run.train import train
 
 
 def _cfg(seed, trl=None, **kw):
@@ -85,7 +88,7 @@ def test_wall_times_of_a_stack_add_up_to_the_stack_once(tmp_path):
 def test_stacked_forward_equals_the_single_run_objective_in_float64():
     """The vmapped seed dimension computes each seed's own meta-loss and meta-gradient."""
     from trlearner.method.regularizers import make_regularizer
-    from trlearner.run.train import meta_objective
+    from trlearner.run.model import meta_objective
 
     cfgs = [_cfg(s, TRConfig()) for s in (0, 1, 2)]
     algo, trl = build(cfgs[0], run_source(cfgs[0], "train", 0, None))

@@ -12,7 +12,8 @@ import torch
 
 from conftest import SyntheticImages
 from trlearner.cli import main
-from trlearner.run.train import DivergedError, resolve_config, train
+from trlearner.run.config import DivergedError, resolve_config
+from trlearner.run.train import train
 
 TINY = dict(dataset="sinusoid", algorithm="maml", shots=5, iterations=60, test_tasks=40,
             meta_batch=5, checkpoint_every=20)
@@ -44,14 +45,15 @@ def test_each_gradient_based_algorithm_learns_sinusoids(tmp_path, algorithm):
 
 @pytest.mark.parametrize("algorithm", ["protonet", "maml"])
 def test_classifiers_learn_a_synthetic_image_family(tmp_path, monkeypatch, algorithm):
-    import trlearner.run.train as tr
+    import trlearner.run.evaluation as ev
+    from trlearner.run.protocols import paper_protocol
 
     def fake_source(dataset, split, shots, ways=None, queries=None, seed=0, root="data"):
         return SyntheticImages(ways=ways, shots=shots, queries=3, seed={"train": 1, "val": 2, "test": 3}[split] * 7 + seed)
 
-    monkeypatch.setattr(tr, "make_source", fake_source)
-    monkeypatch.setitem(tr.paper_protocol.__globals__["DATASET_PROTOCOLS"], "synthetic",
-                        tr.paper_protocol("omniglot_small"))
+    monkeypatch.setattr(ev, "make_source", fake_source)
+    monkeypatch.setitem(paper_protocol.__globals__["DATASET_PROTOCOLS"], "synthetic",
+                        paper_protocol("omniglot_small"))
     def run(iterations):
         cfg = resolve_config(dataset="synthetic", algorithm=algorithm, shots=1, ways=5, iterations=iterations,
                              meta_batch=4, filters=8, test_tasks=30, test_steps=3, curve_steps=3,
@@ -150,7 +152,8 @@ def test_train_command_writes_metrics(tmp_path):
 def test_chunked_evaluation_equals_one_batch():
     from trlearner.data.sources.dispatch import make_source
     from trlearner.engine.core import evaluate_curve
-    from trlearner.run.train import build, evaluate, init_meta
+    from trlearner.run.evaluation import evaluate
+    from trlearner.run.model import build, init_meta
 
     cfg = resolve_config(**TINY)
     algo, _ = build(cfg, make_source("sinusoid", "train", 5))

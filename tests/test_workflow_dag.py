@@ -153,7 +153,7 @@ def test_gallery_draws_the_episodes_of_its_run(fresh, preset):
     """The gallery job of each image dataset passes the ways and the per-split queries that
     ``trlearner train`` resolves for the first table run reading that dataset (issue 17: the
     gallery drew 15 queries per class where the Omniglot runs use 5 to train and K to test)."""
-    from trlearner.run.train import resolve_config
+    from trlearner.run.config import resolve_config
 
     m = _matrix(preset)
     datasets = sorted({d for r in m.table_runs if r.dataset != "metadataset" for d in r.data_datasets()})

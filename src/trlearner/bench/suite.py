@@ -254,7 +254,7 @@ def build_step(case: Case, group: Group, dtype=torch.float32):
             def loss_fn():
                 return learn2learn_maml_loss(maml, xs, ys, xq, yq, steps)
     else:
-        from trlearner.run.train import make_optimizer as adam  # the project's own (fused) Adam
+        from trlearner.run.model import make_optimizer as adam  # the project's own (fused) Adam
 
         algo = make_algorithm(case.algorithm, build_backbone(group), group.kind)
         if case.algorithm == "protonet":
@@ -311,7 +311,7 @@ def build_seeds_step(case: Case, group: Group, dtype=torch.float32):
     from trlearner.data.sources.episodes import TaskBatch
     from trlearner.method.regularizers import make_regularizer
     from trlearner.run.stacked import stacked_objective
-    from trlearner.run.train import make_optimizer
+    from trlearner.run.model import make_optimizer
 
     algo = make_algorithm(case.algorithm, build_backbone(group), group.kind)
     trl = TRLearner(algo, TRConfig(), shots=group.shots) if case.trlearner else None

@@ -22,7 +22,7 @@ STALE_CHECKPOINT = "checkpoint.stale.pt"
 
 def remove_stale_checkpoint(out: Path, cfg) -> None:
     """Move away a checkpoint left by a run with other settings than ``cfg`` (the run's
-    :class:`trlearner.run.train.RunConfig`; Snakemake reruns a job when its params change), so
+    :class:`trlearner.run.config.RunConfig`; Snakemake reruns a job when its params change), so
     that ``train`` starts afresh instead of refusing; a checkpoint of the same settings (an
     interrupted job) is kept for ``train``, which resumes it only when it passes its checksum
     and was written by the same code (``trlearner.run.folder.code_hash``): after a code edit,
@@ -101,7 +101,7 @@ def train_job(argv: list[str], lock_dir: str | None = None) -> int:
 
 def _train_job_locked(args, out: Path, lock_dir: str | None) -> int:
     from trlearner.run import cli as train_cli
-    from trlearner.run.train import DIVERGED_EXIT
+    from trlearner.run.config import DIVERGED_EXIT
     from trlearner.util.cli import logging_to_stderr
 
     try:
@@ -130,7 +130,7 @@ def stacked_job(argv: list[str], lock_dir: str | None = None) -> int:
     check runs just before, outside that lock (Snakemake never runs two jobs of one output)."""
     from trlearner.run import cli as train_cli
     from trlearner.run import stacked
-    from trlearner.run.train import DIVERGED_EXIT, resolve_config
+    from trlearner.run.config import DIVERGED_EXIT, resolve_config
 
     args = stacked.build_parser().parse_args(argv)
     outs = [Path(args.out.format(seed=s)) for s in args.seeds] if "{seed}" in args.out else []

@@ -116,13 +116,13 @@ class Run:
         return args
 
     def run_config(self, preset: str = "cli", device: str = "cpu", data_root: str = "data"):
-        """The run's :class:`trlearner.run.train.RunConfig`, resolved as ``trlearner train``
+        """The run's :class:`trlearner.run.config.RunConfig`, resolved as ``trlearner train``
         resolves it from :meth:`train_args` (tests/test_run_identity.py checks both agree);
         ``config_hash(run_config().identity())`` is the run's identity, which the report checks
         every record against (imports torch)."""
         from trlearner.method.relation import TRConfig
         from trlearner.run.cli import TR_NEGATED
-        from trlearner.run.train import resolve_config
+        from trlearner.run.config import resolve_config
 
         trl = None
         if self.variant == "trlearner":
@@ -131,7 +131,7 @@ class Run:
                 if negation in values:
                     values[field_name] = not values.pop(negation)
             trl = TRConfig(**values)
-        logger = logging.getLogger("trlearner.run.train")
+        logger = logging.getLogger("trlearner.run.config")
         level = logger.level
         logger.setLevel(logging.ERROR)  # its notes are for a run's log, not a plan
         try:

@@ -83,7 +83,7 @@ def records(published: str | Path) -> list[Path]:
 
 
 def run_config_of(provenance: dict):
-    """The :class:`trlearner.run.train.RunConfig` a record's identity describes, checked
+    """The :class:`trlearner.run.config.RunConfig` a record's identity describes, checked
     against its ``config_hash``.
 
     Raises:
@@ -92,7 +92,7 @@ def run_config_of(provenance: dict):
     """
     from trlearner.method.relation import TRConfig
     from trlearner.run.results import config_hash
-    from trlearner.run.train import resolve_config
+    from trlearner.run.config import resolve_config
 
     ident = provenance.get("config")
     if not isinstance(ident, dict):

@@ -81,7 +81,7 @@ def _source_list(text):
     return names
 
 
-# run settings taken from the command line (the names of trlearner.run.train.RunConfig fields)
+# run settings taken from the command line (the names of trlearner.run.config.RunConfig fields)
 RUN_KEYS = ("dataset", "algorithm", "shots", "ways", "seed", "iterations", "meta_batch", "inner_steps",
             "inner_lr", "test_steps", "test_lr", "curve_steps", "outer_lr", "first_order", "backbone",
             "filters", "train_queries", "test_tasks", "test_queries", "backend", "device",
@@ -124,13 +124,13 @@ def trlearner_config(args):
 
 
 def run_config(args):
-    """The one :class:`trlearner.run.train.RunConfig` of parsed ``train`` arguments: what
+    """The one :class:`trlearner.run.config.RunConfig` of parsed ``train`` arguments: what
     ``trlearner train`` trains and what the pipeline's train job checks a checkpoint against.
 
     Raises:
         ValueError: a setting the run cannot have (from ``resolve_config``).
     """
-    from trlearner.run.train import resolve_config
+    from trlearner.run.config import resolve_config
 
     return resolve_config(**{k: getattr(args, k) for k in RUN_KEYS}, trlearner=trlearner_config(args))
 
@@ -268,7 +268,7 @@ def preflight(cfg, out, force: bool = False) -> None:
     does not have, a dataset that is not fetched, or more ways/shots than the data holds.
 
     Arguments:
-        cfg: the resolved :class:`trlearner.run.train.RunConfig`.
+        cfg: the resolved :class:`trlearner.run.config.RunConfig`.
         out: the run folder (``--out``).
         force: ``--force`` (replace another run's results in ``out``): its checkpoint is no refusal.
 
@@ -276,7 +276,7 @@ def preflight(cfg, out, force: bool = False) -> None:
         ValueError: naming the option and what is allowed.
 
     Example:
-        >>> from trlearner.run.train import resolve_config
+        >>> from trlearner.run.config import resolve_config
         >>> preflight(resolve_config(dataset="sinusoid", algorithm="maml", shots=5, device="cpu"),
         ...           "README.md")
         Traceback (most recent call last):
@@ -400,11 +400,11 @@ def _check_data(cfg) -> None:
 
 def _check_checkpoints(cfg, out: Path) -> None:
     """The checkpoint train() would resume (the first readable one, as
-    ``trlearner.run.train._load_checkpoint`` picks it) must be of this run's settings; train()
+    ``trlearner.run.session.load_checkpoint`` picks it) must be of this run's settings; train()
     refuses it too, but only after taking the folder's lock and opening its log."""
     from trlearner.run.results import config_hash
     from trlearner.run.folder import CheckpointError, load_checked
-    from trlearner.run.train import CHECKPOINTS
+    from trlearner.run.session import CHECKPOINTS
 
     want = config_hash(cfg.identity())
     for name in CHECKPOINTS:
@@ -428,7 +428,8 @@ def run(args, cfg=None) -> int:
     import torch
 
     from trlearner.run.folder import RunFolderError
-    from trlearner.run.train import DIVERGED_EXIT, DivergedError, TrainingInterrupted, train
+    from trlearner.run.config import DIVERGED_EXIT, DivergedError
+    from trlearner.run.train import TrainingInterrupted, train
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -46,7 +46,7 @@ class Progress:
     Arguments:
         start, total: the first iteration (a resumed run's) and the number of iterations.
         desc: what runs, e.g. ``maml/trlearner``. log: ``log(msg, level)``, the run's log
-            (``trlearner.run.train._RunLog``). progress: show a bar when stderr is a terminal.
+            (``trlearner.run.session.RunLog``). progress: show a bar when stderr is a terminal.
         interval: seconds between plain lines (default :data:`INTERVAL_S`, read at each call).
         clock: seconds, monotonic (a fake one in tests).
     """

@@ -8,15 +8,17 @@ iteration instead of once per seed.
 
 What stays per seed, exactly as in a single run (:func:`trlearner.run.train.train`):
 
-- the meta-parameter init (``init_meta``), the meta-batch of iteration ``it`` (episodes
+- the meta-parameter init (:func:`trlearner.run.model.init_meta`), the meta-batch of iteration ``it`` (episodes
   ``it*B .. it*B+B-1`` of that seed's training source) and the sampler/regulariser generator
   seeded by (seed, it); TRLearner's sampler runs per seed, before the seed ``vmap``
   (:meth:`trlearner.method.relation.TRLearner.sample_mask`);
 - the optimiser: each seed has its own leaf tensors and its own fused Adam
-  (:func:`trlearner.run.train.make_optimizer`), whose tensors have the single run's shapes;
-- the run folder: ``checkpoint.pt`` (same format, plus ``"trainer": "stacked"``), ``log.txt``,
+  (:func:`trlearner.run.model.make_optimizer`), whose tensors have the single run's shapes;
+- the run folder, held by the single run's session (:mod:`trlearner.run.session`: lock,
+  ``log.txt``, another run's results refused or with ``--force`` replaced, temporary files
+  removed, ``checkpoint.pt`` in the same format plus ``"trainer": "stacked"``), and
   ``metrics.json`` and ``provenance.json`` written by the single run's writer
-  (:func:`trlearner.run.train.write_results`; provenance adds a ``stacked`` record).
+  (:func:`trlearner.run.record.write_results`; provenance adds a ``stacked`` record).
 
 A seed's numbers do not depend on which other seeds share its process (tests/test_stacked.py
 trains seeds {0, 1, 2} stacked and seed 1 alone, and compares metrics.json bit for bit), so
@@ -35,7 +37,7 @@ of ``trlearner train``, with ``--seeds`` for ``--seed`` and ``{seed}`` in ``--ou
 Example::
 
     >>> import tempfile
-    >>> from trlearner.run.train import resolve_config
+    >>> from trlearner.run.config import resolve_config
     >>> cfgs = [resolve_config(dataset="sinusoid", algorithm="maml", shots=5, seed=s,
     ...                        iterations=3, test_tasks=4) for s in (0, 1)]
     >>> root = tempfile.mkdtemp()
@@ -59,11 +61,16 @@ from torch.func import vmap
 from trlearner.data.sources.episodes import TaskBatch
 from trlearner.data.sources.regression import stable_key
 from trlearner.engine.core import adapt_batch
+from trlearner.method.regularizers import make_regularizer
+from trlearner.run.config import DIVERGED_EXIT, pick_device, resolve_config
+from trlearner.run.evaluation import eval_point, run_source
+from trlearner.run.folder import RunFolderError, check_run_folder
+from trlearner.run.model import build, init_meta, make_optimizer
+from trlearner.run.progress import Progress
+from trlearner.run.record import diverged_metrics, write_results
 from trlearner.run.results import atomic_write_json, config_hash, provenance, write_metrics
 from trlearner.run.seeds import check_seed
-from trlearner.run.progress import Progress
-from trlearner.run.folder import (RunFolderError, check_run_folder, code_hash, open_append, remove_temp_files,
-                                  run_lock)
+from trlearner.run.session import RunSession, open_run_folder
 from trlearner.util.cli import logging_to_stderr
 
 logger = logging.getLogger(__name__)
@@ -80,7 +87,7 @@ def check_stackable(cfgs) -> None:
     """Refuse a stack that a single vmapped process cannot train exactly.
 
     Arguments:
-        cfgs: resolved :class:`trlearner.run.train.RunConfig` objects, one per seed.
+        cfgs: resolved :class:`trlearner.run.config.RunConfig` objects, one per seed.
 
     Raises:
         ValueError: naming what differs or what is not supported, and what to do instead.
@@ -137,18 +144,6 @@ def check_distinct_folders(outs, seeds, pattern: str | None = None) -> None:
         first[real] = seed
 
 
-class _SeedLog:
-    """Appends timestamped lines to one seed's ``log.txt`` (the single run's line format),
-    never through a symbolic link (:func:`trlearner.run.folder.open_append`)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __call__(self, msg: str, level=None) -> None:
-        with open_append(self.path) as f:
-            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
-
-
 class _StackLog:
     """A line of the whole stack (its progress): into every seed's ``log.txt``, and once to this
     module's logger at ``level`` (stderr under :func:`main`: INFO and up)."""
@@ -203,61 +198,28 @@ def _stacked_forward(algo, trl, reg, cfg, metas, batches, masks):
 
 
 class _Seed:
-    """The training state of one seed of the stack."""
+    """The training state of one seed of the stack, in its run folder's session
+    (:class:`trlearner.run.session.RunSession`, marked ``"stacked"``)."""
 
-    def __init__(self, cfg, out: Path, algo, trl, device: str, force: bool, taken_over: str | None):
-        from trlearner.run.train import _load_checkpoint, _other_run, init_meta, make_optimizer, run_source
-
-        self.cfg, self.out = cfg, out
-        self.ident_hash = config_hash(cfg.identity())
-        other = _other_run(out, cfg, self.ident_hash)
-        if other and not force:
-            raise RunFolderError(f"{out} holds the metrics.json of a run with other settings ({other}); use "
-                                 f"another --out, or pass --force to replace that run's results")
-        self.log = _SeedLog(out / "log.txt")
-        if taken_over:
-            self.log(taken_over)
-        for tmp in remove_temp_files(out):
-            self.log(f"removed {tmp.name}, the temporary file of a write that was interrupted")
-        if other:
-            self.log(f"--force: replacing the results of another run ({other})")
-            for name in ("metrics.json", "provenance.json", "relation.pt"):
-                (out / name).unlink(missing_ok=True)
+    def __init__(self, cfg, out: Path, log, taken_over: str | None, algo, trl, device: str, force: bool):
+        self.cfg, self.out, self.log = cfg, out, log
+        self.session = RunSession(out, cfg, log, taken_over, force, trainer=TRAINER)
+        self.session.start()
         self.source = run_source(cfg, "train", cfg.seed, cfg.train_queries)
         self.meta = {k: v.to(device).requires_grad_() for k, v in init_meta(cfg, algo, trl).items()}
         self.opt = make_optimizer(self.meta.values(), cfg.outer_lr)
-        self.start, self.elapsed, self.history, self.rel_mean = 0, 0.0, [], None
         self.relation, self.diverged = None, None
-        ckpt = _load_checkpoint(out, self.ident_hash, self.log, force=force, meta=self.meta, opt=self.opt)
-        if ckpt is not None and ckpt.get("trainer") != TRAINER:
-            self.log(f"checkpoint {out / 'checkpoint.pt'} was written by a single run (`trlearner train`), "
-                     f"whose rounding differs from a stacked run's: starting again")
-            ckpt = None
-        if ckpt is not None:
-            with torch.no_grad():
-                for k, v in ckpt["meta"].items():
-                    self.meta[k].copy_(v)
-            self.opt.load_state_dict(ckpt["opt"])
-            self.start, self.elapsed = ckpt["iteration"], ckpt["elapsed"]
-            self.history, self.rel_mean = ckpt["history"], ckpt.get("relation_mean")
-            self.log(f"resumed at iteration {self.start} from {ckpt['_path']}")
+        self.start, self.elapsed, self.history, self.rel_mean = self.session.resume(self.meta, self.opt)
 
     def checkpoint(self, it: int, seconds: float) -> None:
-        from trlearner.run.train import _save_checkpoint
-
-        _save_checkpoint(self.out, {
-            "iteration": it, "elapsed": self.elapsed + seconds, "config_hash": self.ident_hash,
-            "code_hash": code_hash(), "trainer": TRAINER,
-            "meta": {k: v.detach().cpu() for k, v in self.meta.items()}, "opt": self.opt.state_dict(),
-            "history": self.history, "relation_mean": self.rel_mean,
-        })
+        self.session.save(it, self.elapsed + seconds, self.meta, self.opt, self.history, self.rel_mean)
 
 
 def train_stacked(cfgs, outs, progress: bool = True, force: bool = False) -> list[dict]:
     """Meta-train the seeds ``cfgs`` of one cell together, each into its own folder.
 
     Arguments:
-        cfgs: resolved :class:`trlearner.run.train.RunConfig` objects that differ only in ``seed``.
+        cfgs: resolved :class:`trlearner.run.config.RunConfig` objects that differ only in ``seed``.
         outs: one run folder per config (locked for the whole run, as ``train`` locks one).
         progress: show a progress bar. force: replace results of other runs found in ``outs``.
 
@@ -268,10 +230,6 @@ def train_stacked(cfgs, outs, progress: bool = True, force: bool = False) -> lis
     Example:
         See the module docstring.
     """
-    from trlearner.method.regularizers import make_regularizer
-    from trlearner.run.train import (_diverged_metrics, _eval_point, build, pick_device, run_source,
-                                 write_results)
-
     cfgs, outs = list(cfgs), [Path(o) for o in outs]
     if len(cfgs) != len(outs):
         raise ValueError(f"{len(cfgs)} configs but {len(outs)} run folders")
@@ -287,9 +245,8 @@ def train_stacked(cfgs, outs, progress: bool = True, force: bool = False) -> lis
     with contextlib.ExitStack() as locks:
         seeds = []
         for cfg, out in zip(cfgs, outs):
-            out.mkdir(parents=True, exist_ok=True)
-            taken_over = locks.enter_context(run_lock(out))
-            seeds.append(_Seed(cfg, out, algo, trl, device, force, taken_over))
+            log, taken_over = locks.enter_context(open_run_folder(out))
+            seeds.append(_Seed(cfg, out, log, taken_over, algo, trl, device, force))
         for s in seeds:
             s.log(f"run {s.cfg.dataset} {s.cfg.algorithm} {s.cfg.variant} shots={s.cfg.shots} ways={s.cfg.ways} "
                   f"seed={s.cfg.seed} iterations={s.cfg.iterations} device={device} stacked with seeds "
@@ -337,7 +294,7 @@ def train_stacked(cfgs, outs, progress: bool = True, force: bool = False) -> lis
                     logs = {"loss": task[j].item()} if tr is None else {"loss": task[j].item(), "tr": tr[j].item()}
                     s.log(f"iteration {it} " + " ".join(f"{k}={v:.5f}" for k, v in logs.items()))
                 if cfg0.eval_every and (it + 1) % cfg0.eval_every == 0:
-                    s.history.append(_eval_point(s.cfg, algo, s.meta, batches[j], it + 1, device))
+                    s.history.append(eval_point(s.cfg, algo, s.meta, batches[j], it + 1, device))
                 if (it + 1) % cfg0.checkpoint_every == 0 and it + 1 < iterations:
                     s.checkpoint(it + 1, (time.perf_counter() - t0) * share)
         bar.close()
@@ -347,7 +304,7 @@ def train_stacked(cfgs, outs, progress: bool = True, force: bool = False) -> lis
                 at, msg = s.diverged
                 s.log(msg)
                 atomic_write_json(s.out / "provenance.json", {**provenance(s.cfg.identity(), device), **record})
-                results.append(write_metrics(s.out / "metrics.json", _diverged_metrics(s.cfg, algo, at, msg)))
+                results.append(write_metrics(s.out / "metrics.json", diverged_metrics(s.cfg, algo, at, msg)))
                 continue
             if s.start < iterations:
                 s.checkpoint(iterations, (time.perf_counter() - t0) * share)
@@ -391,7 +348,6 @@ def main(argv: list[str] | None = None) -> int:
         ``python -m trlearner.run.stacked --dataset sinusoid --algorithm maml --shots 5 --seeds 0 1 2
         --out results/runs/sinusoid/5shot/maml/baseline/seed{seed}``
     """
-    from trlearner.run.train import DIVERGED_EXIT, resolve_config
     from trlearner.run.cli import RUN_KEYS, preflight, trlearner_config
 
     args = build_parser().parse_args(argv)
