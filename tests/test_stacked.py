@@ -190,3 +190,32 @@ def test_command_line_takes_the_pipelines_train_arguments(tmp_path):
     for s in (5, 6):
         m = json.loads((tmp_path / f"seed{s}/metrics.json").read_text())
         assert m["seed"] == s and m["variant"] == "trlearner" and m["protocol"]["preset"] == "default"
+
+
+def test_each_trainer_resumes_only_its_own_checkpoints(tmp_path):
+    """A single run in a folder holding a stacked seed's checkpoint starts again (it used to resume
+    it, and so matched neither trainer's numbers), and a stacked seed in a single run's folder
+    starts again, as before: each gives what it gives from scratch."""
+    from trlearner.run.folder import load_checked
+
+    cfg = _cfg(0, iterations=20, checkpoint_every=10)
+    train(cfg, tmp_path / "single", progress=False)
+    train_stacked([cfg], [tmp_path / "stacked"], progress=False)
+    for name in ("metrics.json", "provenance.json"):  # the checkpoints stay: a rerun would resume them
+        (tmp_path / "single" / name).unlink()
+        (tmp_path / "stacked" / name).unlink()
+    assert load_checked(tmp_path / "stacked/checkpoint.pt").get("trainer") == "stacked"
+    (tmp_path / "single").rename(tmp_path / "was_single")
+    (tmp_path / "stacked").rename(tmp_path / "single")  # a stacked seed's folder, now trained by `train`
+    (tmp_path / "was_single").rename(tmp_path / "stacked")
+
+    train(cfg, tmp_path / "single", progress=False)
+    train_stacked([cfg], [tmp_path / "stacked"], progress=False)
+    log = (tmp_path / "single/log.txt").read_text()
+    assert "was written by a stacked run, whose rounding differs from a single run's: starting again" in log
+    assert "resumed at iteration" not in log
+    assert "was written by a single run" in (tmp_path / "stacked/log.txt").read_text()
+    train(cfg, tmp_path / "fresh_single", progress=False)
+    train_stacked([cfg], [tmp_path / "fresh_stacked"], progress=False)
+    assert _read(tmp_path / "single")["per_task"] == _read(tmp_path / "fresh_single")["per_task"]
+    assert _read(tmp_path / "stacked")["per_task"] == _read(tmp_path / "fresh_stacked")["per_task"]

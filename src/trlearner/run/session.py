@@ -18,8 +18,9 @@ A session, in order:
 
 Decisions: the log lines are the same for both trainers (a stacked seed's go to its
 ``log.txt`` only; a single run's also to the caller's logger, the console under
-``trlearner train``); a single run resumes any checkpoint of its settings and code, a stacked
-seed only one its trainer marked (``trainer="stacked"``: a single run's rounds differently).
+``trlearner train``); each trainer resumes only its own checkpoints: a stacked seed one marked
+``trainer="stacked"``, a single run an unmarked one (their float32 rounding differs, so a run
+resumed across trainers would match neither).
 
 Example::
 
@@ -266,7 +267,7 @@ class RunSession:
         taken_over: the lock's note on a dead previous holder, or None.
         force: ``--force``: replace another run's results and checkpoints instead of refusing.
         trainer: the mark written into checkpoints (``"stacked"``), and the only one resumed;
-            None (a single run): unmarked checkpoints are written and any is resumed.
+            None (a single run): unmarked checkpoints are written and only those resumed.
 
     Raises:
         RunFolderError: ``out`` holds another run's ``metrics.json`` (:func:`other_run`) and not
@@ -303,9 +304,11 @@ class RunSession:
             checkpoint, or ``(0, 0.0, [], None)`` when there is none to resume.
         """
         ckpt = load_checkpoint(self.out, self.ident_hash, self.log, force=self.force, meta=meta, opt=opt)
-        if ckpt is not None and self.trainer is not None and ckpt.get("trainer") != self.trainer:
-            self.log(f"checkpoint {self.out / 'checkpoint.pt'} was written by a single run (`trlearner train`), "
-                     f"whose rounding differs from a stacked run's: starting again")
+        if ckpt is not None and ckpt.get("trainer") != self.trainer:
+            writer, reader = (("a single run (`trlearner train`)", "a stacked run's") if self.trainer is not None
+                              else ("a stacked run", "a single run's"))
+            self.log(f"checkpoint {ckpt['_path']} was written by {writer}, whose rounding differs from "
+                     f"{reader}: starting again")
             ckpt = None
         if ckpt is None:
             return 0, 0.0, [], None
