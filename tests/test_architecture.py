@@ -177,12 +177,14 @@ def _dynamic_targets() -> dict[str, set[str]]:
     import trlearner.analysis.cli as analysis_cli
     import trlearner.cli as top_cli
     import trlearner.report as report
+    from trlearner.engine.algorithms.names import ALGORITHMS
 
     return {
         "trlearner": set(trlearner._EXPORTS.values()),  # the lazy public API (PEP 562)
         "trlearner.cli": {module for module, _ in top_cli.COMMANDS.values()},  # one per subcommand
         "trlearner.report": {f"trlearner.report.{m}" for m in report._EXPORTS.values()},
         "trlearner.analysis.cli": {f"trlearner.analysis.{name}" for name in analysis_cli.ANALYSES},
+        "trlearner.engine.algorithms": {f"trlearner.engine.algorithms.{name}" for name in ALGORITHMS},
     }
 
 

@@ -1,5 +1,5 @@
-"""What is written once: the dataset list (the data registry), the TRLearner keys (the fields of
-TRConfig), the Meta-Dataset sources (the data layer), the source files of a job (the package's
+"""What is written once: the dataset list (the data registry), the algorithms (their table), the
+TRLearner keys (the fields of TRConfig), the Meta-Dataset sources (the data layer), the source files of a job (the package's
 folders), the one command of the rules. Where a second copy must exist (the config schema is a
 static file Snakemake reads), it is checked here against the first."""
 
@@ -52,11 +52,25 @@ def test_every_registry_dataset_has_a_protocol():
     assert all(dataset_kind(d)[0] == "regression" for d in extra), extra
 
 
-def test_algorithms_and_variants_are_trains():
-    from trlearner.run.cli import CHOICES
-
-    assert set(catalog.ALGORITHMS) == set(CHOICES["algorithm"]) == set(definition("algorithm")["enum"])
+def test_the_variants_are_the_schemas():
     assert list(catalog.VARIANTS) == definition("variant")["enum"]
+
+
+# --------------------------------------------------------------------------- algorithms
+
+def test_every_algorithm_of_the_table_is_its_module_class():
+    """The table (``engine/algorithms/names.py``) is the one list; each line names the class of
+    ``engine/algorithms/<name>.py``, whose ``name`` is the line's key. The catalog, the train
+    command's choices and the schema's enum are read from it (tests/test_algorithm_plugin.py
+    adds one algorithm by one line)."""
+    from trlearner.engine.algorithms import algorithm_class
+    from trlearner.engine.algorithms.names import ALGORITHMS
+
+    for name, entry in ALGORITHMS.items():
+        cls = algorithm_class(name)
+        assert (cls.__name__, cls.__module__, cls.name) == (entry.cls, f"trlearner.engine.algorithms.{name}", name)
+    with pytest.raises(ValueError, match="unknown algorithm 'nope'; choose one of: maml, anil, metasgd, tnet, protonet"):
+        algorithm_class("nope")
 
 
 # --------------------------------------------------------------------------- TRLearner keys
@@ -98,9 +112,8 @@ def test_a_training_run_depends_on_what_it_executes():
     assert f"{sources.SRC}/engine/algorithms/maml.py" in maml
     assert not {f"{sources.SRC}/engine/algorithms/{a}.py" for a in catalog.ALGORITHMS if a != "maml"} & maml
     assert not any(f.split("/")[2] in ("report", "analysis", "pipeline", "bench") for f in trl)
-    # exactly the closure of the imports, less the other algorithms
-    assert maml == set(sources.executed_modules()) - {f"{sources.SRC}/engine/algorithms/{a}.py"
-                                                       for a in catalog.ALGORITHMS if a != "maml"}
+    # exactly the closure of the imports and of the one algorithm's module (imported by name)
+    assert maml == set(sources.executed_modules()) | {f"{sources.SRC}/engine/algorithms/maml.py"}
     every = {f"{sources.SRC}/{p.relative_to(sources.PACKAGE).as_posix()}" for p in Path(sources.PACKAGE).rglob("*.py")}
     # the report's modules, and the format document it copies beside REPORT.md
     assert set(sources.report_sources()) == ({f for f in every if f.startswith(f"{sources.SRC}/report/")}

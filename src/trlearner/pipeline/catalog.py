@@ -1,12 +1,11 @@
 """What a pipeline config may name: datasets (the data registry's), their kinds, algorithms
-and variants.
+(the engine's table, ``trlearner.engine.algorithms.names``) and variants.
 
 The datasets are the data registry's (``trlearner/data/registry.yaml``): :data:`DATASETS`,
 :data:`GENERATED`, the Meta-Dataset sources and the multi-source collection are read from it,
 not written here. What the registry does not say is written here and checked by tests:
 which datasets are regression (``tests/test_bad_input.py`` against ``trlearner train``'s own
-checks), their per-class image counts and most ways (against the shipped split files), and
-the algorithms (``tests/test_single_source.py`` against ``trlearner train``'s choices).
+checks), their per-class image counts and most ways (against the shipped split files).
 
 Example::
 
@@ -19,8 +18,10 @@ Example::
 from __future__ import annotations
 
 from trlearner.data.registry import get, names
+from trlearner.engine.algorithms.names import ALGORITHMS as _ALGORITHMS
 
-ALGORITHMS = ("maml", "anil", "metasgd", "tnet", "protonet")
+# The algorithms' names, in the report's order (the table is the engine's: one line each).
+ALGORITHMS = tuple(_ALGORITHMS)
 VARIANTS = ("baseline", "trlearner")
 
 # Every dataset of the data registry, in its order.

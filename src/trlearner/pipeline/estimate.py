@@ -35,8 +35,11 @@ MLP_REGRESSION = tuple(dict.fromkeys([d for d in REGRESSION if d != "pascal3d_po
 # Seconds per meta-iteration on ONE CPU thread (measured on the 2-core dev machine, vmap
 # back-end, meta-batch 25, second order; see docs/PIPELINE.md), and fixed cost per job
 # (Python + torch start-up, test evaluation of 600 tasks with 10-step curves).
+# An algorithm without a measured rate (one added to trlearner.engine.algorithms.names since)
+# is estimated at MAML's (:data:`UNMEASURED_LIKE`), and the estimate's table says so.
 CPU_SEC_PER_ITER = {"maml": 1 / 135, "anil": 1 / 200, "metasgd": 1 / 110, "tnet": 1 / 110,
                     "protonet": 1 / 300}
+UNMEASURED_LIKE = "maml"
 TRLEARNER_FACTOR = 1.7
 CPU_JOB_OVERHEAD_S = 8.0
 # Conv4 image episodes are far heavier: seconds per iteration per (task x image) on one CPU
@@ -62,7 +65,8 @@ def estimate_seconds(run: Run, device: str = "cpu") -> float:
     if device != "cpu":
         return 30 + iters * GPU_SEC_PER_ITER.get(run.dataset, 0.1) * factor
     if run.dataset in MLP_REGRESSION:
-        per = CPU_SEC_PER_ITER[run.algorithm] * max(1, p.get("inner_steps", 1)) ** 0.7
+        rate = CPU_SEC_PER_ITER.get(run.algorithm, CPU_SEC_PER_ITER[UNMEASURED_LIKE])
+        per = rate * max(1, p.get("inner_steps", 1)) ** 0.7
         return CPU_JOB_OVERHEAD_S + iters * per * factor * (run.shots / 5) ** 0.3
     if run.dataset in VARIABLE_WAY:
         images = VARWAY_IMAGES_PER_TASK
@@ -186,6 +190,9 @@ def format_estimate(matrix: Matrix, done: set[str] | None = None, cores: int | N
     if cores and matrix.device == "cpu":
         lines.append(f"  wall time with {cores} cores (1 thread per job): {_minutes(tot[3] / cores)} to run")
     lines.append("  (estimates: docs/PIPELINE.md#estimates; GPU rates are assumed, not measured)")
+    unmeasured = sorted({r.algorithm for r in matrix.runs} - set(CPU_SEC_PER_ITER))
+    if unmeasured and matrix.device == "cpu":
+        lines.append(f"  (no measured CPU rate for {', '.join(unmeasured)}: estimated at {UNMEASURED_LIKE}'s)")
     if matrix.sequential:
         lines.append("  (sequential rule: the looks decided so far; each later look of an arm adds its next seeds: "
                      "docs/CALIBRATION.md)")

@@ -4,7 +4,10 @@ the package) and the config keys it defines.
 The schema is the one list of what a config may say: the Snakefile validates with
 :data:`SCHEMA` (``snakemake.utils.validate``), :func:`trlearner.pipeline.check.check_config`
 with the same file, and the protocol and TRLearner keys of the run matrix are read from it
-(:func:`protocol_keys`, :func:`trlearner_keys`). Tests check it against the code it names:
+(:func:`protocol_keys`, :func:`trlearner_keys`). One enum is not in the file: the algorithms,
+set from their table (``trlearner.engine.algorithms.names``) when :func:`schema` loads it, so a
+new algorithm needs no edit here (Snakemake's own ``validate``, run after the check, reads the
+file and sees a string). Tests check the rest against the code it names:
 its protocol keys are ``trlearner train`` options, its TRLearner keys are the fields of
 ``trlearner.method.relation.TRConfig`` (``trlearner.run.cli.trlearner_keys``), its dataset
 enum is the data registry (``tests/test_protocol_keys.py``, ``tests/test_single_source.py``).
@@ -25,10 +28,19 @@ SCHEMA = Path(__file__).resolve().with_name("config.schema.yaml")
 
 @lru_cache(maxsize=1)
 def schema() -> dict:
-    """The parsed schema (do not modify it: it is shared)."""
+    """The parsed schema, with the algorithms' enum (do not modify it: it is shared).
+
+    Example::
+
+        >>> schema()["definitions"]["algorithm"]["enum"][:2]
+        ['maml', 'anil']
+    """
+    from trlearner.engine.algorithms.names import ALGORITHMS
     from trlearner.util.yamlsafe import safe_load_file
 
-    return safe_load_file(SCHEMA)
+    loaded = safe_load_file(SCHEMA)
+    loaded["definitions"]["algorithm"]["enum"] = list(ALGORITHMS)
+    return loaded
 
 
 def definition(name: str) -> dict:

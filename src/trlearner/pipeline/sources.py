@@ -8,10 +8,11 @@ root (``src/trlearner/...``; Snakemake runs there). The lists are never kept by 
   (:func:`executed_modules`: ``trlearner.run.cli`` and ``trlearner.run.stacked`` and every
   package module they import, directly or not, at module level or lazily inside a function,
   with the ``__init__.py`` of every package on the way). So an edit of ``method/regularizers.py``,
-  which every baseline run executes, reruns the baselines too. One exception, documented: of
-  ``engine/algorithms/<name>.py`` only the run's own algorithm counts (the registry imports
-  them all; a run executes one), so an edit of one algorithm reruns only its runs. Not the
-  report, the analyses or the pipeline: none of them is imported by a run.
+  which every baseline run executes, reruns the baselines too. The registry imports an
+  algorithm's module by name (``engine/algorithms/<name>.py``, the one a run asks for), which
+  the import statements do not show: a run's own algorithm module is an entry too, so an edit
+  of one algorithm reruns only its runs. Not the report, the analyses or the pipeline: none of
+  them is imported by a run.
 - the report: every ``.py`` under ``report/``; an analysis: every ``.py`` under ``analysis/``.
 - the episode gallery: ``report/gallery.py`` and the ``report/`` modules it imports (directly
   or through another of them), so that editing the report's text does not redraw it.
@@ -29,8 +30,6 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-
-from trlearner.pipeline.catalog import ALGORITHMS
 
 SRC = "src/trlearner"
 PACKAGE = Path(__file__).resolve().parents[1]  # the trlearner package these names point into
@@ -102,11 +101,11 @@ def executed_modules(entries=TRAIN_ENTRIES) -> list[str]:
 
 
 def train_sources(algorithm: str, trlearner: bool) -> list[str]:
-    """The source files a training run of ``algorithm`` executes (:func:`executed_modules`,
-    less the other algorithms' modules). ``trlearner`` is kept for the callers: with or without
-    TRLearner a run executes the same modules (``run/train.py`` imports ``method/``)."""
-    others = {f"{SRC}/engine/algorithms/{a}.py" for a in ALGORITHMS if a != algorithm}
-    return [f for f in executed_modules() if f not in others]
+    """The source files a training run of ``algorithm`` executes: :func:`executed_modules` of
+    the training entry points and the algorithm's own module (imported by name by
+    ``trlearner.engine.algorithms.algorithm_class``). ``trlearner`` is kept for the callers:
+    with or without TRLearner a run executes the same modules (``run/train.py`` imports ``method/``)."""
+    return executed_modules(TRAIN_ENTRIES + (f"trlearner.engine.algorithms.{algorithm}",))
 
 
 def report_sources() -> list[str]:

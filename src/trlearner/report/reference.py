@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from trlearner.engine.algorithms.names import ALGORITHMS  # no torch: the algorithms' table
 from trlearner.util.yamlsafe import safe_load_file
 
 REQUIRED_KEYS = ("dataset", "setting", "algorithm", "variant", "metric", "value", "source")
@@ -117,12 +118,14 @@ class Reference:
         return (self.families.get("titles") or {}).get(family, family)
 
     def algorithm_label(self, algorithm: str) -> str:
-        """Display name of an algorithm, e.g. ``maml`` -> ``MAML``."""
-        return (self.display.get("algorithms") or {}).get(algorithm, algorithm)
+        """Display name of an algorithm, its label in ``trlearner.engine.algorithms.names``
+        (``tnet`` -> ``T-NET``); an unknown name as it is."""
+        entry = ALGORITHMS.get(algorithm)
+        return entry.label if entry else algorithm
 
     def algorithm_rank(self, algorithm: str) -> tuple[int, str]:
-        """Sort key: the configured order first, then alphabetical."""
-        order = list(self.display.get("algorithm_order") or [])
+        """Sort key: the order of ``trlearner.engine.algorithms.names`` first, then alphabetical."""
+        order = list(ALGORITHMS)
         return (order.index(algorithm) if algorithm in order else len(order), str(algorithm))
 
     def decimals(self, metric: str | None) -> int:

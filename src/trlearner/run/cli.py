@@ -14,13 +14,15 @@ import os
 import sys
 from pathlib import Path
 
-from trlearner.run.readings import READINGS  # no torch: the parser stays instant
+from trlearner.engine.algorithms.names import ALGORITHMS  # no torch: the parser stays instant
+from trlearner.run.readings import READINGS
 from trlearner.run.seeds import seed_arg
 
-# choices of the library (trlearner.engine.algorithms.ALGORITHMS, backbones.DOWNSAMPLES/INITS,
-# engine.BACKENDS, regularizers.REGULARIZERS, algorithms.metasgd.LR_INITS, relation.SAMPLERS/...)
+# choices of the library: the algorithms' table (read, sorted as --help shows them); the others
+# written out (backbones.DOWNSAMPLES/INITS, engine.BACKENDS, regularizers.REGULARIZERS,
+# algorithms.metasgd.LR_INITS, relation.SAMPLERS/...)
 CHOICES = {
-    "algorithm": ("anil", "maml", "metasgd", "protonet", "tnet"),
+    "algorithm": tuple(sorted(ALGORITHMS)),
     "backbone": ("mlp", "conv4", "resnet12"),
     "downsample": ("maxpool", "stride"),
     "init": ("torch", "finn"),

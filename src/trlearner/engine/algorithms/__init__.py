@@ -1,13 +1,36 @@
-"""MAML, ANIL, Meta-SGD, T-NET and ProtoNet on one interface (see :mod:`.base`)."""
+"""MAML, ANIL, Meta-SGD, T-NET and ProtoNet on one interface (see :mod:`.base`).
 
-from trlearner.engine.algorithms.anil import ANIL
-from trlearner.engine.algorithms.base import Algorithm
-from trlearner.engine.algorithms.maml import MAML
-from trlearner.engine.algorithms.metasgd import MetaSGD
-from trlearner.engine.algorithms.protonet import ProtoNet
-from trlearner.engine.algorithms.tnet import TNet
+The algorithms are the table :data:`~.names.ALGORITHMS` (name -> class, report label); the
+registry imports only the module of the algorithm asked for (``engine/algorithms/<name>.py``),
+so importing this package imports no torch. The classes are attributes here too, imported on
+first use (``from trlearner.engine.algorithms import MAML``).
+"""
 
-ALGORITHMS = {cls.name: cls for cls in (MAML, ANIL, MetaSGD, TNet, ProtoNet)}
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from trlearner.engine.algorithms.names import ALGORITHMS
+
+if TYPE_CHECKING:
+    from trlearner.engine.algorithms.base import Algorithm
+
+
+def algorithm_class(name: str) -> type[Algorithm]:
+    """The class of algorithm ``name``: ``ALGORITHMS[name].cls`` of ``engine/algorithms/<name>.py``.
+
+    Arguments:
+        name: a key of :data:`ALGORITHMS`.
+
+    Example::
+
+        >>> algorithm_class("tnet").__name__, algorithm_class("tnet").name
+        ('TNet', 'tnet')
+    """
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {name!r}; choose one of: {', '.join(ALGORITHMS)}")
+    return getattr(import_module(f"{__name__}.{name}"), ALGORITHMS[name].cls)
 
 
 def make_algorithm(name: str, backbone, kind: str, **options) -> Algorithm:
@@ -26,11 +49,22 @@ def make_algorithm(name: str, backbone, kind: str, **options) -> Algorithm:
         >>> make_algorithm("metasgd", mlp([1, 40, 40], 1), "regression", lr_init="constant").lr_init
         'constant'
     """
-    if name not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {name!r}; choose one of: {', '.join(ALGORITHMS)}")
+    cls = algorithm_class(name)
     if "lr_init" in options and name != "metasgd":
         raise ValueError(f"lr_init (the step-size init) applies to metasgd only, not to {name!r}")
-    return ALGORITHMS[name](backbone, kind, **options)
+    return cls(backbone, kind, **options)
 
 
-__all__ = ["ALGORITHMS", "Algorithm", "make_algorithm", "MAML", "ANIL", "MetaSGD", "TNet", "ProtoNet"]
+def __getattr__(attr: str):
+    """``Algorithm`` and the algorithms' classes (``MAML``, ...), imported on first use (PEP 562)."""
+    if attr == "Algorithm":
+        from trlearner.engine.algorithms.base import Algorithm
+
+        return Algorithm
+    for name, entry in ALGORITHMS.items():
+        if entry.cls == attr:
+            return algorithm_class(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+
+
+__all__ = ["ALGORITHMS", "Algorithm", "algorithm_class", "make_algorithm", *(e.cls for e in ALGORITHMS.values())]
