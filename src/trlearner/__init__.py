@@ -31,7 +31,7 @@ _EXPORTS = {
     "TaskBatch": "trlearner.data.sources.episodes",
     "make_source": "trlearner.data.sources.dispatch",
     "TRLearner": "trlearner.method.relation",
-    "TRConfig": "trlearner.method.relation",
+    "TRConfig": "trlearner.method.trconfig",
 }
 
 __all__ = ["__version__", *_EXPORTS]

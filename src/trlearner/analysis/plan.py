@@ -19,6 +19,8 @@ a sub-dict under an analysis name overrides the top-level keys for that analysis
 
 from __future__ import annotations
 
+from trlearner.method.trconfig import TRConfig
+
 ANALYSES = ("motivation", "depth", "relations", "tradeoff", "sensitivity")
 ROOT = "results/analyses"
 
@@ -32,8 +34,8 @@ DEFAULT_SCALE = {
     "eval_tasks": 100,
     "threads": 1,
     "preset": "default",
-    "lam": 0.1,                  # TRLearner defaults where an analysis does not vary them
-    "heads": 4,
+    "lam": TRConfig.lam,         # TRLearner defaults where an analysis does not vary them
+    "heads": TRConfig.heads,
     "motivation_families": ["motivation_d1", "motivation_d2", "motivation_d3", "motivation_d4"],
     "depth_steps": [1, 2, 3, 4, 5],
     "relation_variants": ["fixed_cosine", "one_head", "k_heads"],

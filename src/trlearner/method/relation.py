@@ -3,7 +3,7 @@
 A plug-in regulariser for any :class:`~trlearner.engine.algorithms.base.Algorithm`; it uses only
 the algorithm's ``adapt`` and ``predict`` (through :mod:`trlearner.engine.core`) and the
 backbone's feature extractor ``g``. Decisions where the paper is silent (all configurable in
-:class:`TRConfig`, documented in ``docs/TRLEARNER.md``):
+:class:`TRConfig`, written in :mod:`.trconfig`; documented in ``docs/TRLEARNER.md``):
 
 1. **Sampler.** Each task's meta-data D^_i is ``meta_data`` support points (per class for
    classification) chosen by greedy farthest-point selection in the space of
@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -64,40 +63,10 @@ from torch.func import vmap
 from trlearner.engine.algorithms.base import Algorithm, mse_loss
 from trlearner.engine.backbones import Params
 from trlearner.engine.core import adapt_batch, adapt_cross, cross_predict
+from trlearner.method.trconfig import (ALIGNS, CLASS_REPRS, SAMPLERS,  # noqa: F401 (the API's names)
+                                      WEIGHTS, TRConfig)
 
-SAMPLERS = ("diverse", "random")
-WEIGHTS = ("relu", "raw", "softmax")
-ALIGNS = ("match", "index")
-CLASS_REPRS = ("concat", "mean")
 EPS = 1e-6
-
-
-@dataclass
-class TRConfig:
-    """TRLearner settings. ``meta_data``: points per task (regression) or per class
-    (classification); ``None`` means ``ceil(shots / 2)``."""
-
-    lam: float = 0.1
-    heads: int = 4
-    meta_data: int | None = None
-    sampler: str = "diverse"
-    weights: str = "relu"
-    align: str = "match"
-    class_repr: str = "concat"
-    learn_omega: bool = True
-
-    def __post_init__(self):
-        for name, allowed in (("sampler", SAMPLERS), ("weights", WEIGHTS), ("align", ALIGNS),
-                              ("class_repr", CLASS_REPRS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"TRLearner {name}={getattr(self, name)!r} is not one of {allowed}")
-        if self.heads < 1:
-            raise ValueError(f"TRLearner heads must be >= 1 (got {self.heads})")
-        if self.lam < 0:
-            raise ValueError(f"TRLearner lam must be >= 0 (got {self.lam})")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # ------------------------------------------------------------------------------ sampler

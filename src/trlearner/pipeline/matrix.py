@@ -120,7 +120,7 @@ class Run:
         resolves it from :meth:`train_args` (tests/test_run_identity.py checks both agree);
         ``config_hash(run_config().identity())`` is the run's identity, which the report checks
         every record against (imports torch)."""
-        from trlearner.method.relation import TRConfig
+        from trlearner.method.trconfig import TRConfig
         from trlearner.run.cli import TR_NEGATED
         from trlearner.run.config import resolve_config
 

@@ -90,7 +90,7 @@ def run_config_of(provenance: dict):
         ValueError: the record has no identity (published before provenance carried it), or
             the rebuilt config hashes differently (a record edited or of another version).
     """
-    from trlearner.method.relation import TRConfig
+    from trlearner.method.trconfig import TRConfig
     from trlearner.run.results import config_hash
     from trlearner.run.config import resolve_config
 

@@ -32,6 +32,8 @@ from typing import Any
 
 import pandas as pd
 
+from trlearner.method.trconfig import TRConfig
+
 from . import escape
 from .admission import ablation_index, admit_points
 from .reference import Reference
@@ -39,9 +41,15 @@ from .runs import RUN_COLUMNS, scan_runs
 from .stats import PAIR_SEEDS, effect_verdict, paired_differences, records
 from .tables import to_markdown
 
-#: Label of the table's own TRLearner runs (the TRConfig defaults).
-DEFAULTS_LABEL = ("defaults (TRConfig: sampler diverse, weights relu, heads 4, lam 0.1, "
-                  "meta-data ceil(shots/2), learned omega)")
+
+def _defaults_label(d: TRConfig = TRConfig()) -> str:
+    meta = "ceil(shots/2)" if d.meta_data is None else d.meta_data
+    return (f"defaults (TRConfig: sampler {d.sampler}, weights {d.weights}, heads {d.heads}, lam {d.lam}, "
+            f"meta-data {meta}, {'learned' if d.learn_omega else 'fixed'} omega)")
+
+
+#: Label of the table's own TRLearner runs: the TRConfig defaults, read from it.
+DEFAULTS_LABEL = _defaults_label()
 #: Its name in the section's tables (the full label is in the text above them: short cells).
 DEFAULTS_SHORT = "defaults"
 #: Columns of :func:`interpretation_runs`.

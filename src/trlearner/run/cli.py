@@ -1,9 +1,11 @@
 """``trlearner train``: command-line front end of :mod:`trlearner.run.train`.
 
-Building this parser imports no torch (``trlearner train --help`` is instant): the choices and
-TRLearner defaults below are the library's, written out; ``tests/test_cli.py`` checks them
-against :mod:`trlearner.engine.algorithms`, :mod:`trlearner.engine.backbones`, :mod:`trlearner.engine.core`,
-:mod:`trlearner.method.regularizers` and :mod:`trlearner.method.relation`.
+Building this parser imports no torch (``trlearner train --help`` is instant): the algorithms
+are read from their table (:mod:`trlearner.engine.algorithms.names`), the TRLearner options,
+choices and defaults from :class:`trlearner.method.trconfig.TRConfig`, both torch-free; the
+other choices are the library's, written out, and ``tests/test_cli.py`` checks them against
+:mod:`trlearner.engine.backbones`, :mod:`trlearner.engine.core`, :mod:`trlearner.engine.algorithms.metasgd`
+and :mod:`trlearner.method.regularizers`.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import sys
 from pathlib import Path
 
 from trlearner.engine.algorithms.names import ALGORITHMS  # no torch: the parser stays instant
+from trlearner.method.trconfig import ALIGNS, CLASS_REPRS, SAMPLERS, WEIGHTS, TRConfig, defaults
 from trlearner.run.readings import READINGS
 from trlearner.run.seeds import seed_arg
 
-# choices of the library: the algorithms' table (read, sorted as --help shows them); the others
-# written out (backbones.DOWNSAMPLES/INITS, engine.BACKENDS, regularizers.REGULARIZERS,
-# algorithms.metasgd.LR_INITS, relation.SAMPLERS/...)
+# choices of the library: the algorithms' table (sorted as --help shows them) and TRConfig's read;
+# the others written out (backbones.DOWNSAMPLES/INITS, engine.BACKENDS, regularizers.REGULARIZERS,
+# algorithms.metasgd.LR_INITS)
 CHOICES = {
     "algorithm": tuple(sorted(ALGORITHMS)),
     "backbone": ("mlp", "conv4", "resnet12"),
@@ -29,14 +32,13 @@ CHOICES = {
     "metasgd_lr_init": ("uniform", "constant"),
     "backend": ("vmap", "loop"),
     "regularizer": ("none", "weight_decay", "input_noise", "meta_aug"),
-    "sampler": ("diverse", "random"),
-    "weights": ("relu", "raw", "softmax"),
-    "align": ("match", "index"),
-    "class_repr": ("concat", "mean"),
+    "sampler": SAMPLERS,
+    "weights": WEIGHTS,
+    "align": ALIGNS,
+    "class_repr": CLASS_REPRS,
 }
-# the defaults of trlearner.method.relation.TRConfig that the command line can set
-TR_DEFAULTS = {"lam": 0.1, "heads": 4, "sampler": "diverse", "weights": "relu", "align": "match",
-               "class_repr": "concat"}
+# every TRLearner setting with its default: TRConfig's fields
+TR_DEFAULTS = defaults()
 # The TRLearner settings are the fields of TRConfig; each is the option of its own name (the
 # config key of the same name, trlearner.pipeline), except these, set by their negation.
 TR_NEGATED = {"learn_omega": "fixed_omega"}
@@ -94,34 +96,26 @@ RUN_KEYS = ("dataset", "algorithm", "shots", "ways", "seed", "iterations", "meta
 
 def trlearner_keys() -> tuple[str, ...]:
     """The TRLearner settings a command line or a config sets: ``dataclasses.fields`` of
-    :class:`trlearner.method.relation.TRConfig`, with :data:`TR_NEGATED` names (imports torch).
+    :class:`trlearner.method.trconfig.TRConfig`, with :data:`TR_NEGATED` names.
 
     Example:
         >>> trlearner_keys()[-1]
         'fixed_omega'
     """
-    from dataclasses import fields
-
-    from trlearner.method.relation import TRConfig
-
-    return tuple(TR_NEGATED.get(f.name, f.name) for f in fields(TRConfig))
+    return tuple(TR_NEGATED.get(name, name) for name in TR_DEFAULTS)
 
 
 def trlearner_config(args):
-    """The :class:`~trlearner.method.relation.TRConfig` of parsed ``args`` (None without
+    """The :class:`~trlearner.method.trconfig.TRConfig` of parsed ``args`` (None without
     ``--trlearner``): every field from the option of its name (:func:`trlearner_keys`)."""
     if not args.trlearner:
         return None
-    from dataclasses import fields
-
-    from trlearner.method.relation import TRConfig
-
     values = {}
-    for f in fields(TRConfig):
-        if f.name in TR_NEGATED:
-            values[f.name] = not getattr(args, TR_NEGATED[f.name])
+    for name in TR_DEFAULTS:
+        if name in TR_NEGATED:
+            values[name] = not getattr(args, TR_NEGATED[name])
         else:
-            values[f.name] = getattr(args, f.name)
+            values[name] = getattr(args, name)
     return TRConfig(**values)
 
 
