@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trlearner.method.trconfig import TRConfig
 from trlearner.pipeline.catalog import (ALGORITHMS, CLASSIFICATION, EXAMPLES_PER_CLASS, MAX_WAYS,
                                         METADATASET_MULTI, REGRESSION, VARIABLE_WAY, VARWAY_SETTING,
                                         VECTOR_INPUT)
 from trlearner.pipeline.matrix import LIST_KEYS, ConfigError, Matrix, Run, Stack, build_matrix
 from trlearner.pipeline.schema import SCHEMA, schema
-from trlearner.run.cli import TR_DEFAULTS
 from trlearner.run.protocols import FIXED_WAY_IMAGE_DATASETS
 from trlearner.run.readings import reading_settings
 
@@ -183,7 +183,7 @@ def _check_stack(stack: Stack) -> str | None:
     if run.dataset in VARIABLE_WAY:
         return (f"{where}: dataset {run.dataset!r} is a Meta-Dataset run (episodes of varying size per seed), "
                 f"which the stacked trainer does not stack; allowed: no 'stack' for Meta-Dataset experiments")
-    align = dict(run.trlearner).get("align", TR_DEFAULTS["align"])
+    align = dict(run.trlearner).get("align", TRConfig.align)
     if run.variant == "trlearner" and run.ways is not None and align == "match":
         return (f"{where}: TRLearner with align 'match' on the classification dataset {run.dataset!r} (the "
                 f"Hungarian matching runs in scipy, outside vmap) cannot be stacked; allowed: trlearner: "

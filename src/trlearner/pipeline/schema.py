@@ -9,7 +9,7 @@ set from their table (``trlearner.engine.algorithms.names``) when :func:`schema`
 new algorithm needs no edit here (Snakemake's own ``validate``, run after the check, reads the
 file and sees a string). Tests check the rest against the code it names:
 its protocol keys are ``trlearner train`` options, its TRLearner keys are the fields of
-``trlearner.method.relation.TRConfig`` (``trlearner.run.cli.trlearner_keys``), its dataset
+``trlearner.method.trconfig.TRConfig`` (``trlearner.run.cli.trlearner_keys``), its dataset
 enum is the data registry (``tests/test_protocol_keys.py``, ``tests/test_single_source.py``).
 
 Example::
