@@ -211,8 +211,7 @@ def test_snakemake_train_job_of_a_cross_domain_cell_depends_on_both_manifests(tm
     target = "results/paper/runs/places/5way5shot/maml/trlearner/seed1/metrics.json"
     out = snakemake(d, target, "--dry-run", "--printshellcmds", "--configfile", "config/paper.yaml")
     text = out.stdout + out.stderr
-    job = text[text.index(f"output: {target}") - 2000:text.index(f"output: {target}")]
-    inputs = re.findall(r"input: (.+)", job)[-1]
+    inputs = re.findall(r"input: (.+)", text[:text.index(f"output: {target}")])[-1]  # the job's own input line
     assert "results/paper/data/miniimagenet.manifest.json" in inputs and "results/paper/data/places.manifest.json" in inputs
     assert re.search(r"--dataset places .*--train-dataset miniimagenet", text)
     planned = set(re.findall(r"output: (results/paper/data/\S+\.manifest\.json)", text))
