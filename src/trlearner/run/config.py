@@ -26,7 +26,7 @@ import torch
 
 from trlearner.engine.algorithms import ALGORITHMS
 from trlearner.engine.core import BACKENDS
-from trlearner.method.relation import TRConfig
+from trlearner.method.trconfig import TRConfig
 from trlearner.run.protocols import REDUCIBLE, paper_protocol
 from trlearner.run.readings import reading_settings
 
