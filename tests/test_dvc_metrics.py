@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -45,17 +46,21 @@ def test_dvc_yaml_names_what_the_report_writes(tmp_path):
     spec = yaml.safe_load((REPO / "dvc.yaml").read_text())
     assert spec["metrics"][0] == "reports/default/summary.json"  # [1]: the published one (test_dvc_published_metrics)
     plots = {next(iter(p)) if isinstance(p, dict) else p for p in spec["plots"]}
-    assert {"reports/default/cells.csv", "reports/default/figures/main_results.png"} <= plots
+    assert {"reports/default/charts/cells_mse.csv", "reports/default/figures/main_results.png"} <= plots
     _results(tmp_path / "runs", 0.0)
     write_report(tmp_path / "runs", tmp_path / "reports")
     summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
     assert summary["cells"]["sinusoid"]["5shot"]["maml"]["baseline"]["mean"] == pytest.approx(0.6)
     assert summary["effects"]["sinusoid"]["5shot"]["maml"]["diff"] == pytest.approx(-0.14)
     assert summary["verdicts"] == {"compatible": 1, "incompatible": 0, "could_not_be_tested": 2}
-    for p in spec["plots"]:  # every plot's x and y are columns of the file the report writes
-        if isinstance(p, dict) and next(iter(p)) == "reports/default/cells.csv":
-            cols = (tmp_path / "reports" / "cells.csv").read_text().splitlines()[0].split(",")
-            assert p["reports/default/cells.csv"]["x"] in cols and p["reports/default/cells.csv"]["y"] in cols
+    for p in spec["plots"]:  # every cells chart's x and y are columns of the file the report writes
+        if isinstance(p, dict) and next(iter(p)) == "reports/default/charts/cells_mse.csv":
+            chart = pd.read_csv(tmp_path / "reports" / "charts" / "cells_mse.csv")
+            assert {p["reports/default/charts/cells_mse.csv"]["x"], p["reports/default/charts/cells_mse.csv"]["y"]} \
+                <= set(chart.columns)
+            # only the cells the preset ran: the reference's meta_dataset cells have no mean
+            assert chart["cell"].tolist() == ["sinusoid/5shot/maml/baseline", "sinusoid/5shot/maml/trlearner"]
+            assert chart["mean"].tolist() == pytest.approx([0.6, 0.46])
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")

@@ -1,5 +1,6 @@
 """`dvc plots show` draws every chart, offline: dvc.yaml's plots read what the report and the
-analyses write (the cells chart: value on x, cell on y, as the bar_horizontal template wants;
+analyses write (the cells charts, one per metric: value on x, cell on y, as the bar_horizontal
+template wants;
 depth, sensitivity and motivation: one line per method from their *_by_method.csv), and
 `python -m trlearner.pipeline.dvc plots` (`make plots`) writes an HTML page with Vega inlined
 that headless Chromium draws with the network cut off."""
@@ -68,8 +69,11 @@ def test_plot_definitions_match_the_files_and_templates(tmp_path):
     write_report(tmp_path / "runs", reports)
     _analyses(tmp_path / "an", reports)
     plots = _plots()
-    cells = plots["reports/default/cells.csv"]
-    assert (cells["x"], cells["y"], cells["template"]) == ("mean", "cell", "bar_horizontal")
+    charts = {p: plots[p] for p in plots if p.startswith("reports/default/charts/cells_")}
+    assert set(charts) == {"reports/default/charts/cells_accuracy.csv", "reports/default/charts/cells_mse.csv"}
+    for cells in charts.values():
+        assert (cells["x"], cells["y"], cells["template"]) == ("mean", "cell", "bar_horizontal")
+    assert not (reports / "charts" / "cells_accuracy.csv").exists()  # no accuracy cell in this fixture
     checked = 0
     for path, p in plots.items():
         f = tmp_path / path
@@ -79,7 +83,7 @@ def test_plot_definitions_match_the_files_and_templates(tmp_path):
         ys = p["y"] if isinstance(p["y"], list) else [p["y"]]
         assert p["x"] in cols and set(ys) <= cols, (path, cols)
         checked += 1
-    assert checked == 6  # cells, depth, 2 sensitivity, motivation d1 and d4 (d2, d3 not run)
+    assert checked == 6  # cells_mse, depth, 2 sensitivity, motivation d1 and d4 (d2, d3 not run)
     depth = pd.read_csv(reports / "analyses/depth/depth_by_method.csv")
     assert list(depth.columns) == ["meta_layers", "baseline", "trlearner"] and list(depth.meta_layers) == [1, 2, 3]
     assert depth.baseline.tolist() == pytest.approx([1.7, 1.4, 1.1], abs=1e-5)
@@ -99,7 +103,7 @@ def _series(dom: str) -> dict[str, dict]:
         charts[name] = {
             "lines": set(re.findall(r'aria-label="[^"]*field: ([^";]+)[^"]*" role="graphics-symbol" '
                                     r'aria-roledescription="line mark"', part)),
-            "bars": re.findall(r'aria-label="mean: ([^;]+); cell: ([^;]+);[^"]*" role="graphics-symbol" '
+            "bars": re.findall(r'aria-label="[^:"]+: ([^;"]+); cell: ([^;"]+);[^"]*" role="graphics-symbol" '
                                r'aria-roledescription="bar"', part),
             "svg": "<svg" in part,
         }
@@ -127,10 +131,11 @@ def test_make_plots_draws_every_chart_offline(tmp_path):
                           "--proxy-server=http://127.0.0.1:9", "--virtual-time-budget=5000", "--dump-dom",
                           page.as_uri()], capture_output=True, text=True, timeout=180).stdout
     charts = _series(dom)
-    cells = charts["reports_default_cells_csv"]
+    cells = charts["reports_default_charts_cells_mse_csv"]
     drawn = {c: float(m) for m, c in cells["bars"]}
     assert drawn["sinusoid/5shot/maml/baseline"] == pytest.approx(0.6)
     assert drawn["sinusoid/5shot/maml/trlearner"] == pytest.approx(0.46)
+    assert charts["reports_default_charts_cells_accuracy_csv"]["bars"] == []  # no accuracy cell: its own chart
     for chart in ("depth_depth", "sensitivity_sensitivity_lambda", "sensitivity_sensitivity_heads"):
         assert charts[f"reports_default_analyses_{chart}_by_method_csv"]["lines"] == {"baseline", "trlearner"}, chart
     for fam in ("d1", "d4"):

@@ -301,7 +301,8 @@ def _fake_complete(workdir: Path, config: str) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
         if not p.exists():
             p.write_text("{}")
-    (workdir / rep / "tables").mkdir(parents=True, exist_ok=True)
+    for folder in ("tables", "charts"):  # the report's directory outputs
+        (workdir / rep / folder).mkdir(parents=True, exist_ok=True)
     snakemake(workdir, "--touch", "--forceall", "--cores", "1", "--configfile", config)
 
 

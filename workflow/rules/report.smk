@@ -1,5 +1,5 @@
 # Report: reports/REPORT.md (+ REPORT.html, the main figure, summary.json), reports/tables/*,
-# reports/cells.csv from every table run, and the episode gallery (one training and one test
+# reports/cells.csv (and charts/cells_<metric>.csv for DVC) from every table run, and the episode gallery (one training and one test
 # episode per dataset). Inputs include the report's own source files, so editing plot/report
 # code reruns only these rules.
 from types import SimpleNamespace
@@ -57,6 +57,7 @@ rule report:
         summary=f"{REPORTS}/summary.json",
         verdicts=f"{REPORTS}/verdicts.rst",
         cells=f"{REPORTS}/cells.csv",
+        charts=directory(f"{REPORTS}/charts"),  # cells_<metric>.csv: DVC's cells charts
         tables=report(directory(f"{REPORTS}/tables"), patterns=["{name}.html"], category="3. Tables",
                       caption="../report/tables.rst"),
     params:

@@ -707,7 +707,8 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
                  gallery_dir: str | os.PathLike | None = None) -> Path:
     """Write ``out_dir/REPORT.md`` (and ``REPORT.html``, ``verdicts.rst``), the main figure
     ``out_dir/figures/main_results.{png,pdf}``, ``out_dir/tables/<family>.{md,tex,html}``,
-    ``out_dir/cells.csv`` and ``out_dir/summary.json`` from the runs under ``results_dir``;
+    ``out_dir/cells.csv``, ``out_dir/charts/cells_<metric>.csv`` and ``out_dir/summary.json``
+    from the runs under ``results_dir``;
     return the REPORT.md path.
 
     ``expected``: the expected-cells spec (see :func:`trlearner.report.tables.load_expected`).
@@ -759,4 +760,43 @@ def write_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike,
     # the seed columns list seed ids ("0" is seed 0, not zero seeds: ``n`` counts them)
     csv = csv.rename(columns={"seeds": "seed_ids", "expected_seeds": "expected_seed_ids"})
     write_text(out / "cells.csv", csv.to_csv(index=False, float_format="%.6g"))
+    write_cell_charts(resolved, out / CHARTS)
     return report
+
+
+CHARTS = "charts"  # out_dir/charts/cells_<metric>.csv: the data of DVC's cells charts
+
+
+def write_cell_charts(resolved: pd.DataFrame, out: Path) -> list[Path]:
+    """Write ``out/cells_<metric>.csv`` (columns ``cell``, ``mean``, ``ci95``, ``n``) for each
+    metric measured in the preset: one chart per metric, so accuracy (0-100) and MSE (about 1)
+    never share an axis, and only the cells the preset ran (the reference's cells that it does
+    not run have no mean). Files of metrics no longer measured are removed; return the paths.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> cells = pd.DataFrame({"dataset": ["sinusoid", "omniglot", "meta_dataset"], "setting": ["5shot"] * 3,
+        ...     "algorithm": ["maml"] * 3, "variant": ["baseline"] * 3, "metric": ["mse", "accuracy", None],
+        ...     "mean": [0.6, 97.5, None], "ci95": [0.02, 0.4, None], "n": [4, 4, 0]})
+        >>> [p.name for p in write_cell_charts(cells, d)]
+        ['cells_accuracy.csv', 'cells_mse.csv']
+        >>> print((d / "cells_mse.csv").read_text().strip())
+        cell,mean,ci95,n
+        sinusoid/5shot/maml/baseline,0.6,0.02,4
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    written_paths = []
+    groups = resolved[resolved["mean"].notna() & resolved["metric"].notna()].groupby("metric") \
+        if len(resolved) and {"mean", "metric"} <= set(resolved.columns) else []
+    for metric, group in sorted(groups, key=lambda kv: str(kv[0])):
+        chart = pd.DataFrame({
+            "cell": [f"{d}/{s}/{a}/{v}" for d, s, a, v in
+                     zip(group["dataset"], group["setting"], group["algorithm"], group["variant"])],
+            "mean": group["mean"].to_numpy(), "ci95": group["ci95"].to_numpy(), "n": group["n"].to_numpy()})
+        path = out / f"cells_{escape.filename(str(metric))}.csv"
+        write_text(path, chart.to_csv(index=False, float_format="%.6g"))
+        written_paths.append(path)
+    for stale in set(out.glob("cells_*.csv")) - set(written_paths):
+        stale.unlink()
+    return written_paths
