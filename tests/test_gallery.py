@@ -39,22 +39,30 @@ def test_picture_is_the_episode(omniglot, tmp_path, split, queries, shown):
                         root=str(omniglot)).batch([1])
     assert info["queries"] == (queries or 15) and info["queries_shown"] == shown
     h, w = batch.xs.shape[-2:]
-    # make_grid: 5 rows (classes) x 2 support columns, and 5 x `shown` queries per class, padding 2
-    s_h, s_w = 5 * (h + 2) + 2, 2 * (w + 2) + 2
-    q_h, q_w = 5 * (h + 2) + 2, shown * (w + 2) + 2
+    k = info["scale"]
+    assert k == gallery.scale_for(h) and h * k >= gallery.MIN_IMAGE_PX and (k == 1 or h * (k - 1) < gallery.MIN_IMAGE_PX)
+    # make_grid: 5 rows (classes) x 2 support columns, and 5 x `shown` queries per class, padding 2,
+    # then each pixel a k x k block
+    s_h, s_w = k * (5 * (h + 2) + 2), k * (2 * (w + 2) + 2)
+    q_h, q_w = k * (5 * (h + 2) + 2), k * (shown * (w + 2) + 2)
     pixels = np.asarray(Image.open(png).convert("RGB"))
     assert pixels.shape == (gallery.HEADER_H + max(s_h, q_h), gallery.LABEL_W + s_w + gallery.GAP + q_w, 3)
+    assert info["size"] == list(pixels.shape[:2]) and info["padding"] == 2 * k
     r, c = info["support_origin"]
-    assert (r, c) == (gallery.HEADER_H + 2, gallery.LABEL_W + 2)
-    want = np.floor(batch.xs[0, 0, 0].numpy() * 255 + 0.5).astype(np.uint8)  # save_image's rounding
+    assert (r, c) == (gallery.HEADER_H + 2 * k, gallery.LABEL_W + 2 * k)
+
+    def image(x):  # save_image's rounding, each pixel a k x k block
+        return np.floor(x.numpy() * 255 + 0.5).astype(np.uint8).repeat(k, axis=0).repeat(k, axis=1)
+
+    H, W = h * k, w * k
     for ch in range(3):  # grey images are repeated into the 3 channels by make_grid
-        np.testing.assert_array_equal(pixels[r:r + h, c:c + w, ch], want)
+        np.testing.assert_array_equal(pixels[r:r + H, c:c + W, ch], image(batch.xs[0, 0, 0]))
     # the first query image of class 0 starts the query grid; the last support image ends row 4
     qr, qc = info["query_origin"]
-    np.testing.assert_array_equal(pixels[qr:qr + h, qc:qc + w, 0],
-                                  np.floor(batch.xq[0, 0, 0].numpy() * 255 + 0.5).astype(np.uint8))
-    last = np.floor(batch.xs[0, -1, 0].numpy() * 255 + 0.5).astype(np.uint8)
-    np.testing.assert_array_equal(pixels[r + 4 * (h + 2):r + 4 * (h + 2) + h, c + w + 2:c + 2 * w + 2, 0], last)
+    np.testing.assert_array_equal(pixels[qr:qr + H, qc:qc + W, 0], image(batch.xq[0, 0, 0]))
+    step = (h + 2) * k
+    np.testing.assert_array_equal(pixels[r + 4 * step:r + 4 * step + H, c + step:c + step + W, 0],
+                                  image(batch.xs[0, -1, 0]))
     assert len(info["classes"]) == 5 and info["caption"].count("rotated") == 5
     assert f"the first {shown} of {queries or 15} queries per class" in info["caption"]
 
@@ -70,8 +78,8 @@ def test_cli_draws_each_split_with_its_own_queries(omniglot, tmp_path):
     assert (train["ways"], train["queries"], test["ways"], test["queries"]) == (4, 3, 3, 1)
     first = make_source("omniglot_small", "test", shots=1, ways=3, queries=1, seed=0, root=str(omniglot)).batch([0])
     pixels = np.asarray(Image.open(tmp_path / "omniglot_small_test.png").convert("RGB"))
-    (r, c), (h, w) = test["support_origin"], first.xs.shape[-2:]
-    np.testing.assert_array_equal(pixels[r:r + h, c:c + w, 0],
+    (r, c), (h, w), k = test["support_origin"], first.xs.shape[-2:], test["scale"]
+    np.testing.assert_array_equal(pixels[r:r + h * k:k, c:c + w * k:k, 0],  # one pixel of each k x k block
                                   np.floor(first.xs[0, 0, 0].numpy() * 255 + 0.5).astype(np.uint8))
     from trlearner.report.gallery import gallery_markdown
 

@@ -10,9 +10,10 @@ index: its training episode with its seed, its test episode with seed 0 (the fix
 Image datasets: ``torchvision.utils.make_grid`` of the support set (one row per class, ``shots``
 columns) and, to its right, of the first :data:`MAX_QUERIES` queries of each class (same row =
 same class), with the row's class index written in a label column on the left and "support" /
-"query" above. The grids are pasted unscaled: a pixel of the picture is
-``round(255 * x)`` of the episode's image (as ``torchvision.utils.save_image``); the sidecar JSON
-gives the grids' origins and the classes of the rows. Regression datasets: a matplotlib plot of
+"query" above. The grids are enlarged by an integer factor ``scale`` (:func:`scale_for`; 3 for
+28-pixel Omniglot), nearest neighbour: each pixel of the episode's image is a ``scale`` x ``scale``
+block of ``round(255 * x)`` (as ``torchvision.utils.save_image``); the sidecar JSON gives the
+scale, the grids' origins and padding in pixels of the picture, and the classes of the rows. Regression datasets: a matplotlib plot of
 the task's true function (a line over the input range, from the episode's task parameters; the
 sinusoid families) and its support and query points.
 
@@ -42,10 +43,14 @@ from . import escape
 
 #: Queries per class shown (the episode has more; the first ones of each class are shown).
 MAX_QUERIES = 5
-PADDING = 2      # make_grid padding between images, in pixels
-LABEL_W = 28     # width of the class-label column
-HEADER_H = 14    # height of the "support" / "query" header
-GAP = 10         # gap between the support and the query grid
+PADDING = 2      # make_grid padding between images, in pixels of the episode's images
+LABEL_W = 40     # width of the class-label column, in pixels of the picture
+HEADER_H = 22    # height of the "support" / "query" header, in pixels of the picture
+GAP = 16         # gap between the support and the query grid, in pixels of the picture
+FONT_PX = 14     # text size of the header and the class labels
+#: The grids are enlarged by an integer factor (each pixel becomes a block, nothing is
+#: interpolated) until an image is at least this many pixels high: 28-pixel Omniglot becomes 84.
+MIN_IMAGE_PX = 84
 SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
 
 
@@ -63,16 +68,32 @@ def _to_uint8(grid):
     return grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to("cpu").byte().numpy()
 
 
+def scale_for(h: int, min_px: int = MIN_IMAGE_PX) -> int:
+    """The integer factor that makes an ``h``-pixel image at least ``min_px`` high (at least 1).
+
+    >>> scale_for(28), scale_for(84), scale_for(100), scale_for(20)
+    (3, 1, 1, 5)
+    """
+    return max(1, -(-min_px // h))
+
+
 def _image_picture(xs, xq, ways: int, shots: int, queries: int, path: Path) -> dict[str, Any]:
-    """Compose the support and query grids of one episode ([S, C, H, W], [Q, C, H, W])."""
+    """Compose the support and query grids of one episode ([S, C, H, W], [Q, C, H, W]), each
+    enlarged by :func:`scale_for` (nearest neighbour: a pixel of the episode's image is a
+    ``scale`` x ``scale`` block of the picture)."""
     import numpy as np
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
     from torchvision.utils import make_grid
 
     shown = min(MAX_QUERIES, queries)
+    scale = scale_for(int(xs.shape[-2]))
     q = xq.reshape(ways, queries, *xq.shape[1:])[:, :shown].reshape(ways * shown, *xq.shape[1:])
-    support = _to_uint8(make_grid(xs.clamp(0, 1), nrow=shots, padding=PADDING, pad_value=1.0))
-    query = _to_uint8(make_grid(q.clamp(0, 1), nrow=shown, padding=PADDING, pad_value=1.0))
+
+    def grid(images, nrow):
+        g = _to_uint8(make_grid(images.clamp(0, 1), nrow=nrow, padding=PADDING, pad_value=1.0))
+        return g.repeat(scale, axis=0).repeat(scale, axis=1)
+
+    support, query = grid(xs, shots), grid(q, shown)
     height = HEADER_H + max(support.shape[0], query.shape[0])
     width = LABEL_W + support.shape[1] + GAP + query.shape[1]
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
@@ -82,16 +103,19 @@ def _image_picture(xs, xq, ways: int, shots: int, queries: int, path: Path) -> d
     canvas[q_origin[0]:q_origin[0] + query.shape[0], q_origin[1]:q_origin[1] + query.shape[1]] = query
     img = Image.fromarray(canvas)
     draw = ImageDraw.Draw(img)
-    draw.text((s_origin[1], 1), "support", fill=(0, 0, 0))
-    draw.text((q_origin[1], 1), "query", fill=(0, 0, 0))
-    h = xs.shape[-2]
+    font = ImageFont.load_default(size=FONT_PX)
+    draw.text((s_origin[1], 2), "support", fill=(0, 0, 0), font=font)
+    draw.text((q_origin[1], 2), "query", fill=(0, 0, 0), font=font)
+    row_h = (int(xs.shape[-2]) + PADDING) * scale
     for row in range(ways):
-        draw.text((2, HEADER_H + PADDING + row * (h + PADDING) + h // 2 - 5), f"c{row}", fill=(0, 0, 0))
+        draw.text((4, HEADER_H + PADDING * scale + row * row_h + (row_h - FONT_PX) // 2), f"c{row}",
+                  fill=(0, 0, 0), font=font)
     img.save(path)
-    return {"size": [height, width], "image_hw": [int(xs.shape[-2]), int(xs.shape[-1])],
-            "support_origin": [s_origin[0] + PADDING, s_origin[1] + PADDING],
-            "query_origin": [q_origin[0] + PADDING, q_origin[1] + PADDING],
-            "padding": PADDING, "queries_shown": shown}
+    pad = PADDING * scale
+    return {"size": [height, width], "image_hw": [int(xs.shape[-2]), int(xs.shape[-1])], "scale": scale,
+            "support_origin": [s_origin[0] + pad, s_origin[1] + pad],
+            "query_origin": [q_origin[0] + pad, q_origin[1] + pad],
+            "padding": pad, "queries_shown": shown}
 
 
 #: Input range of the sinusoid families (``x ~ U[-5, 5]``, trlearner.data.sources.regression):
