@@ -1,12 +1,12 @@
-"""The analysis plan: unique run folders, train arguments the real parser accepts."""
+"""The analysis plan: unique run folders, each entry resolving to a valid run config (the one its
+pipeline job receives)."""
 
 from __future__ import annotations
 
 import pytest
 
 from trlearner.analysis.cli import expected_runs
-from trlearner.analysis.plan import ANALYSES, DEFAULT_SCALE, ROOT, analysis_outputs, analysis_runs
-from trlearner.cli import build_parser
+from trlearner.analysis.plan import ANALYSES, DEFAULT_SCALE, ROOT, analysis_outputs, analysis_runs, run_config
 
 SCALES = [
     {},
@@ -16,25 +16,22 @@ SCALES = [
 
 
 @pytest.mark.parametrize("scale", SCALES)
-def test_run_dirs_unique_and_args_parse(scale):
+def test_run_dirs_unique_and_configs_resolve(scale):
     runs = analysis_runs(scale)
     dirs = [r["run_dir"] for r in runs]
     assert len(dirs) == len(set(dirs))
     assert {r["analysis"] for r in runs} == set(ANALYSES)
-    parser = build_parser()
     for r in runs:
         assert r["run_dir"].startswith(f"{ROOT}/{r['analysis']}/")
-        assert "--out" not in r["args"]
-        ns = parser.parse_args(["train", *r["args"], "--out", "x"])
-        assert ns.command == "train" and ns.algorithm == "maml"
-        assert ns.iterations == (scale.get(r["analysis"], {}).get("iterations") or scale.get("iterations")
-                                 or DEFAULT_SCALE["iterations"])
+        cfg = run_config(r)
+        assert cfg.algorithm == "maml" and cfg.device == "cpu"
+        assert cfg.iterations == (scale.get(r["analysis"], {}).get("iterations") or scale.get("iterations")
+                                  or DEFAULT_SCALE["iterations"])
 
 
 def test_plan_contents():
     runs = analysis_runs({"seeds": 1})
-    parser = build_parser()
-    parse = {r["run_dir"]: parser.parse_args(["train", *r["args"], "--out", "x"]) for r in runs}
+    parse = {r["run_dir"]: _Flat(run_config(r)) for r in runs}
     mot = [a for d, a in parse.items() if "/motivation/" in d]
     assert {a.dataset for a in mot} == {f"motivation_d{i}" for i in range(1, 5)}
     assert all(a.inner_steps == 1 and a.test_steps == 1 and a.eval_every > 0 for a in mot)
@@ -51,6 +48,21 @@ def test_plan_contents():
     assert {lam for lam, k in sens if k == 4} == {0, 0.01, 0.1, 0.5, 1}
     assert {k for lam, k in sens if lam == 0.1} == {1, 2, 4, 8}
     assert len(sens) == len(set(sens))
+
+
+class _Flat:
+    """A run config read as the options of ``trlearner train`` (``lam``, ``fixed_omega``, ...)."""
+
+    def __init__(self, cfg):
+        self.cfg, self.trlearner = cfg, cfg.trlearner is not None
+
+    def __getattr__(self, name):
+        trl = self.cfg.trlearner
+        if name == "fixed_omega":
+            return trl is not None and not trl.learn_omega
+        if trl is not None and name in ("lam", "heads"):
+            return getattr(trl, name)
+        return getattr(self.cfg, name)
 
 
 def test_outputs_and_expected():

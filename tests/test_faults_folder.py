@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from workflow_helpers import job_of
 from trlearner.cli import main
 from trlearner.run import folder as runio
 from trlearner.run import stacked
@@ -82,7 +83,7 @@ def test_a_planted_log_link_is_refused_by_the_pipeline_job_and_the_stacked_runne
     out.mkdir()
     (out / "log.txt").symlink_to(elsewhere)
     before = _listing(tmp_path)
-    r = _job(["train-job", "--", *ARGS, "--out", str(out)])
+    r = _job(["train-job", "--job", job_of(ARGS), "--out", str(out)])
     assert r.returncode == 2 and f"pipeline: error: {out / 'log.txt'} is a symbolic link" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert _listing(tmp_path) == before
@@ -146,7 +147,7 @@ def test_a_folder_with_other_files_and_no_run_is_refused(tmp_path, capsys):
     assert (f"--out {thesis} holds other files (.thesis.20261206.tmp, thesis.tex) and no run of its own" in line
             and "give another --out" in line), line
     assert _listing(tmp_path) == before
-    r = _job(["train-job", "--", *ARGS, "--out", str(thesis)])
+    r = _job(["train-job", "--job", job_of(ARGS), "--out", str(thesis)])
     assert r.returncode == 2 and f"pipeline: error: --out {thesis} holds other files" in r.stderr, r.stderr
     assert _listing(tmp_path) == before
     paper = tmp_path / "paper1"  # the stacked runner: seed 0 a new folder, seed 1 a user's

@@ -24,6 +24,7 @@ import pytest
 import torch
 
 from conftest import REPO
+from workflow_helpers import job_of
 from trlearner.run import folder as runio
 from trlearner.cli import main
 from trlearner.run.config import resolve_config
@@ -119,16 +120,17 @@ def test_finished_job_rerun_after_an_anil_edit_retrains_on_the_new_code(tmp_path
     from trlearner.pipeline.jobs import train_job
 
     args = ["--dataset", "sinusoid", "--algorithm", "anil", "--shots", "5", "--iterations", "40",
-            "--meta-batch", "5", "--test-tasks", "30", "--checkpoint-every", "20", "--threads", "1",
-            "--no-progress", "--device", "cpu"]
+            "--meta-batch", "5", "--test-tasks", "30", "--checkpoint-every", "20", "--device", "cpu"]
+    job = job_of(args)
     run = tmp_path / "run"
-    assert train_job([*args, "--out", str(run)]) == 0  # the finished job, on this code
+    assert train_job(job, str(run), threads=1) == 0  # the finished job, on this code
     old = json.loads((run / "metrics.json").read_text())
     (run / "metrics.json").unlink()
 
     new = _package_copy(tmp_path / "new", ANIL_EDIT)
     new_hash = runio.code_hash.__wrapped__(new / "trlearner")
-    rerun = _cli(["train-job", "--", *args, "--out", str(run)], pythonpath=new, module="trlearner.pipeline")
+    rerun = _cli(["train-job", "--job", job, "--threads", "1", "--out", str(run)], pythonpath=new,
+                 module="trlearner.pipeline")
     assert rerun.returncode == 0, rerun.stderr
     log = (run / "log.txt").read_text()
     assert f"checkpoint from code {runio.code_hash()}, this code is {new_hash}: starting again" in log
@@ -136,7 +138,8 @@ def test_finished_job_rerun_after_an_anil_edit_retrains_on_the_new_code(tmp_path
     assert runio.load_checked(run / "checkpoint.pt")["code_hash"] == new_hash
     assert json.loads((run / "provenance.json").read_text())["code_hash"] == new_hash
 
-    fresh = _cli(["train", *args, "--out", str(tmp_path / "fresh")], pythonpath=new)
+    fresh = _cli(["train", *args, "--threads", "1", "--no-progress", "--out", str(tmp_path / "fresh")],
+                 pythonpath=new)
     assert fresh.returncode == 0, fresh.stderr
     got = json.loads((run / "metrics.json").read_text())
     want = json.loads((tmp_path / "fresh" / "metrics.json").read_text())

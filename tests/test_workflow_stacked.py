@@ -8,13 +8,14 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shlex
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from workflow_helpers import REPO, copy_pipeline, planned_jobs, snakemake
+from workflow_helpers import REPO, copy_pipeline, job_of, planned_jobs, snakemake
 
 from trlearner.pipeline.check import ConfigError, check_config
 from trlearner.pipeline.estimate import stack_factor
@@ -60,7 +61,9 @@ def test_dag_plans_one_job_per_chunk_and_no_per_seed_job(fresh):
     out = snakemake(fresh, "--dry-run", "--printshellcmds", "--configfile", conf).stdout
     block = out.split(f"rule {CHUNK.format(0)}:", 1)[1].split("\n\n", 1)[0]
     assert f"output: {CELL}/seed0/metrics.json, {CELL}/seed1/metrics.json" in block
-    assert "stacked-job" in out and "--seeds 0 1 " in out and "--seeds 2 " in out
+    assert "stacked-job" in out
+    jobs = [json.loads(shlex.split(line.split("--job ", 1)[1])[0]) for line in out.splitlines() if "stacked-job" in line]
+    assert sorted([r["config"]["seed"] for r in job["runs"]] for job in jobs) == [[0, 1], [0, 1], [2], [2]]
     # without `stack`, one train job per seed as before
     cfg["experiments"]["regression"].pop("stack")
     assert planned_jobs(fresh, "--configfile", _write(fresh, cfg)).get("train") == 6
@@ -161,13 +164,13 @@ def test_stacked_job_moves_checkpoints_of_other_settings_away(tmp_path, capsys):
     checkpoint.stale.pt, and the seed trains afresh instead of the stack refusing."""
     from trlearner.pipeline.cli import main
 
-    base = ["--dataset", "sinusoid", "--algorithm", "maml", "--shots", "5", "--seeds", "0", "1",
-            "--test-tasks", "4", "--test-queries", "10", "--curve-steps", "1", "--preset", "tiny",
-            "--device", "cpu", "--no-progress", "--threads", "1", "--out", str(tmp_path / "seed{seed}")]
-    assert main(["stacked-job", "--", *base, "--iterations", "3"]) == 0
+    base = ["--dataset", "sinusoid", "--algorithm", "maml", "--shots", "5",
+            "--test-tasks", "4", "--test-queries", "10", "--curve-steps", "1", "--preset", "tiny", "--device", "cpu"]
+    out = ["--threads", "1", "--out", str(tmp_path / "seed{seed}")]
+    assert main(["stacked-job", "--job", job_of([*base, "--iterations", "3"], seeds=[0, 1]), *out]) == 0
     for s in (0, 1):  # Snakemake deletes a job's outputs before rerunning it (params changed)
         (tmp_path / f"seed{s}" / "metrics.json").unlink()
-    assert main(["stacked-job", "--", *base, "--iterations", "4"]) == 0
+    assert main(["stacked-job", "--job", job_of([*base, "--iterations", "4"], seeds=[0, 1]), *out]) == 0
     assert "belongs to other settings" in capsys.readouterr().err
     for s in (0, 1):
         assert (tmp_path / f"seed{s}" / "checkpoint.stale.pt").exists()

@@ -63,3 +63,19 @@ def planned_outputs(workdir: Path, *args: str) -> list[str]:
     out = snakemake(workdir, "--dry-run", *args)
     text = out.stdout + out.stderr
     return re.findall(r"^\s+output: (.+)$", text, flags=re.M)
+
+
+def job_of(argv: list[str], seeds: list[int] | None = None) -> str:
+    """The job document of ``trlearner train ARGV`` (``--out`` and ``--threads`` ignored); with
+    ``seeds``, one config per seed (a stacked job)."""
+    from trlearner.pipeline.jobs import job_document
+    from trlearner.run.cli import parse_args, run_config
+
+    args = parse_args([*argv, "--out", "unused"] if "--out" not in argv else argv)
+    if seeds is None:
+        return job_document([run_config(args)])
+    cfgs = []
+    for s in seeds:
+        args.seed = s
+        cfgs.append(run_config(args))
+    return job_document(cfgs)

@@ -7,6 +7,7 @@
 from trlearner.analysis.plan import ANALYSES as ANALYSIS_NAMES
 from trlearner.analysis.plan import ROOT as ANALYSIS_ROOT
 from trlearner.analysis.plan import analysis_runs
+from trlearner.analysis.plan import run_config as analysis_run_config
 
 ANALYSIS_PLAN = analysis_runs(config["analyses"]) if config.get("analyses") else []
 # run folder relative to {RESULTS}/analyses/ -> plan entry
@@ -24,16 +25,15 @@ rule train_analysis:
     wildcard_constraints:
         arun="|".join(re.escape(k) for k in ANALYSIS_RUNS) or "^$",
     params:
-        args=lambda wildcards: shlex.join(ANALYSIS_RUNS[wildcards.arun]["args"]),
+        job=analysis_job,
         lock_dir=GPU_LOCK_DIR,
-        device=config["device"],
     threads: config["threads"]
     resources:
         gpu=1 if GPU else 0,
         mem_mb=config["mem_mb"],
     shell:
-        "python -m trlearner.pipeline train-job --gpu-lock-dir {params.lock_dir:q} -- {params.args} "
-        "--device {params.device:q} --threads {threads} --out \"$(dirname {output:q})\" > {log:q} 2>&1"
+        "python -m trlearner.pipeline train-job --gpu-lock-dir {params.lock_dir:q} --job {params.job:q} "
+        "--threads {threads} --out \"$(dirname {output:q})\" > {log:q} 2>&1"
 
 
 rule analysis:

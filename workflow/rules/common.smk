@@ -1,7 +1,8 @@
 # Helpers shared by the rules: the run a job belongs to, its inputs, its command and resources.
 # All of them read the experiment matrix built from the config by trlearner.pipeline.check.
 # Every value a shell line receives is quoted: argument lists here with shlex.join, single values
-# in the rules with Snakemake's `{x:q}` (a config value such as data_root is pasted into a
+# (a training job's document, trlearner.pipeline.jobs.job_document, among them) in the rules with
+# Snakemake's `{x:q}` (a config value such as data_root is pasted into a
 # command line: `$(...)` in it must stay text, and a space must not split it).
 import re
 import json
@@ -12,6 +13,7 @@ GPU_LOCK_DIR = config["gpu_lock_dir"]
 # trlearner.report.reference knows where) unless the config's report.reference names another.
 from trlearner.report.reference import default_reference_path
 from trlearner.util.atomic import atomic_write_json
+from trlearner.pipeline.jobs import job_document
 
 REFERENCE = config.get("report", {}).get("reference") or os.path.relpath(default_reference_path())
 
@@ -36,9 +38,17 @@ def train_inputs(wildcards):
             "sources": run.sources()}
 
 
-def train_args(wildcards):
-    """The run's ``trlearner train`` arguments, each quoted for the shell."""
-    return shlex.join(run_of(wildcards).train_args(MATRIX.preset, config["device"], config["data_root"]))
+def run_job(wildcards):
+    """The job document of the run (trlearner.pipeline.jobs.job_document): its resolved run
+    config and identity, which `train-job` receives as they are (no flags to re-parse)."""
+    return job_document([run_of(wildcards).run_config(MATRIX.preset, config["device"], config["data_root"])])
+
+
+def stack_job(stack):
+    """The job document of a stacked job (one config per seed), as a function evaluated when
+    the job is planned."""
+    return lambda wildcards: job_document(
+        [r.run_config(MATRIX.preset, config["device"], config["data_root"]) for r in stack.runs])
 
 
 def train_minutes(wildcards):
@@ -56,8 +66,13 @@ def train_priority(wildcards):
 def analysis_run_sources(wildcards):
     """The code a planned run executes (its algorithm's, with method/: TRLearner or another
     regulariser): an edit reruns it."""
-    args = ANALYSIS_RUNS[wildcards.arun]["args"]
-    return sources.train_sources(args[args.index("--algorithm") + 1], trlearner=True)
+    return sources.train_sources(ANALYSIS_RUNS[wildcards.arun]["settings"]["algorithm"], trlearner=True)
+
+
+def analysis_job(wildcards):
+    """The job document of an analysis run (trlearner.analysis.plan.run_config)."""
+    cfg = analysis_run_config(ANALYSIS_RUNS[wildcards.arun], device=config["device"], data_root=config["data_root"])
+    return job_document([cfg])
 
 
 def gallery_options(dataset):

@@ -13,7 +13,7 @@ rule train:
     log:
         f"{RESULTS}/logs/runs/{{dataset}}/{{setting}}/{{algorithm}}/{{variant}}/seed{{seed}}.log",
     params:
-        args=train_args,
+        job=run_job,
         lock_dir=GPU_LOCK_DIR,
     threads: config["threads"]
     resources:
@@ -22,7 +22,7 @@ rule train:
         mem_mb=config["mem_mb"],
     priority: train_priority
     shell:
-        "python -m trlearner.pipeline train-job --gpu-lock-dir {params.lock_dir:q} -- {params.args} "
+        "python -m trlearner.pipeline train-job --gpu-lock-dir {params.lock_dir:q} --job {params.job:q} "
         "--threads {threads} --out \"$(dirname {output:q})\" > {log:q} 2>&1"
 
 
@@ -46,7 +46,7 @@ for _stack in MATRIX.stacks:
         log:
             _stack.log,
         params:
-            args=shlex.join(_stack.train_args(MATRIX.preset, config["device"], config["data_root"])),
+            job=stack_job(_stack),
             out=stack_out(_stack),
             lock_dir=GPU_LOCK_DIR,
         threads: config["threads"]
@@ -56,5 +56,5 @@ for _stack in MATRIX.stacks:
             mem_mb=config["mem_mb"],
         priority: stack_priority(_stack)
         shell:
-            "python -m trlearner.pipeline stacked-job --gpu-lock-dir {params.lock_dir:q} -- {params.args} "
+            "python -m trlearner.pipeline stacked-job --gpu-lock-dir {params.lock_dir:q} --job {params.job:q} "
             "--threads {threads} --out {params.out} > {log:q} 2>&1"

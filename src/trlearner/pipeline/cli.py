@@ -3,8 +3,9 @@ rules run and the helpers people run.
 
 Jobs (each rule runs one; :mod:`trlearner.pipeline.jobs`)::
 
-    python -m trlearner.pipeline train-job [--gpu-lock-dir D] -- ARGS   # ARGS: those of trlearner train
-    python -m trlearner.pipeline stacked-job [--gpu-lock-dir D] -- ARGS # ARGS: python -m trlearner.run.stacked's
+    python -m trlearner.pipeline train-job --job JSON --out DIR [--threads N] [--gpu-lock-dir D]
+    python -m trlearner.pipeline stacked-job --job JSON --out 'DIR/seed{seed}' [--threads N] [--gpu-lock-dir D]
+                                       # JSON: the run configs and identities (jobs.job_document)
     python -m trlearner.pipeline fetch-data sinusoid --out FILE          # a dataset's manifest
     python -m trlearner.pipeline gallery --dataset omniglot_small --ways 5 --shots 1 --out DIR
     python -m trlearner.pipeline analysis depth --runs DIR --out DIR     # as trlearner analysis
@@ -28,10 +29,7 @@ import sys
 from pathlib import Path
 
 # jobs whose arguments are another command's, passed on as they are
-PASS_ON = {"train-job": "run one training job (the options of `trlearner train` after --)",
-           "stacked-job": "train the seeds of one chunk of a cell in one process (the options of "
-                          "`python -m trlearner.run.stacked` after --)",
-           "gallery": "draw one training and one test episode of a dataset (python -m trlearner.report.gallery)"}
+PASS_ON = {"gallery": "draw one training and one test episode of a dataset (python -m trlearner.report.gallery)"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,21 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--trlearner", nargs="+", required=True, help="metrics.json of TRLearner seeds 0..n-1")
     k.add_argument("--paper-effect", type=float, required=True, help="the paper's TRLearner - baseline")
     k.add_argument("--out", required=True)
+    for name, text in (("train-job", "train the one run of a job document into --out"),
+                       ("stacked-job", "train the seeds of a job document (one chunk of a cell) together")):
+        t = sub.add_parser(name, help=text)
+        t.add_argument("--job", required=True, help="the job document: JSON of the run configs and their "
+                                                    "identities (trlearner.pipeline.jobs.job_document)")
+        t.add_argument("--out", required=True, help="the run folder" + (" pattern, with {seed}" if "stacked" in name
+                                                                         else ""))
+        t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+        t.add_argument("--gpu-lock-dir", default=None, help="folder of the GPU claim locks")
     for name, text in PASS_ON.items():
         sub.add_parser(name, help=text, add_help=False)
     register_commands(sub)  # analysis, report
     return finish_parser(p)
-
-
-def _train_job(rest: list[str], stacked: bool = False) -> int:
-    from trlearner.pipeline.jobs import stacked_job, train_job
-
-    lock_dir = None
-    if rest[:1] == ["--gpu-lock-dir"]:
-        lock_dir, rest = rest[1], rest[2:]
-    if rest[:1] == ["--"]:
-        rest = rest[1:]
-    return (stacked_job if stacked else train_job)(rest, lock_dir)
 
 
 def _published(args) -> int:
@@ -137,13 +133,16 @@ def _published(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] in (["train-job"], ["stacked-job"]):
-        return _train_job(argv[1:], stacked=argv[0] == "stacked-job")
     if argv[:1] == ["gallery"]:
         from trlearner.pipeline.jobs import gallery
 
         return gallery(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.cmd in ("train-job", "stacked-job"):
+        from trlearner.pipeline.jobs import stacked_job, train_job
+
+        job = stacked_job if args.cmd == "stacked-job" else train_job
+        return job(args.job, args.out, threads=args.threads, lock_dir=args.gpu_lock_dir)
     if args.cmd in ("publish", "spot-check", "verdicts"):
         return _published(args)
     if args.cmd == "look":

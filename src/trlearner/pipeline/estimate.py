@@ -23,7 +23,7 @@ import os
 from trlearner.analysis.plan import ROOT as ANALYSIS_ROOT
 from trlearner.analysis.plan import analysis_runs
 from trlearner.pipeline.catalog import METADATASET_MULTI, REGRESSION, VARIABLE_WAY
-from trlearner.pipeline.matrix import PROTOCOL_KEYS, TRLEARNER_KEYS, Matrix, Run, setting_name
+from trlearner.pipeline.matrix import PROTOCOL_KEYS, Matrix, Run, setting_name
 from trlearner.run.protocols import DATASET_PROTOCOLS
 from trlearner.run.protocols import REGRESSION as MLP_PROTOCOL
 
@@ -118,20 +118,12 @@ def analysis_jobs(config: dict, results: str = "results") -> list[tuple[Run, str
         return []
     jobs = []
     for entry in analysis_runs(config["analyses"]):
-        opts, args, i = {}, entry["args"], 0
-        while i < len(args):
-            key = args[i][2:].replace("-", "_")
-            if i + 1 < len(args) and not args[i + 1].startswith("--"):
-                opts[key], i = args[i + 1], i + 2
-            else:
-                opts[key], i = True, i + 1
-        protocol = tuple(sorted((k, int(v) if str(v).isdigit() else v) for k, v in opts.items()
-                                if k in PROTOCOL_KEYS))
-        trl = tuple(sorted((k, v) for k, v in opts.items() if k in TRLEARNER_KEYS))
-        shots = int(opts["shots"])
-        ways = int(opts["ways"]) if "ways" in opts else None
+        opts = entry["settings"]
+        protocol = tuple(sorted((k, v) for k, v in opts.items() if k in PROTOCOL_KEYS))
+        trl = tuple(sorted((entry["trlearner"] or {}).items()))
+        shots, ways = int(opts["shots"]), opts.get("ways")
         run = Run("analysis", entry["analysis"], opts["dataset"], setting_name(shots, ways), shots, ways,
-                  opts["algorithm"], "trlearner" if opts.get("trlearner") else "baseline", int(opts["seed"]),
+                  opts["algorithm"], "trlearner" if entry["trlearner"] is not None else "baseline", int(opts["seed"]),
                   protocol, trl, root=results)
         jobs.append((run, f"{results}/analyses/{entry['run_dir'][len(ANALYSIS_ROOT) + 1:]}/metrics.json"))
     return jobs

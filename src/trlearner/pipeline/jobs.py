@@ -1,6 +1,7 @@
 """The jobs the Snakemake rules run, each one function that calls the layer below it directly:
-``train-job`` (:func:`train_job`: ``trlearner train`` with a GPU claim, a stale-checkpoint
-check and "diverged" as success), ``fetch-data`` (:func:`fetch_data`: a dataset through DVC,
+``train-job`` and ``stacked-job`` (:func:`train_job`, :func:`stacked_job`: the run configs of a
+:func:`job_document`, trained with a GPU claim, a stale-checkpoint check and "diverged" as
+success), ``fetch-data`` (:func:`fetch_data`: a dataset through DVC,
 and its manifest), ``gallery`` (:func:`gallery`), ``analysis`` and ``report`` (the commands of
 :mod:`trlearner.analysis.cli` and :mod:`trlearner.report.cli`, :func:`register_commands`).
 ``python -m trlearner.pipeline <job> ...`` (:mod:`trlearner.pipeline.cli`) runs them.
@@ -8,6 +9,7 @@ and its manifest), ``gallery`` (:func:`gallery`), ``analysis`` and ``report`` (t
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -78,42 +80,84 @@ def gpu_claim(device: str, lock_dir: str | None):
         yield "cuda" if device.startswith("cuda:") else device
 
 
-def train_job(argv: list[str], lock_dir: str | None = None) -> int:
-    """Run one ``trlearner train ARGV`` for the pipeline: claim a GPU when the device is CUDA,
-    drop a stale checkpoint, and map "diverged" (exit 3, metrics.json written) to success so
-    the report shows the cell as diverged instead of the DAG failing. ``argv`` is parsed once
-    (``trlearner.run.cli.parse_args``) into the one run config (``run_config``) that the
-    checkpoint check and the training use. The run folder is locked
-    (``trlearner.run.folder.run_lock``) from the checkpoint check to the end of the run."""
-    from trlearner.run import cli as train_cli
+def job_document(cfgs) -> str:
+    """The job of a Snakemake rule: the resolved :class:`~trlearner.run.config.RunConfig` of each
+    run it trains (one, or the seeds of a stacked chunk), as JSON with each run's identity
+    (``config_hash`` of :meth:`~trlearner.run.config.RunConfig.identity`, the hash its
+    provenance.json records and the report checks). The rule passes it to ``train-job`` or
+    ``stacked-job`` as one quoted string; no flag is built, edited or parsed on the way.
+
+    Example:
+        >>> from trlearner.run.config import resolve_config
+        >>> cfg = resolve_config(dataset="sinusoid", algorithm="maml", shots=5, iterations=20)
+        >>> read_job(job_document([cfg])) == [cfg]
+        True
+    """
+    from trlearner.run.results import config_hash
+
+    return json.dumps({"runs": [{"config": c.to_dict(), "identity": config_hash(c.identity())} for c in cfgs]},
+                      sort_keys=True, separators=(",", ":"))
+
+
+def read_job(text: str) -> list:
+    """The run configs of a :func:`job_document`, each checked against the identity it was sent
+    with (a config that resolves differently here, e.g. other code, is refused).
+
+    Raises:
+        ValueError: not a job document, an invalid setting, or an identity that differs.
+    """
+    from trlearner.run.config import RunConfig
+    from trlearner.run.results import config_hash
+
+    try:
+        runs = json.loads(text)["runs"]
+        pairs = [(RunConfig.from_dict(r["config"]), r["identity"]) for r in runs]
+    except (TypeError, KeyError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not a job document ({type(exc).__name__}: {exc}); the Snakemake rules write it "
+                         f"(trlearner.pipeline.jobs.job_document)") from None
+    for cfg, identity in pairs:
+        if config_hash(cfg.identity()) != identity:
+            raise ValueError(f"the run config of seed {cfg.seed} resolves to identity {config_hash(cfg.identity())} "
+                             f"here, not {identity} as planned; rerun Snakemake with this code")
+    if not pairs:
+        raise ValueError("the job document lists no run")
+    return [cfg for cfg, _ in pairs]
+
+
+def train_job(job: str, out: str, threads: int | None = None, lock_dir: str | None = None,
+              quiet: bool = False) -> int:
+    """Train the one run of ``job`` (:func:`job_document`) into ``out`` for the pipeline: claim
+    a GPU when the device is CUDA, drop a stale checkpoint, and map "diverged" (exit 3,
+    metrics.json written) to success so the report shows the cell as diverged instead of the
+    DAG failing. The run folder is locked (``trlearner.run.folder.run_lock``) from the
+    checkpoint check to the end of the run."""
     from trlearner.run.folder import RunFolderError, run_lock
 
-    args = train_cli.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     try:
-        with run_lock(out):
-            return _train_job_locked(args, out, lock_dir)
+        (cfg,) = read_job(job)
+    except ValueError as exc:
+        print(f"pipeline: error: {exc}", file=sys.stderr)
+        return 2
+    path = Path(out)
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        with run_lock(path):
+            return _train_job_locked(cfg, path, threads, lock_dir, quiet)
     except RunFolderError as exc:
         print(f"pipeline: error: {exc}", file=sys.stderr)
         return 2
 
 
-def _train_job_locked(args, out: Path, lock_dir: str | None) -> int:
-    from trlearner.run import cli as train_cli
+def _train_job_locked(cfg, out: Path, threads: int | None, lock_dir: str | None, quiet: bool) -> int:
+    from trlearner.run.cli import execute
     from trlearner.run.config import DIVERGED_EXIT
     from trlearner.util.cli import logging_to_stderr
 
-    try:
-        cfg = train_cli.run_config(args)
-    except ValueError as exc:
-        print(f"trlearner train: error: {exc}", file=sys.stderr)
-        return 2
     remove_stale_checkpoint(out, cfg)
-    with gpu_claim(args.device, lock_dir) as device:
-        args.device = cfg.device = device
-        with logging_to_stderr(getattr(args, "quiet", False)):
-            rc = train_cli.run(args, cfg)
+    with gpu_claim(cfg.device, lock_dir) as device:
+        cfg.device = device
+        with logging_to_stderr(quiet):
+            rc = execute(cfg, out, threads=threads, progress=False)
     if rc == DIVERGED_EXIT and (out / "metrics.json").exists():
         print("pipeline: run diverged; metrics.json records status 'diverged' for the report",
               file=sys.stderr)
@@ -121,34 +165,34 @@ def _train_job_locked(args, out: Path, lock_dir: str | None) -> int:
     return rc
 
 
-def stacked_job(argv: list[str], lock_dir: str | None = None) -> int:
-    """Run one ``python -m trlearner.run.stacked ARGV`` (the seeds of one chunk of a cell) for
-    the pipeline, as :func:`train_job` runs a single seed: drop each seed's stale checkpoint,
-    claim a GPU when the device is CUDA, and map "diverged" (exit 3, every seed's metrics.json
-    written) to success. Each seed's run folder is locked by the stacked trainer itself
-    (:func:`trlearner.run.stacked.train_stacked`), for the whole training; the stale-checkpoint
-    check runs just before, outside that lock (Snakemake never runs two jobs of one output)."""
-    from trlearner.run import cli as train_cli
-    from trlearner.run import stacked
-    from trlearner.run.config import DIVERGED_EXIT, resolve_config
+def stacked_job(job: str, out: str, threads: int | None = None, lock_dir: str | None = None) -> int:
+    """Train the seeds of ``job`` (:func:`job_document`; one chunk of a cell) together, seed
+    ``s`` into ``out.format(seed=s)``, as :func:`train_job` trains one run: drop each seed's stale
+    checkpoint, claim a GPU when the device is CUDA, and map "diverged" (exit 3, every seed's
+    metrics.json written) to success. Each seed's run folder is locked by the stacked trainer
+    itself (:func:`trlearner.run.stacked.train_stacked`), for the whole training; the
+    stale-checkpoint check runs just before, outside that lock (Snakemake never runs two jobs of
+    one output)."""
+    from trlearner.run.config import DIVERGED_EXIT
+    from trlearner.run.stacked import run_stack
 
-    args = stacked.build_parser().parse_args(argv)
-    outs = [Path(args.out.format(seed=s)) for s in args.seeds] if "{seed}" in args.out else []
     try:
-        trl = train_cli.trlearner_config(args)
-        for seed, out in zip(args.seeds, outs):
-            cfg = resolve_config(**{**{k: getattr(args, k) for k in train_cli.RUN_KEYS}, "seed": seed},
-                                 trlearner=trl)
-            if out.is_dir():
-                remove_stale_checkpoint(out, cfg)
-    except ValueError:
-        pass  # stacked.main refuses the options with its message
-    with gpu_claim(args.device, lock_dir) as device:
-        if device != args.device:
-            i = argv.index("--device")
-            argv = argv[:i + 1] + [device] + argv[i + 2:]
-        rc = stacked.main(argv)
-    if rc == DIVERGED_EXIT and outs and all((o / "metrics.json").exists() for o in outs):
+        cfgs = read_job(job)
+    except ValueError as exc:
+        print(f"pipeline: error: {exc}", file=sys.stderr)
+        return 2
+    if "{seed}" not in out:
+        print(f"pipeline: error: --out {out!r} must contain '{{seed}}' (one run folder per seed)", file=sys.stderr)
+        return 2
+    outs = [Path(out.format(seed=c.seed)) for c in cfgs]
+    for cfg, path in zip(cfgs, outs):
+        if path.is_dir():
+            remove_stale_checkpoint(path, cfg)
+    with gpu_claim(cfgs[0].device, lock_dir) as device:
+        for cfg in cfgs:
+            cfg.device = device
+        rc = run_stack(cfgs, out, threads=threads, progress=False)
+    if rc == DIVERGED_EXIT and all((o / "metrics.json").exists() for o in outs):
         print("pipeline: a seed diverged; its metrics.json records status 'diverged' for the report",
               file=sys.stderr)
         return 0
@@ -240,7 +284,6 @@ def corrupt_cache_objects(dataset: str, lock: str | Path = "dvc.lock") -> list[t
     Reads ``dvc.lock``, the ``.dir`` listing and the objects in ``dvc cache dir`` (DVC 3 layout
     ``files/md5/<2>/<30>``); any of them missing or unreadable gives ``[]``."""
     import hashlib
-    import json
 
     from trlearner.util.yamlsafe import safe_load
 

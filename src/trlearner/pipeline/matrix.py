@@ -89,7 +89,10 @@ class Run:
                 "variant": self.variant}
 
     def train_args(self, preset: str, device: str, data_root: str) -> list[str]:
-        """Arguments of ``trlearner train`` (without ``--out``/``--threads``)."""
+        """The ``trlearner train`` command line of this run (without ``--out``/``--threads``), for a
+        person who reruns one run by hand: it resolves to :meth:`run_config`, the same identity
+        (tests/test_run_identity.py). The pipeline does not use it: its jobs receive the run
+        config itself (:func:`trlearner.pipeline.jobs.job_document`)."""
         args = ["--dataset", self.dataset, "--algorithm", self.algorithm, "--shots", str(self.shots),
                 "--seed", str(self.seed)]
         if self.ways is not None:
@@ -116,8 +119,9 @@ class Run:
         return args
 
     def run_config(self, preset: str = "cli", device: str = "cpu", data_root: str = "data"):
-        """The run's :class:`trlearner.run.config.RunConfig`, resolved as ``trlearner train``
-        resolves it from :meth:`train_args` (tests/test_run_identity.py checks both agree);
+        """The run's :class:`trlearner.run.config.RunConfig`: what its pipeline job trains (sent
+        as it is, :func:`trlearner.pipeline.jobs.job_document`), and what ``trlearner train``
+        resolves from :meth:`train_args` (tests/test_run_identity.py checks both agree);
         ``config_hash(run_config().identity())`` is the run's identity, which the report checks
         every record against (imports torch)."""
         from trlearner.method.trconfig import TRConfig
@@ -228,13 +232,6 @@ class Stack:
     @property
     def metrics(self) -> list[str]:
         return [r.metrics for r in self.runs]
-
-    def train_args(self, preset: str, device: str, data_root: str) -> list[str]:
-        """Arguments of ``python -m trlearner.run.stacked`` (without ``--out``/``--threads``):
-        those of the first seed's ``trlearner train`` with ``--seeds`` for ``--seed``."""
-        args = self.runs[0].train_args(preset, device, data_root)
-        i = args.index("--seed")
-        return args[:i] + ["--seeds", *map(str, self.seeds)] + args[i + 2:]
 
     def sources(self) -> list[str]:
         """The source files of a single run of the cell (run/stacked.py is under run/)."""

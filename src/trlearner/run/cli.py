@@ -418,27 +418,37 @@ def _check_checkpoints(cfg, out: Path) -> None:
         return
 
 
-def run(args, cfg=None) -> int:
-    """``trlearner train`` for parsed ``args``; ``cfg``: their :func:`run_config`, when the
-    caller (the pipeline's train job) has built it already."""
+def run(args) -> int:
+    """``trlearner train`` for parsed ``args``: their one :func:`run_config`, then :func:`execute`."""
+    try:
+        cfg = run_config(args)
+    except ValueError as exc:
+        print(f"trlearner train: error: {exc}", file=sys.stderr)
+        return 2
+    return execute(cfg, args.out, threads=args.threads,
+                   progress=not (args.no_progress or getattr(args, "quiet", False)), force=args.force)
+
+
+def execute(cfg, out, *, threads: int | None = None, progress: bool = True, force: bool = False) -> int:
+    """Train the resolved :class:`~trlearner.run.config.RunConfig` ``cfg`` into the run folder
+    ``out`` (what ``trlearner train`` and the pipeline's train job run): preflight, train, one
+    summary line. Returns the exit status: 0, 2 (refused before any work, or a run folder
+    error), 3 (diverged; metrics.json records it), 130 (interrupted; a rerun resumes)."""
     import torch
 
     from trlearner.run.folder import RunFolderError
     from trlearner.run.config import DIVERGED_EXIT, DivergedError
     from trlearner.run.train import TrainingInterrupted, train
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if threads:
+        torch.set_num_threads(threads)
     try:
-        if cfg is None:
-            cfg = run_config(args)
-        preflight(cfg, args.out, force=getattr(args, "force", False))
+        preflight(cfg, out, force=force)
     except ValueError as exc:
         print(f"trlearner train: error: {exc}", file=sys.stderr)
         return 2
     try:
-        m = train(cfg, args.out, progress=not (args.no_progress or getattr(args, "quiet", False)),
-                  force=args.force)
+        m = train(cfg, out, progress=progress, force=force)
     except RunFolderError as exc:  # --out locked by a live run, or holding another run's results
         print(f"trlearner train: error: {exc}", file=sys.stderr)
         return 2
@@ -455,7 +465,7 @@ def run(args, cfg=None) -> int:
 
     print(f"{m['dataset']} {m['algorithm']} {m['variant']} {m['shots']}-shot seed {m['seed']}: "
           f"{m['metric']} = {num(m['mean'])} ± {num(m['ci95'])} over {m['n_tasks']} test tasks "
-          f"({cfg.test_steps} inner steps); wall {m['wall_time_s']:.1f}s -> {args.out}/metrics.json")
+          f"({cfg.test_steps} inner steps); wall {m['wall_time_s']:.1f}s -> {out}/metrics.json")
     for name, s in (m.get("summary") or {}).items():  # multi-source Meta-Dataset: overall, ood, ...
         print(f"  {name}: {num(s['mean'], 2)} ± {num(s['ci95'], 2)} over {', '.join(s['sources'])}")
     return 0

@@ -107,6 +107,35 @@ class RunConfig:
                 d.pop(k)
         return d
 
+    def to_dict(self) -> dict:
+        """Every setting as plain data (JSON-ready; ``trlearner`` a dict or None), without the
+        derived ``protocol_reference``: what a pipeline job receives (:meth:`from_dict`).
+
+        Example:
+            >>> cfg = resolve_config(dataset="sinusoid", algorithm="maml", shots=5, trlearner=TRConfig(lam=0.5))
+            >>> d = cfg.to_dict()
+            >>> d["trlearner"]["lam"], "protocol_reference" in d, RunConfig.from_dict(d) == cfg
+            (0.5, False, True)
+        """
+        d = asdict(self)
+        d.pop("protocol_reference")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        """The config of :meth:`to_dict` (lists of JSON back to tuples), resolved and checked
+        again by :func:`resolve_config` (idempotent on a resolved config).
+
+        Raises:
+            ValueError: an unknown or invalid setting.
+        """
+        d = dict(d)
+        trl = d.pop("trlearner", None)
+        for name in TUPLE_FIELDS:
+            if isinstance(d.get(name), list):
+                d[name] = tuple(d[name])
+        return resolve_config(**d, trlearner=None if trl is None else TRConfig(**trl))
+
     @property
     def multi_source(self) -> bool:
         """True for the multi-source Meta-Dataset run (train on some sources, test on all)."""
@@ -117,6 +146,10 @@ class RunConfig:
         if not self.multi_source:
             return {}
         return {"train_sources": self.train_sources, "heldout_sources": self.heldout_sources}
+
+
+#: The fields of :class:`RunConfig` that hold tuples (JSON gives lists).
+TUPLE_FIELDS = ("hidden", "train_sources", "heldout_sources")
 
 
 def resolve_config(**kwargs) -> RunConfig:

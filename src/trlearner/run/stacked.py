@@ -348,27 +348,42 @@ def main(argv: list[str] | None = None) -> int:
         ``python -m trlearner.run.stacked --dataset sinusoid --algorithm maml --shots 5 --seeds 0 1 2
         --out results/runs/sinusoid/5shot/maml/baseline/seed{seed}``
     """
-    from trlearner.run.cli import RUN_KEYS, preflight, trlearner_config
+    from trlearner.run.cli import RUN_KEYS, trlearner_config
 
     args = build_parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if "{seed}" not in args.out:
         print(f"trlearner.run.stacked: error: --out {args.out!r} must contain '{{seed}}' (one run folder per "
               f"seed), e.g. --out results/cell/seed{{seed}}", file=sys.stderr)
         return 2
-    trl = trlearner_config(args)
-    outs = [args.out.format(seed=s) for s in args.seeds]
     try:
+        trl = trlearner_config(args)
         cfgs = [resolve_config(**{**{k: getattr(args, k) for k in RUN_KEYS}, "seed": s}, trlearner=trl)
                 for s in args.seeds]
+    except ValueError as exc:
+        print(f"trlearner.run.stacked: error: {exc}", file=sys.stderr)
+        return 2
+    return run_stack(cfgs, args.out, threads=args.threads, progress=not args.no_progress, force=args.force)
+
+
+def run_stack(cfgs, pattern: str, *, threads: int | None = None, progress: bool = True,
+              force: bool = False) -> int:
+    """Train the resolved configs ``cfgs`` (the seeds of one cell) together, seed ``s`` into
+    ``pattern.format(seed=s)`` (what ``python -m trlearner.run.stacked`` and the pipeline's
+    stacked job run): check, train, one line per seed. Exit status 0, 2 (refused, or a run
+    folder error), 3 (a seed diverged)."""
+    from trlearner.run.cli import preflight
+
+    if threads:
+        torch.set_num_threads(threads)
+    outs = [pattern.format(seed=c.seed) for c in cfgs]
+    try:
         check_stackable(cfgs)
-        check_distinct_folders(outs, args.seeds, args.out)
+        check_distinct_folders(outs, [c.seed for c in cfgs], pattern)
         for cfg, out in zip(cfgs, outs):
-            preflight(cfg, out, force=args.force)
+            preflight(cfg, out, force=force)
             check_run_folder(out)
         with logging_to_stderr():  # the progress lines of a run whose stderr is a log file
-            ms = train_stacked(cfgs, outs, progress=not args.no_progress, force=args.force)
+            ms = train_stacked(cfgs, outs, progress=progress, force=force)
     except (ValueError, RunFolderError) as exc:
         print(f"trlearner.run.stacked: error: {exc}", file=sys.stderr)
         return 2
