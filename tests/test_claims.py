@@ -22,7 +22,7 @@ from trlearner.report.claims import (DEFAULTS_LABEL, claims_markdown, interpreta
                                      interpretation_runs)
 from trlearner.report.reference import Reference  # noqa: E402
 from trlearner.report.render import write_report  # noqa: E402
-from trlearner.report.runs import scan_runs  # noqa: E402
+from trlearner.run.records.scan import scan_runs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = [0.60, 0.62, 0.58]          # baseline, seeds 0-2

@@ -132,7 +132,7 @@ def test_every_option_has_help_with_its_default():
         for leaf in leaves(build_parser(name)):
             fmt = leaf._get_formatter()
             for action in leaf._actions:
-                if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction, cli._Version)):
+                if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction, cli.VersionAction)):
                     continue
                 if action.help == argparse.SUPPRESS or not action.option_strings:
                     if action.help is None:

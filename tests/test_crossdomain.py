@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import shlex
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -144,7 +145,7 @@ def test_a_run_records_both_datasets_and_tests_on_the_targets_episodes(data, tmp
     import shutil
 
     from trlearner.report.reference import Reference
-    from trlearner.report.runs import load_runs
+    from trlearner.run.records.scan import load_runs
     from trlearner.report.tables import build_tables
 
     results = tmp_path / "results" / "runs"
@@ -213,6 +214,8 @@ def test_snakemake_train_job_of_a_cross_domain_cell_depends_on_both_manifests(tm
     text = out.stdout + out.stderr
     inputs = re.findall(r"input: (.+)", text[:text.index(f"output: {target}")])[-1]  # the job's own input line
     assert "results/paper/data/miniimagenet.manifest.json" in inputs and "results/paper/data/places.manifest.json" in inputs
-    assert re.search(r"--dataset places .*--train-dataset miniimagenet", text)
+    line = next(t for t in text.splitlines() if "train-job" in t and "places" in t)
+    (job,) = json.loads(shlex.split(line.split("--job ", 1)[1])[0])["runs"]  # the run config it receives
+    assert (job["config"]["dataset"], job["config"]["train_dataset"]) == ("places", "miniimagenet")
     planned = set(re.findall(r"output: (results/paper/data/\S+\.manifest\.json)", text))
     assert planned == {"results/paper/data/miniimagenet.manifest.json", "results/paper/data/places.manifest.json"}

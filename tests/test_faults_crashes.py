@@ -324,7 +324,8 @@ def test_ctrl_c_in_train_is_one_line_exit_130_and_the_rerun_resumes(tmp_path):
     import time
 
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "trlearner", "train", *TRAIN, "--seed", "0", "--iterations", "400",
+    # 4,000 iterations: on a loaded machine 400 could finish before the signal was sent
+    args = [sys.executable, "-m", "trlearner", "train", *TRAIN, "--seed", "0", "--iterations", "4000",
             "--checkpoint-every", "10", "--out", str(run)]
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -338,7 +339,7 @@ def test_ctrl_c_in_train_is_one_line_exit_130_and_the_rerun_resumes(tmp_path):
     assert "Traceback" not in err and len(lines) == 1, err
     found = re.fullmatch(r"trlearner train: interrupted at iteration (\d+); rerun the same command to resume from "
                          r"checkpoint\.pt", lines[0])
-    assert found and 10 <= int(found.group(1)) < 400, lines[0]
+    assert found and 10 <= int(found.group(1)) < 4000, lines[0]
     assert lines[0].split(": ", 1)[1] in (run / "log.txt").read_text()
     assert not [p for p in run.iterdir() if p.name.startswith(".trlearner-tmp")]
     r = _run(*args[2:])
@@ -473,7 +474,7 @@ def test_a_bad_expected_file_is_named_with_the_option(tmp_path, results, content
 
 def test_huge_per_task_values_print_in_scientific_notation(tmp_path, results):
     """Per-task values near 1e150 printed as 150-digit numbers in REPORT.md and the tables.
-    (Near 1e300 the report stops earlier, in report/runs.py's consistency check: an
+    (Near 1e300 the report stops earlier, in run/records/scan.py's consistency check: an
     OverflowError there, not in this file's code; see docs/FAULTS.md.)"""
     import json
     import re

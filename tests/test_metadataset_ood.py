@@ -135,7 +135,7 @@ def test_multi_source_run_end_to_end(sources, tmp_path, algorithm):
     # the report: overall and OOD cells of dataset "metadataset" (the paper's keys), one per source
     from trlearner.run.protocols import METADATASET_PER_SOURCE
     from trlearner.report.reference import Reference
-    from trlearner.report.runs import load_runs
+    from trlearner.run.records.scan import load_runs
     from trlearner.report.tables import build_tables
 
     results = tmp_path / "results"

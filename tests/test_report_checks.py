@@ -21,9 +21,9 @@ from test_report_fixtures import write_run  # noqa: E402
 
 from trlearner.report.reference import Reference  # noqa: E402
 from trlearner.report.render import write_report  # noqa: E402
-from trlearner.report.runs import load_runs, scan_runs  # noqa: E402
-from trlearner.report.schema import METRIC_DIRECTION, validate_metrics  # noqa: E402
-from trlearner.report.stats import aggregate_cells, paired_differences  # noqa: E402
+from trlearner.run.records.scan import load_runs, scan_runs  # noqa: E402
+from trlearner.run.records.schema import METRIC_DIRECTION, validate_metrics  # noqa: E402
+from trlearner.run.records.stats import aggregate_cells, paired_differences  # noqa: E402
 from trlearner.report.tables import build_tables  # noqa: E402
 
 T_975_2 = 4.302652729911275   # Student-t 0.975 quantile, 2 degrees of freedom (tables)

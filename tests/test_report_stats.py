@@ -12,8 +12,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from test_report_fixtures import standard_results, write_run  # noqa: E402
 
-from trlearner.report.runs import load_runs  # noqa: E402
-from trlearner.report.stats import (CI_SEEDS, CI_TASKS, PAIR_SEEDS, PAIR_TASKS,  # noqa: E402
+from trlearner.run.records.scan import load_runs  # noqa: E402
+from trlearner.run.records.stats import (CI_SEEDS, CI_TASKS, PAIR_SEEDS, PAIR_TASKS,  # noqa: E402
                                     aggregate_cells, paired_differences, t_halfwidth)
 
 T_975_2 = 4.302652729911275   # Student-t 0.975 quantile, 2 degrees of freedom (tables)
@@ -127,7 +127,7 @@ def test_failed_run_is_recorded_with_its_log(runs):
 def test_r2_cells_show_median_and_count_above_threshold():
     import pandas as pd
 
-    from trlearner.report.stats import aggregate_cells
+    from trlearner.run.records.stats import aggregate_cells
     from trlearner.report.tables import _ours_text
 
     runs = pd.DataFrame({"dataset": "pqsar", "setting": "10shot", "algorithm": "maml", "variant": "baseline",
@@ -163,7 +163,7 @@ def _sd(values):
 
 
 def test_paired_power_and_mde_match_g_power():
-    from trlearner.report.stats import min_detectable_effect, paired_t_power
+    from trlearner.run.records.stats import min_detectable_effect, paired_t_power
 
     # G*Power 3, "Means: difference from constant (one sample case)", two tails, alpha 0.05:
     # dz = 0.5 needs 34 pairs (actual power 0.8078); dz = 0.8 needs 15 (0.8213)
@@ -181,7 +181,7 @@ def test_paired_power_and_mde_match_g_power():
 
 
 def test_paired_differences_carry_sd_and_mde(runs):
-    from trlearner.report.stats import min_detectable_effect
+    from trlearner.run.records.stats import min_detectable_effect
 
     row = paired_differences(runs).set_index(["dataset", "setting"]).loc[("sinusoid", "5shot")]
     assert row["sd"] == pytest.approx(math.sqrt(0.0013))
@@ -190,7 +190,7 @@ def test_paired_differences_carry_sd_and_mde(runs):
 
 
 def test_seeds_for_halfwidth_by_hand():
-    from trlearner.report.stats import seeds_for_halfwidth
+    from trlearner.run.records.stats import seeds_for_halfwidth
 
     def half(sd, n):
         return T_975[n - 1] * sd / math.sqrt(n)
@@ -209,7 +209,7 @@ def test_seeds_for_halfwidth_by_hand():
 
 
 def test_pooled_sd_of_both_machines_by_hand():
-    from trlearner.report.stats import pooled_sd, seeds_for_halfwidth
+    from trlearner.run.records.stats import pooled_sd, seeds_for_halfwidth
 
     amd, intel = _diffs(AMD_EPYC), _diffs(INTEL_XEON)
     pooled = pooled_sd(amd, intel)

@@ -23,7 +23,7 @@ from test_report_fixtures import standard_results, write_run  # noqa: E402
 from trlearner.report import cli  # noqa: E402
 from trlearner.report.reference import Reference  # noqa: E402
 from trlearner.report.render import write_report  # noqa: E402
-from trlearner.report.runs import load_runs  # noqa: E402
+from trlearner.run.records.scan import load_runs  # noqa: E402
 from trlearner.report.tables import build_tables, load_expected, render_family  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -273,7 +273,7 @@ def _with_paper_effect(effect: float) -> Reference:
 
 
 def test_verdict_rule_is_the_paper_effect_against_our_ci():
-    from trlearner.report.stats import effect_verdict
+    from trlearner.run.records.stats import effect_verdict
 
     assert effect_verdict(-0.193, -0.140, 0.090, 3) == "compatible"      # [-0.230, -0.050]
     assert effect_verdict(-0.193, -0.100, 0.090, 3) == "incompatible"    # [-0.190, -0.010]

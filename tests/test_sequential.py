@@ -55,7 +55,7 @@ def test_error_rate_over_all_looks_is_at_most_alpha_and_power_against_no_effect(
 def _cell(tmp_path, diffs):
     from test_report_fixtures import write_run
 
-    from trlearner.report.runs import load_runs
+    from trlearner.run.records.scan import load_runs
 
     for seed, d in enumerate(diffs):
         base = 0.6 + 0.01 * seed

@@ -11,6 +11,7 @@ failing job's partial report (``onerror``), which formats the same command (slow
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -63,19 +64,25 @@ def test_dry_run_commands_quote_every_value(tmp_path):
     rules = set(re.findall(r"^rule (\w+):", out.stdout + out.stderr, flags=re.M))
     assert {"dataset_manifest", "train", "train_ablation", "gallery", "report"} <= rules
     assert len(commands) >= 8
+    jobs = 0
     for cmd in commands:
         argv = shlex.split(cmd)  # as the shell splits it (single quotes: no $(...) inside)
         assert argv[:3] == ["python", "-m", "trlearner.pipeline"], cmd
         if "--data-root" in argv:
             assert argv[argv.index("--data-root") + 1] == DATA_ROOT, cmd
             assert shlex.quote(DATA_ROOT) in cmd
+        if "--job" in argv:  # a training job: the run configs arrive whole, as one quoted JSON word
+            for run in json.loads(argv[argv.index("--job") + 1])["runs"]:
+                assert run["config"]["data_root"] == DATA_ROOT, cmd
+                jobs += 1
         for flag in ("--out", "--results", "--expected", "--gallery", "--figures", "--analyses"):
             if flag in argv:
                 value = argv[argv.index(flag) + 1]
                 assert value.startswith(("$(dirname '", RESULTS, REPORTS)), (flag, cmd)
         log = argv[argv.index(">") + 1]
         assert log.startswith(f"{RESULTS}/logs/"), cmd
-    assert sum("--data-root" in c for c in commands) >= 7  # fetch, 4 runs, 2 ablation runs, gallery
+    assert sum("--data-root" in c for c in commands) >= 2  # fetch, gallery
+    assert jobs >= 6  # 4 runs, 2 ablation runs
     no_pwned(tmp_path)
 
 

@@ -115,10 +115,13 @@ def test_a_training_run_depends_on_what_it_executes():
     # exactly the closure of the imports and of the one algorithm's module (imported by name)
     assert maml == set(sources.executed_modules()) | {f"{sources.SRC}/engine/algorithms/maml.py"}
     every = {f"{sources.SRC}/{p.relative_to(sources.PACKAGE).as_posix()}" for p in Path(sources.PACKAGE).rglob("*.py")}
-    # the report's modules, and the format document it copies beside REPORT.md
+    # the report's modules, the run-record reader it shares with the analyses, and the format
+    # document it copies beside REPORT.md
+    records = {f for f in every if f.startswith(f"{sources.SRC}/run/records/")}
+    assert f"{sources.SRC}/run/records/stats.py" in records and not records & maml  # training never reads records
     assert set(sources.report_sources()) == ({f for f in every if f.startswith(f"{sources.SRC}/report/")}
-                                             | {f"{sources.SRC}/report/REPORT_FORMAT.md"})
-    assert set(sources.analysis_sources()) == {f for f in every if f.startswith(f"{sources.SRC}/analysis/")}
+                                             | records | {f"{sources.SRC}/report/REPORT_FORMAT.md"})
+    assert set(sources.analysis_sources()) == {f for f in every if f.startswith(f"{sources.SRC}/analysis/")} | records
     gallery = sources.gallery_sources()
     assert {f"{sources.SRC}/report/gallery.py", f"{sources.SRC}/report/figures.py"} <= set(gallery)
     assert f"{sources.SRC}/report/render.py" not in gallery  # editing the report text redraws nothing

@@ -6,9 +6,10 @@ Fast: dry runs only (no training). Each test works on a throw-away copy of the p
 
 from __future__ import annotations
 
-import os
 import json
+import os
 import re
+import shlex
 import time
 from pathlib import Path
 
@@ -111,12 +112,15 @@ def test_paper_preset_runs_the_metadataset_ood_experiment(fresh):
         assert cells[("metadataset", "overall", a)] == [0, 1, 2] and ("metadataset", "ood", a) in cells
         assert ("metadataset (per source)", "mscoco (held out)", a) in cells
         assert ("metadataset (per source)", "ilsvrc_2012", a) in cells
-    # Snakemake plans the 30 jobs with the source lists on their command line
+    # Snakemake plans the 30 jobs, each receiving the source lists in its run config
     out = snakemake(fresh, "--dry-run", "--printshellcmds", "--configfile", "config/paper.yaml")
     text = out.stdout + out.stderr
     planned = set(re.findall(r"output: (results/paper/runs/metadataset/varway/\S+/metrics.json)", text))
     assert planned == {r.metrics for r in md}
-    assert f"--train-sources {','.join(MD_TRAIN)}" in text and f"--heldout-sources {','.join(MD_HELDOUT)}" in text
+    configs = [json.loads(shlex.split(line.split("--job ", 1)[1])[0])["runs"][0]["config"]
+               for line in text.splitlines() if "train-job" in line and '"metadataset"' in line]
+    assert len(configs) == len(md)
+    assert all((tuple(c["train_sources"]), tuple(c["heldout_sources"])) == (MD_TRAIN, MD_HELDOUT) for c in configs)
 
 
 def test_metadataset_runs_baseline_and_trlearner_and_source_lists_are_checked():

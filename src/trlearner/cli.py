@@ -22,7 +22,7 @@ import argparse
 import importlib
 import sys
 
-from trlearner.util.cli import _Version, finish_parser, print_usage_exit, run_command
+from trlearner.util.cli import VersionAction, finish_parser, print_usage_exit, run_command
 
 # name: (module whose ``register(subparsers)`` adds the command and sets ``func``, one-line help)
 COMMANDS = {
@@ -54,7 +54,7 @@ def build_parser(command: str | None = ALL) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trlearner", description="Meta-learning with and without TRLearner: train, data, report, "
                                       "analysis, bench. `trlearner COMMAND --help` shows a command's options.")
-    parser.add_argument("--version", action=_Version, help="print the version and exit")
+    parser.add_argument("--version", action=VersionAction, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, text) in COMMANDS.items():
         if command in (name, ALL):

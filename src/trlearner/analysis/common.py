@@ -1,15 +1,19 @@
 """Shared pieces of the analyses: reading run folders, statistics with stated CIs, and
 writing a figure (PNG + PDF), its CSV, caption and ``summary.json``.
 
-CI conventions (every CSV row says which one it used, column ``ci_basis``):
+Records are read and checked by the report's reader and validator, and summarised by its
+statistics (:mod:`trlearner.run.records`): a ``metrics.json`` that breaks the schema, or whose
+stored mean or CI is not that of its per-task values, is never used and is named as incomplete;
+a cell's CI is the report's (:func:`trlearner.run.records.stats.cell_ci`), so the same cell gets
+the same CI in an analysis and in the report. Every CSV row says which CI it used (column
+``ci_basis``):
 
-- ``tasks``: the test tasks are the same episodes for every run (same ``episodes_hash``), so
-  each task's MSE is first averaged over seeds, then ``ci95 = 1.96 sd / sqrt(n_tasks)`` over
-  those task means. It measures task-sampling noise, not seed-to-seed noise.
-- ``seeds``: with 3 or more seeds, a Student-t 95% interval over the per-seed means.
+- ``t over seeds``: with 2 or more seeds, a Student-t 95 % interval over the per-seed means;
+- ``tasks (1 seed)``: one seed, its own ``1.96 sd / sqrt(n_tasks)`` over its test tasks.
 
-Paired differences (method - reference) are taken task by task when both cells share the
-test episodes, which removes the variance common to both.
+Paired differences (method - reference) are the report's too
+(:func:`trlearner.run.records.stats.paired_effect`): seeds in both cells are paired, a paired t
+over seeds; with one shared seed its per-task values (same test tasks).
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ import numpy as np
 import pandas as pd
 
 from trlearner.run.learning import learns
+from trlearner.run.records.scan import stored_figures_problems
+from trlearner.run.records.schema import validate_metrics
+from trlearner.run.records.stats import cell_ci, paired_effect
 
-Z95 = 1.96
 #: The columns :func:`cell_stats` gives every analysis CSV row of a cell.
 CELL_COLUMNS = ["mean", "ci95", "ci_basis", "n_seeds", "n_tasks", "seed_sd", "seeds", "seed_means",
                 "zero_step", "learned"]
@@ -57,7 +63,9 @@ class RunSet:
 
 def load_runs(root) -> RunSet:
     """Every run folder under ``root`` (a folder holding ``metrics.json``, ``log.txt`` or
-    ``checkpoint.pt``). Runs whose status is not ``ok`` are listed as incomplete."""
+    ``checkpoint.pt``). Runs whose status is not ``ok``, whose metrics.json breaks the schema or
+    whose stored figures are not those of its per-task values are listed as incomplete, with
+    the reason."""
     root = Path(root)
     rs = RunSet(root)
     if not root.exists():
@@ -71,7 +79,10 @@ def load_runs(root) -> RunSet:
                 m = json.loads((d / "metrics.json").read_text())
             except (OSError, json.JSONDecodeError):
                 m = None
-        if m is not None and m.get("status") == "ok":
+        problems = (validate_metrics(m) + stored_figures_problems(m)) if m is not None else []
+        if problems:
+            rs.incomplete.append(f"{rel} (invalid record: {problems[0]})")
+        elif m is not None and m.get("status") == "ok":
             rs.runs.append(Run(d, rel, m))
         else:
             rs.incomplete.append(rel + ("" if m is None else f" (status {m.get('status')})"))
@@ -87,37 +98,16 @@ def missing_runs(rs: RunSet, expected: list[str] | None) -> list[str]:
     return out
 
 
-def same_episodes(runs: list[Run]) -> bool:
-    hashes = {r.metrics.get("episodes_hash") for r in runs}
-    ns = {len(r.metrics["per_task"]) for r in runs}
-    return len(hashes) == 1 and None not in hashes and len(ns) == 1
-
-
-def task_matrix(runs: list[Run]) -> np.ndarray:
-    """Per-task values ``[n_seeds, n_tasks]`` (runs must share their test episodes)."""
-    return np.array([r.metrics["per_task"] for r in runs], dtype=float)
-
-
 def cell_stats(runs: list[Run]) -> dict:
     """Mean and 95% CI of a cell (one setting, several seeds); see the module doc."""
     if not runs:
         return {"mean": math.nan, "ci95": math.nan, "ci_basis": "none", "n_seeds": 0, "n_tasks": 0,
                 "seed_sd": math.nan, "seeds": "", "seed_means": "", "zero_step": math.nan, "learned": None}
+    runs = sorted(runs, key=lambda r: r.seed)
     seed_means = np.array([r.metrics["mean"] for r in runs], dtype=float)
     n_tasks = int(min(r.metrics["n_tasks"] for r in runs))
     seed_sd = float(seed_means.std(ddof=1)) if len(runs) > 1 else math.nan
-    if len(runs) >= 3:
-        from scipy import stats
-
-        ci = float(stats.t.ppf(0.975, len(runs) - 1) * seed_sd / math.sqrt(len(runs)))
-        basis = f"seeds (t, n={len(runs)})"
-    elif same_episodes(runs):
-        tm = task_matrix(runs).mean(axis=0)
-        ci = float(Z95 * tm.std(ddof=1) / math.sqrt(len(tm))) if len(tm) > 1 else math.nan
-        basis = f"tasks (n={len(tm)}, averaged over {len(runs)} seed(s))"
-    else:  # different test episodes: mean of the runs' own CIs, shrunk by the number of runs
-        ci = float(np.mean([r.metrics["ci95"] for r in runs]) / math.sqrt(len(runs)))
-        basis = f"tasks (per-run CIs, {len(runs)} runs)"
+    _, ci, basis = cell_ci(seed_means, [r.metrics["ci95"] for r in runs])
     zero, learned = learned_cell(runs)
     return {"mean": float(seed_means.mean()), "ci95": ci, "ci_basis": basis, "n_seeds": len(runs),
             "n_tasks": n_tasks, "seed_sd": seed_sd,
@@ -184,19 +174,19 @@ def verdict(agrees: bool, parts: list[str], failed: list[str], n_cells: int,
 
 
 def paired_diff(a: list[Run], b: list[Run]) -> dict:
-    """``mean(a) - mean(b)`` with a 95% CI: task-paired when every run shares its episodes
-    (per-task values averaged over each side's seeds), else unpaired from the cells' CIs."""
+    """``a - b``, the mean difference over the seeds in both, with the report's paired 95 % CI
+    (:func:`trlearner.run.records.stats.paired_effect`: seeds in both cells paired; with one
+    shared seed, its per-task values). ``paired`` is False, and the CI NaN, when no seed is in
+    both. ``seed_diffs``: the difference per shared seed."""
     if not a or not b:
         return {"diff": math.nan, "ci95": math.nan, "paired": False, "seed_diffs": {}}
-    ma, mb = {r.seed: r.metrics["mean"] for r in a}, {r.seed: r.metrics["mean"] for r in b}
-    seed_diffs = {s: ma[s] - mb[s] for s in sorted(set(ma) & set(mb))}  # seed-matched, as a check
-    if same_episodes(a + b):
-        d = task_matrix(a).mean(axis=0) - task_matrix(b).mean(axis=0)
-        return {"diff": float(d.mean()), "ci95": float(Z95 * d.std(ddof=1) / math.sqrt(len(d))),
-                "paired": True, "seed_diffs": seed_diffs}
-    sa, sb = cell_stats(a), cell_stats(b)
-    return {"diff": sa["mean"] - sb["mean"], "ci95": math.hypot(sa["ci95"], sb["ci95"]), "paired": False,
-            "seed_diffs": seed_diffs}
+    ra, rb = {r.seed: r.metrics for r in a}, {r.seed: r.metrics for r in b}
+    seed_diffs = {s: ra[s]["mean"] - rb[s]["mean"] for s in sorted(set(ra) & set(rb))}
+    e = paired_effect(rb, ra)
+    if not seed_diffs:
+        return {"diff": float(np.mean([r.metrics["mean"] for r in a]) - np.mean([r.metrics["mean"] for r in b])),
+                "ci95": math.nan, "paired": False, "seed_diffs": {}}
+    return {"diff": e["diff"], "ci95": e["ci95"], "paired": e["pairing"] is not None, "seed_diffs": seed_diffs}
 
 
 def interval_text(d: dict, fmt: str = ".3f") -> str:

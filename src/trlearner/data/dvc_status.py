@@ -21,7 +21,8 @@ def _dvc_exe() -> str:
     return str(here) if here.exists() else (shutil.which("dvc") or "dvc")
 
 
-def _run_dvc(args: list[str], cwd: str | Path = ".") -> "subprocess.CompletedProcess[str]":
+def run_dvc(args: list[str], cwd: str | Path = ".") -> "subprocess.CompletedProcess[str]":
+    """``dvc ARGS`` in ``cwd`` (the virtualenv's dvc, analytics off), its output captured."""
     import os
     import subprocess
 
@@ -52,7 +53,7 @@ def data_status(repo: str | Path = ".") -> tuple[int, str]:
     check = sorted(pinned & present)
     lines, rc = [], 0
     if check:
-        out = _run_dvc(["status", "--json", *[f"fetch@{d}" for d in check]], cwd=root)
+        out = run_dvc(["status", "--json", *[f"fetch@{d}" for d in check]], cwd=root)
         if out.returncode != 0:
             return 1, f"dvc status failed (exit {out.returncode}):\n{out.stdout}{out.stderr}"
         changed = json.loads(out.stdout or "{}")

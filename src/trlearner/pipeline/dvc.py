@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from trlearner.data.dvc_status import _run_dvc, data_status  # noqa: F401  (data-status lives in the data layer)
+from trlearner.data.dvc_status import data_status, run_dvc  # noqa: F401  (data-status lives in the data layer)
 from trlearner.data.registry import get, names
 
 
@@ -140,7 +140,7 @@ def plots(out_dir: str | Path = "dvc_plots", template: str | Path = "build/dvc_p
           repo: str | Path = ".", extra: list[str] | None = None) -> int:
     """``dvc plots show`` into ``out_dir/index.html`` with the offline template (:func:`offline_plots_template`)."""
     tpl = offline_plots_template(Path(repo) / template)
-    out = _run_dvc(["plots", "show", "--html-template", str(tpl.resolve()), "-o", str(Path(out_dir).resolve()),
+    out = run_dvc(["plots", "show", "--html-template", str(tpl.resolve()), "-o", str(Path(out_dir).resolve()),
                     *(extra or [])], cwd=repo)
     sys.stdout.write(out.stdout)
     sys.stderr.write(out.stderr)

@@ -236,9 +236,9 @@ def _effect_rows(published: Path, ref) -> list[str]:
     verdict rule's answer and the sequential rule's look."""
     from trlearner.report.admission import admit
     from trlearner.report.rounding import fmt
-    from trlearner.report.runs import scan_runs
+    from trlearner.run.records.scan import scan_runs
     from trlearner.report.sequential import LOOKS, look
-    from trlearner.report.stats import effect_verdict, paired_differences
+    from trlearner.run.records.stats import effect_verdict, paired_differences
     from trlearner.report.tables import load_expected
 
     rows = []
@@ -274,7 +274,7 @@ def _interpretation_rows(published: Path, ref) -> list[str]:
     from trlearner.report.admission import admit
     from trlearner.report.claims import interpretation_effects, interpretation_runs
     from trlearner.report.rounding import fmt
-    from trlearner.report.runs import scan_runs
+    from trlearner.run.records.scan import scan_runs
     from trlearner.report.sequential import look_reached
     from trlearner.report.tables import load_expected
 

@@ -134,8 +134,8 @@ def seeds_on_disk(matrix: Matrix, results: str) -> dict[str, int]:
 
 def _mean(path: str) -> float:
     """The run's test mean from its metrics.json, refused when it is not ok or contradicts its
-    per-task values (the report's own check, :func:`trlearner.report.runs.stored_figures_problems`)."""
-    from trlearner.report.runs import stored_figures_problems
+    per-task values (the report's own check, :func:`trlearner.run.records.scan.stored_figures_problems`)."""
+    from trlearner.run.records.scan import stored_figures_problems
 
     record = json.loads(Path(path).read_text())
     if record.get("status") != "ok":

@@ -109,14 +109,16 @@ def train_sources(algorithm: str, trlearner: bool) -> list[str]:
 
 
 def report_sources() -> list[str]:
-    """The report's code, and the format document the report copies beside REPORT.md (an
-    edit of it alone must rerun the report, or the copy goes stale)."""
-    return folder_sources("report") + [f"{SRC}/report/REPORT_FORMAT.md"]
+    """The report's code with the run-record reader, validator and statistics it reads the
+    runs with (``run/records/``), and the format document the report copies beside REPORT.md
+    (an edit of it alone must rerun the report, or the copy goes stale)."""
+    return folder_sources("report") + folder_sources("run/records") + [f"{SRC}/report/REPORT_FORMAT.md"]
 
 
 def analysis_sources() -> list[str]:
-    """The analyses' code (every analysis: they share ``analysis/common.py``)."""
-    return folder_sources("analysis")
+    """The analyses' code (every analysis: they share ``analysis/common.py``) with the
+    run-record reader, validator and statistics they share with the report (``run/records/``)."""
+    return folder_sources("analysis") + folder_sources("run/records")
 
 
 def gallery_sources() -> list[str]:

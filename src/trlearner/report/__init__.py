@@ -1,8 +1,8 @@
 """Reports: aggregate run records, compare with the paper, render tables and REPORT.md.
 
-Reads results only; never trains. Modules: ``runs`` (read metrics.json/provenance.json,
-count each run once), ``schema`` (what a metrics.json must hold to be counted),
-``reference`` (the packaged reference.yaml), ``stats`` (seeds, paired effects, power), ``tables``
+Reads results only; never trains. The run records are read, checked and summarised by
+:mod:`trlearner.run.records` (``scan``, ``schema``, ``stats``), which the analyses share; the
+exports below include them. Modules: ``reference`` (the packaged reference.yaml), ``tables``
 (family tables in Markdown/LaTeX/HTML), ``render`` (REPORT.md), ``cli`` (the command),
 ``escape`` (every string of a results folder escaped for the format it is rendered in), ``files``
 (every file written whole or not at all), ``admission`` (only the runs the preset expects, each
@@ -21,10 +21,12 @@ Example:
 
 # Exported names and their modules, imported on first use (PEP 562): `import trlearner.report.cli`
 # (the `trlearner report` parser) then costs no pandas or scipy.
-_EXPORTS = {"Reference": "reference", "summarize_claims": "render", "write_report": "render",
-            "load_runs": "runs", "scan_runs": "runs", "aggregate_cells": "stats",
-            "paired_differences": "stats", "t_halfwidth": "stats", "build_tables": "tables",
-            "render_family": "tables", "resolve_cells": "tables"}
+_RECORDS = "trlearner.run.records"
+_EXPORTS = {"Reference": f"{__name__}.reference", "summarize_claims": f"{__name__}.render",
+            "write_report": f"{__name__}.render", "load_runs": f"{_RECORDS}.scan", "scan_runs": f"{_RECORDS}.scan",
+            "aggregate_cells": f"{_RECORDS}.stats", "paired_differences": f"{_RECORDS}.stats",
+            "t_halfwidth": f"{_RECORDS}.stats", "build_tables": f"{__name__}.tables",
+            "render_family": f"{__name__}.tables", "resolve_cells": f"{__name__}.tables"}
 __all__ = sorted(_EXPORTS)
 
 
@@ -33,7 +35,7 @@ def __getattr__(name: str):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
     globals()[name] = value
     return value
 

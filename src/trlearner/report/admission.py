@@ -44,7 +44,7 @@ def admit(runs: pd.DataFrame, expected: list[dict[str, Any]] | None,
     """The scanned ``runs`` the preset expects, and every other record with its reason.
 
     Arguments:
-        runs: ``scan_runs(results_dir).runs`` (columns of :data:`trlearner.report.runs.RUN_COLUMNS`).
+        runs: ``scan_runs(results_dir).runs`` (columns of :data:`trlearner.run.records.scan.RUN_COLUMNS`).
         expected: the expected-cells spec; cells with ``runs`` entries are checked.
         results_dir: the scanned folder (to tell a missing run from a symbolic link).
 

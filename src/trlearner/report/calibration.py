@@ -11,7 +11,7 @@ number and picks the operating point by the rule written down before the runs
 1. A reading is judged when it has at least :data:`MIN_SEEDS` finished seeds (status ok)
    under its own full protocol (not reduced).
 2. A judged reading reproduces the paper's baseline when that number lies inside its 95 % CI
-   over seeds (Student t, as every cell of the report: :func:`trlearner.report.stats.aggregate_cells`).
+   over seeds (Student t, as every cell of the report: :func:`trlearner.run.records.stats.aggregate_cells`).
 3. The operating point is the reproducing reading that comes first in the precedence order
    (:data:`trlearner.run.readings.READINGS`, closest to the paper's own text first).
 4. If no judged reading reproduces it, there is no operating point; the reading with the
@@ -40,8 +40,8 @@ from trlearner.run.readings import READINGS
 
 from .admission import ablation_index, admit_points
 from .reference import Reference
-from .runs import scan_runs
-from .stats import aggregate_cells, records
+from trlearner.run.records.scan import scan_runs
+from trlearner.run.records.stats import aggregate_cells, records
 from .tables import to_markdown
 
 #: Seeds a reading needs before it is judged (docs/CALIBRATION.md, "Selection rule").
@@ -57,7 +57,7 @@ _POINT = re.compile(rf"^{KEY}-([a-z0-9_]+)$")
 def calibration_runs(ablations_dir: str | os.PathLike, relative_to: str | os.PathLike | None = None) -> pd.DataFrame:
     """Every baseline run of a ``reading`` sweep under ``ablations_dir``, with its reading.
 
-    Each point folder is scanned by itself (:func:`trlearner.report.runs.scan_runs`), so
+    Each point folder is scanned by itself (:func:`trlearner.run.records.scan.scan_runs`), so
     copies count once and invalid records are left out, as for every cell of the report; with
     the pipeline's ``index.json``, only the runs it expects with their identity count.
     """

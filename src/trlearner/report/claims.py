@@ -7,12 +7,12 @@ This section pairs each interpretation, seed by seed, with the SAME baseline run
 (``results/runs/<dataset>/<setting>/<algorithm>/baseline/seed<N>``) and answers two questions:
 
 1. Does any interpretation reach the paper's effect, i.e. does its 95 % CI contain it (the
-   verdict rule of :func:`trlearner.report.stats.effect_verdict`)?
+   verdict rule of :func:`trlearner.run.records.stats.effect_verdict`)?
 2. Which interpretation comes closest: the smallest ``|our effect - paper effect|`` among the
    judged ones, with its paired effect ± 95 % CI.
 
-Statistics are :func:`trlearner.report.stats.paired_differences` (the paired t CI over seeds
-and :func:`~trlearner.report.stats.min_detectable_effect`). An interpretation is judged only
+Statistics are :func:`trlearner.run.records.stats.paired_differences` (the paired t CI over seeds
+and :func:`~trlearner.run.records.stats.min_detectable_effect`). An interpretation is judged only
 under the full protocol and with at least 2 paired seeds; others are listed, not judged.
 Without ablation runs on a known cell the section is empty (``""``) and the report omits it.
 
@@ -37,8 +37,8 @@ from trlearner.method.trconfig import TRConfig
 from . import escape
 from .admission import ablation_index, admit_points
 from .reference import Reference
-from .runs import RUN_COLUMNS, scan_runs
-from .stats import PAIR_SEEDS, effect_verdict, paired_differences, records
+from trlearner.run.records.scan import RUN_COLUMNS, scan_runs
+from trlearner.run.records.stats import PAIR_SEEDS, effect_verdict, paired_differences, records
 from .tables import to_markdown
 
 
@@ -69,7 +69,7 @@ def interpretation_runs(ablations_dir: str | os.PathLike,
     the identity it expects, are counted (:func:`trlearner.report.admission.admit_points`): a
     sweep value removed from the preset, or a point trained with other settings, is not shown.
     Each point folder (``<ablation>/<dataset>/<setting>/<algorithm>/<variant>/<key>-<value>``)
-    is scanned by itself with :func:`trlearner.report.runs.scan_runs`, so the seeds of one
+    is scanned by itself with :func:`trlearner.run.records.scan.scan_runs`, so the seeds of one
     point are checked against each other (copies counted once, invalid records left out) and
     never against another point's runs of the same seed.
 
@@ -115,11 +115,11 @@ def interpretation_effects(table_runs: pd.DataFrame, interp_runs: pd.DataFrame,
 
     The baseline of every interpretation is the table's baseline runs of the cell (the same
     folders, so the same per-seed values); the interpretation's runs stand in for TRLearner
-    and :func:`trlearner.report.stats.paired_differences` pairs them by seed. The table's own
+    and :func:`trlearner.run.records.stats.paired_differences` pairs them by seed. The table's own
     TRLearner runs are the row :data:`DEFAULTS_LABEL`.
 
     Arguments:
-        table_runs: :func:`trlearner.report.runs.scan_runs` of ``results/runs``.
+        table_runs: :func:`trlearner.run.records.scan.scan_runs` of ``results/runs``.
         interp_runs: :func:`interpretation_runs` of ``results/ablations``.
         reference: the paper's numbers (only cells with both variants known are used).
         confidence: CI level.
@@ -127,7 +127,7 @@ def interpretation_effects(table_runs: pd.DataFrame, interp_runs: pd.DataFrame,
     Returns:
         DataFrame with :data:`EFFECT_COLUMNS`, one row per (cell, interpretation), sorted by
         cell then ``distance`` (``|diff - paper_effect|``; NaN last). ``verdict`` is that of
-        :func:`trlearner.report.stats.effect_verdict` ("could not be tested" under a reduced
+        :func:`trlearner.run.records.stats.effect_verdict` ("could not be tested" under a reduced
         protocol or with fewer than 2 paired seeds); ``lo``/``hi`` the CI's ends.
     """
 

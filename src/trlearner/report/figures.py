@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import escape
 from .reference import Reference
-from .stats import records
+from trlearner.run.records.stats import records
 from .tables import DAGGER, setting_sort_key
 
 METRIC_NAMES = {"mse": "MSE (lower is better)", "accuracy": "accuracy % (higher is better)",

@@ -36,8 +36,8 @@ from .files import write_text
 from .html import markdown_page, verdicts_rst
 from .reference import Reference
 from .rounding import ci_decimals, format_ci
-from .runs import scan_runs
-from .stats import (PAIR_SEEDS, PAIR_TASKS, VERDICTS, aggregate_cells, effect_verdict, paired_differences,
+from trlearner.run.records.scan import scan_runs
+from trlearner.run.records.stats import (PAIR_SEEDS, PAIR_TASKS, VERDICTS, aggregate_cells, effect_verdict, paired_differences,
                     records)
 from .tables import (DAGGER, FOOTNOTES, NOT_IN_PRESET, POOLED, FamilyTable, Section, build_tables, format_p,
                      html_document, in_ci, load_expected, render_family, resolve_cells, setting_sort_key,

@@ -143,7 +143,7 @@ def sequential_markdown(runs, reference, interp=None) -> str:
     with its look, marked: its verdict says nothing about the paper.
 
     Arguments:
-        runs: the report's counted runs (``trlearner.report.runs.RUN_COLUMNS``).
+        runs: the report's counted runs (``trlearner.run.records.scan.RUN_COLUMNS``).
         reference: the paper's numbers (:class:`trlearner.report.reference.Reference`).
         interp: counted ablation runs (:func:`trlearner.report.claims.interpretation_runs`), or None.
     """

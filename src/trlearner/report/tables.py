@@ -37,7 +37,7 @@ import pandas as pd
 from . import escape
 from .reference import Reference
 from .rounding import ci_decimals, fmt, format_ci
-from .stats import CI_TASKS, PAIR_TASKS, aggregate_cells, paired_differences, records
+from trlearner.run.records.stats import CI_TASKS, PAIR_TASKS, aggregate_cells, paired_differences, records
 
 VARIANT_ORDER = ("baseline", "trlearner")
 SUBCOLUMNS = ("ours", "paper", "Δ vs baseline")

@@ -8,7 +8,8 @@ and validation curves on fixed episodes), :mod:`.session` (a run folder's sessio
 ``log.txt``, another run's results, temporary files, checkpoints and resume), :mod:`.train` (the
 single run's loop), :mod:`.stacked` (the seeds of one cell in one process), :mod:`.record`
 (a run's metrics.json, provenance.json and relation.pt), :mod:`.results` (the record formats:
-standard JSON, summaries, provenance), :mod:`.folder` (what may be a run folder, atomic
+standard JSON, summaries, provenance), :mod:`.records` (the records read back, checked and
+summarised: one reader, validator and statistics module for the report and the analyses), :mod:`.folder` (what may be a run folder, atomic
 writes, checked checkpoints, the run lock), :mod:`.seeds` (the seed range), :mod:`.progress` (a
 bar on a terminal, plain progress lines in a log), :mod:`.learning` (whether a run learned)
 and :mod:`.cli` (``trlearner train``).

@@ -95,7 +95,7 @@ METADATASET_MULTI = dict(METADATASET, train_sources=METADATASET_TRAIN_SOURCES,
 # The report cells of a multi-source run: (metadataset, overall) and (metadataset, ood), the
 # keys of the paper numbers in trlearner/report/reference.yaml, then one cell per source under the dataset
 # name METADATASET_PER_SOURCE (its own table section; setting = the source, "(held out)" added
-# for held-out ones). Used by trlearner.pipeline.matrix (expected cells) and trlearner.report.runs.
+# for held-out ones). Used by trlearner.pipeline.matrix (expected cells) and trlearner.run.records.scan.
 METADATASET_SUMMARIES = ("overall", "ood")
 METADATASET_PER_SOURCE = "metadataset (per source)"
 

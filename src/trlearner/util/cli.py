@@ -27,7 +27,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-class _Version(argparse.Action):
+class VersionAction(argparse.Action):
     """``--version``: looked up only when asked (``importlib.metadata`` scans the installed packages)."""
 
     def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):

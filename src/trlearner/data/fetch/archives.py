@@ -33,7 +33,10 @@ _BOMB_TODO = ("nothing was extracted. The file is corrupt or malicious (a decomp
               "this file in src/trlearner/data/registry.yaml (default {limit:g}).")
 
 
-def _check_name(name: str, archive: Path, url: str | None) -> PurePosixPath:
+def check_member_name(name: str, archive: Path, url: str | None) -> PurePosixPath:
+    """The archive member ``name`` as a relative path, or :class:`DataFetchError` when it would
+    be written outside the target folder (absolute, a drive letter, or ``..``): every extractor
+    and converter checks each member with it before writing anything."""
     p = PurePosixPath(name.replace("\\", "/"))
     if p.is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in p.parts:
         raise DataFetchError(
@@ -88,7 +91,7 @@ def _scan(archive: Path, url: str | None, max_ratio: float | None) -> tuple[list
         with zipfile.ZipFile(archive) as zf:
             out, total = [], 0
             for info in zf.infolist():
-                _check_name(info.filename, archive, url)
+                check_member_name(info.filename, archive, url)
                 total += info.file_size
                 if info.file_size >= RATIO_MIN_MEMBER and info.file_size > member_limit * max(info.compress_size, 1):
                     raise _bomb(archive, url, f"member {info.filename!r} expands to {info.file_size} bytes from "
@@ -104,7 +107,7 @@ def _scan(archive: Path, url: str | None, max_ratio: float | None) -> tuple[list
     with tarfile.open(archive) as tf:
         out, total = [], 0
         for m in tf:
-            _check_name(m.name, archive, url)
+            check_member_name(m.name, archive, url)
             if m.issym() or m.islnk():
                 raise DataFetchError(f"archive entry {m.name!r} is a link (to {m.linkname!r}); links are refused",
                                      file=archive.name, url=url,

@@ -144,13 +144,13 @@ def class_folders(spec, *, archives, extracted, cache, size=84, mode="RGB", glob
 def places(spec, *, archives, extracted, cache, size=84, per_class=200, prefix="places365_standard/train/"):
     """Read the (24 GB, uncompressed) tar in place: only the first ``per_class`` images (sorted
     file names) of every class under ``prefix`` are decoded; nothing else is extracted."""
-    from trlearner.data.fetch.archives import _check_name
+    from trlearner.data.fetch.archives import check_member_name
 
     (archive,) = [archives / f.name for f in spec.files]
     members: dict[str, list[tarfile.TarInfo]] = {}
     with tarfile.open(archive) as tf:
         for m in tf:
-            _check_name(m.name, archive, spec.files[0].urls[0] if spec.files[0].urls else None)
+            check_member_name(m.name, archive, spec.files[0].urls[0] if spec.files[0].urls else None)
             if not m.isfile() or not m.name.startswith(prefix):
                 continue
             rel = m.name[len(prefix):]

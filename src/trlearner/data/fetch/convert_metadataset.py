@@ -271,7 +271,7 @@ def md_ilsvrc(spec, *, archives, extracted, cache, size=84, per_class=1300, skip
     split files, e.g. the ILSVRC/CUB duplicates) are left out, as the meta-dataset conversion does."""
     import tarfile
 
-    from trlearner.data.fetch.archives import _check_name
+    from trlearner.data.fetch.archives import check_member_name
 
     (archive,) = [archives / f.name for f in spec.files]
     drop = _duplicates(skip)
@@ -279,13 +279,13 @@ def md_ilsvrc(spec, *, archives, extracted, cache, size=84, per_class=1300, skip
     with tarfile.open(archive) as outer:
         classes = []
         for m in outer.getmembers():
-            _check_name(m.name, archive, None)
+            check_member_name(m.name, archive, None)
             if not (m.isfile() and m.name.endswith(".tar")):
                 continue
             inner = tarfile.open(fileobj=outer.extractfile(m))
             names = []
             for im in inner.getmembers():
-                _check_name(im.name, archive, None)
+                check_member_name(im.name, archive, None)
                 if im.isfile():
                     if Path(im.name).name in drop:
                         skipped.append(im.name)

@@ -3,7 +3,7 @@
 The report never trains and never invents a number: every value it prints comes from a
 ``metrics.json`` read here. A run folder without a readable ``metrics.json`` is kept as a
 *failed* run (with the path of its log), so the report can say why a cell is empty. A
-``metrics.json`` that breaks the schema (:mod:`trlearner.report.schema`) makes an *invalid*
+``metrics.json`` that breaks the schema (:mod:`trlearner.run.records.schema`) makes an *invalid*
 run: never counted, and named with its problems by :func:`scan_runs`. One run is counted
 once: a copy of a run folder (same key, same results) is skipped as a duplicate, and two
 folders claiming the same seed with different results are both skipped as a conflict.
@@ -370,7 +370,7 @@ def scan_runs(results_dir: str | os.PathLike,
     """Every run folder under ``results_dir``: the runs that name a cell and the ones left out.
 
     A run folder is any folder holding ``metrics.json``, ``provenance.json`` or ``log.txt``.
-    Each metrics.json is checked against the schema (:func:`trlearner.report.schema.validate_metrics`);
+    Each metrics.json is checked against the schema (:func:`trlearner.run.records.schema.validate_metrics`);
     an invalid one is never counted and is listed in ``skipped`` with its problems (and kept
     in ``runs`` with status ``invalid`` when its key is known, so its cell says why it is
     empty). Copies are counted once (:func:`deduplicate`). Paths in ``path``, ``log`` and

@@ -253,6 +253,26 @@ def pooling_note(group: pd.DataFrame) -> str | None:
     return ", ".join(notes) or None
 
 
+def cell_ci(means: Sequence[float], run_ci95: Sequence[float],
+            confidence: float = 0.95) -> tuple[float, float, str | None]:
+    """(mean, CI half-width, ``ci_kind``) of a cell from its ok seeds' run means and their own
+    ``ci95``: the one rule of the report and the analyses (module doc). ``n >= 2``: Student-t
+    over the seed means (:data:`CI_SEEDS`); ``n = 1``: the run's own CI over its test tasks
+    (:data:`CI_TASKS`); ``n = 0``: NaN.
+
+    >>> [round(x, 4) if isinstance(x, float) else x for x in cell_ci([0.5, 0.6, 0.7], [0.1] * 3)]
+    [0.6, 0.2484, 't over seeds']
+    >>> cell_ci([0.5], [0.05]), cell_ci([], [])[2]
+    ((0.5, 0.05, 'tasks (1 seed)'), None)
+    """
+    means, cis = list(means), list(run_ci95)
+    if len(means) >= 2:
+        return float(np.mean(means)), t_halfwidth(means, confidence), CI_SEEDS
+    if len(means) == 1:
+        return float(means[0]), float(cis[0]), CI_TASKS
+    return math.nan, math.nan, None
+
+
 def aggregate_cells(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Mean and 95 % CI over seeds per cell (dataset, setting, algorithm, variant).
 
@@ -284,12 +304,7 @@ def aggregate_cells(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
         metric = group["metric"].dropna()
         hib = group["higher_is_better"].dropna()
         n = len(ok)
-        if n >= 2:
-            mean, ci, kind = float(ok["mean"].mean()), t_halfwidth(ok["mean"], confidence), CI_SEEDS
-        elif n == 1:
-            mean, ci, kind = float(ok["mean"].iloc[0]), float(ok["ci95"].iloc[0]), CI_TASKS
-        else:
-            mean, ci, kind = math.nan, math.nan, None
+        mean, ci, kind = cell_ci(ok["mean"], ok["ci95"], confidence)
         div = group[group["status"] == "diverged"].sort_values("seed")
         is_r2 = len(metric) and metric.iloc[0] == "r2"
         median_task, tasks_above, tasks = r2_task_summary(ok["per_task"]) if is_r2 else (math.nan,) * 3
@@ -321,6 +336,43 @@ def _paired(base: Iterable[float], trl: Iterable[float], confidence: float) -> t
         p = float(stats.ttest_rel(trl_arr, base_arr).pvalue) if diff.size >= 2 else math.nan
     sd = float(diff.std(ddof=1)) if diff.size >= 2 else math.nan
     return float(diff.mean()), half, p, sd
+
+
+def paired_effect(base: dict, other: dict, confidence: float = 0.95) -> dict:
+    """The paired effect ``other - base`` of two cells, each ``{seed: record}`` of its ok runs
+    (a record: ``mean``, ``per_task``, optionally ``episodes_hash``): the one rule of the report
+    and the analyses (module doc). Seeds in both are paired; with one shared seed its per-task
+    values are (same test tasks, checked by ``episodes_hash`` when both record it).
+
+    Returns ``n``, ``diff``, ``ci95``, ``p``, ``sd``, ``mde``, ``pairing`` (:data:`PAIR_SEEDS`,
+    :data:`PAIR_TASKS` or None) and ``note``.
+
+    >>> e = paired_effect({0: {"mean": 0.6}, 1: {"mean": 0.7}, 2: {"mean": 0.5}},
+    ...                   {0: {"mean": 0.4}, 1: {"mean": 0.5}, 2: {"mean": 0.4}})
+    >>> round(e["diff"], 4), round(e["ci95"], 4), e["n"], e["pairing"]
+    (-0.1667, 0.1434, 3, 'paired over seeds')
+    """
+    row = dict(n=0, diff=math.nan, ci95=math.nan, p=math.nan, sd=math.nan, mde=math.nan, pairing=None, note=None)
+    seeds = sorted(set(base) & set(other))
+    if len(seeds) >= 2:
+        d, half, p, sd = _paired([base[s]["mean"] for s in seeds], [other[s]["mean"] for s in seeds], confidence)
+        row.update(n=len(seeds), diff=d, ci95=half, p=p, sd=sd, pairing=PAIR_SEEDS,
+                   mde=min_detectable_effect(sd, len(seeds), alpha=1 - confidence))
+    elif len(seeds) == 1:
+        b, t = base[seeds[0]], other[seeds[0]]
+        b_tasks, t_tasks = b.get("per_task") or (), t.get("per_task") or ()
+        b_hash, t_hash = b.get("episodes_hash"), t.get("episodes_hash")
+        same_hash = not (isinstance(b_hash, str) and isinstance(t_hash, str) and b_hash != t_hash)
+        if len(b_tasks) >= 2 and len(b_tasks) == len(t_tasks) and same_hash:
+            d, half, p, sd = _paired(b_tasks, t_tasks, confidence)
+            row.update(n=len(b_tasks), diff=d, ci95=half, p=p, sd=sd, pairing=PAIR_TASKS,
+                       mde=min_detectable_effect(sd, len(b_tasks), alpha=1 - confidence))
+        else:
+            row.update(n=1, diff=float(t["mean"] - b["mean"]),
+                       note="1 seed and no matching per-task values: no CI or test")
+    else:
+        row["note"] = "no seed with both variants ok"
+    return row
 
 
 def paired_differences(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -363,25 +415,8 @@ def paired_differences(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
                    pooled=None, note=None)
         seeds = sorted(set(base.index) & set(trl.index))
         row["pooled"] = pooling_note(ok[ok["seed"].isin(seeds)])
-        if len(seeds) >= 2:
-            d, half, p, sd = _paired(base.loc[seeds, "mean"], trl.loc[seeds, "mean"], confidence)
-            row.update(n=len(seeds), diff=d, ci95=half, p=p, sd=sd, pairing=PAIR_SEEDS,
-                       mde=min_detectable_effect(sd, len(seeds), alpha=1 - confidence))
-        elif len(seeds) == 1:
-            s = seeds[0]
-            b_tasks, t_tasks = base.loc[s, "per_task"], trl.loc[s, "per_task"]
-            b_hash = base.loc[s].get("episodes_hash") if "episodes_hash" in base else None
-            t_hash = trl.loc[s].get("episodes_hash") if "episodes_hash" in trl else None
-            same_hash = not (b_hash and t_hash and b_hash != t_hash)
-            if len(b_tasks) >= 2 and len(b_tasks) == len(t_tasks) and same_hash:
-                d, half, p, sd = _paired(b_tasks, t_tasks, confidence)
-                row.update(n=len(b_tasks), diff=d, ci95=half, p=p, sd=sd, pairing=PAIR_TASKS,
-                           mde=min_detectable_effect(sd, len(b_tasks), alpha=1 - confidence))
-            else:
-                row.update(n=1, diff=float(trl.loc[s, "mean"] - base.loc[s, "mean"]),
-                           note="1 seed and no matching per-task values: no CI or test")
-        else:
-            row["note"] = "no seed with both variants ok"
+        rec = lambda frame: {s: frame.loc[s].to_dict() for s in seeds}  # noqa: E731
+        row.update(paired_effect(rec(base), rec(trl), confidence))
         rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 
